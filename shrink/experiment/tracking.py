@@ -1,0 +1,31 @@
+"""Where results are recorded: one rule for the MLflow tracking URI, shared by every command."""
+
+import os
+from pathlib import Path
+
+DEFAULT_EXPERIMENT = "shrink"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI to use: ``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else a local
+    sqlite store ``mlflow.db`` in the working directory (MLflow's own default, made absolute so
+    that Ray workers, which run elsewhere, write to the same file)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def ensure_experiment(uri: str, name: str = DEFAULT_EXPERIMENT) -> str:
+    """Create the store and the experiment once, in the calling process, and return its id.
+
+    Call this in the driver before trials start: trials that create a fresh sqlite store
+    concurrently race on its schema migration and corrupt it.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name)
