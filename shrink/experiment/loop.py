@@ -75,6 +75,11 @@ def make_optimizer(model: nn.Module, recipe) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; known: adam, sgd")
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling/augmentation seed of ``epoch`` in a run seeded with ``seed``."""
+    return seed * 10_000 + epoch
+
+
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute: Compute,
                 ) -> EpochStats:
     """One pass over ``batches`` (pairs of input and label tensors already on the device), minimizing

@@ -22,7 +22,7 @@ import torch
 from shrink.experiment.checkpoint import atomic_write
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
-from shrink.experiment.loop import Compute, evaluate, make_optimizer, train_epoch
+from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
 from shrink.experiment.recipes import recipe_for
 from shrink.experiment.runtime import (configure_torch, default_device, git_commit, hardware,
                                        seed_everything, versions)
@@ -97,7 +97,7 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
     start = time.perf_counter()
     for epoch in range(1, recipe.epochs + 1):
         stats = train_epoch(net, optimizer, train.batches(recipe.batch_size, train=True, device=device,
-                                                          seed=seed * 10_000 + epoch), compute)
+                                                          seed=epoch_seed(seed, epoch)), compute)
         scores = evaluate(net, val, compute)
         if schedule is not None:
             schedule.step()

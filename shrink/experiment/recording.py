@@ -12,8 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
-
 from shrink.experiment.errors import RecordingError
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 
@@ -34,8 +32,9 @@ class TrialRecorder:
         """Start a new run holding ``params`` (stringified) and ``tags``."""
         from mlflow.entities import Param
 
-        client, uri = _client(uri)
+        uri = resolve_tracking_uri(uri)
         with _failing(uri, "creating the trial's run"):
+            client = _client(uri)
             experiment_id = ensure_experiment(uri, experiment_name)
             run = client.create_run(experiment_id, run_name=run_name, tags=_strings(tags))
             client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -44,8 +43,9 @@ class TrialRecorder:
     @classmethod
     def reopen(cls, uri: str | None, run_id: str) -> "TrialRecorder":
         """Continue an existing run (a resumed trial): mark it running again, drop an old failure."""
-        client, uri = _client(uri)
+        uri = resolve_tracking_uri(uri)
         with _failing(uri, f"reopening run {run_id}"):
+            client = _client(uri)
             run = client.get_run(run_id)
             if "shrink.failure" in run.data.tags:
                 client.delete_tag(run_id, "shrink.failure")
@@ -64,7 +64,7 @@ class TrialRecorder:
                 tags=[RunTag(k, v) for k, v in _strings(tags or {}).items()],
             )
 
-    def log_artifacts(self, layers: pd.DataFrame, config: dict) -> None:
+    def log_artifacts(self, layers: "pandas.DataFrame", config: dict) -> None:
         """The per-layer table as ``layers.csv`` and the resolved config as ``config.json``."""
         with tempfile.TemporaryDirectory(prefix="shrink-artifacts-") as tmp:
             layers.to_csv(Path(tmp) / "layers.csv", index=False)
@@ -72,10 +72,10 @@ class TrialRecorder:
             with self._failing("logging artifacts layers.csv and config.json"):
                 self.client.log_artifacts(self.run_id, tmp)
 
-    def finish(self) -> None:
-        """Mark the run finished."""
+    def finish(self, metrics: dict) -> None:
+        """Write the final ``metrics`` and mark the run finished."""
+        self.log_metrics(metrics, tags={"shrink.status": "finished"})
         with self._failing("ending the run"):
-            self.client.set_tag(self.run_id, "shrink.status", "finished")
             self.client.set_terminated(self.run_id, status="FINISHED")
 
     def fail(self, reason: str) -> None:
@@ -91,11 +91,10 @@ class TrialRecorder:
         return _failing(self.uri, f"{what} (run {self.run_id})")
 
 
-def _client(uri: str | None):
+def _client(uri: str):
     from mlflow import MlflowClient
 
-    uri = resolve_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri), uri
+    return MlflowClient(tracking_uri=uri)
 
 
 @contextlib.contextmanager
