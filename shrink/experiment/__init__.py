@@ -3,7 +3,7 @@
 from shrink.experiment.checkpoint import Checkpointer, DirectoryCheckpointer
 from shrink.experiment.config import PRESETS, FinetuneConfig, TrialConfig
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, RecordingError, TrialDiverged
-from shrink.experiment.pretrain import BaseCheckpoint, cache_root, load_base, pretrain
+from shrink.experiment.bases import BaseCheckpoint, cache_root, load_base, pretrain
 from shrink.experiment.recipes import RECIPES, Recipe
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT, ensure_experiment, resolve_tracking_uri
 from shrink.experiment.trial import run_trial

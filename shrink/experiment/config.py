@@ -146,14 +146,18 @@ class TrialConfig:
 
         from shrink import datasets, models, pruning
 
-        family = datasets.info(self.dataset).family
-        models.info(self.model)
+        try:
+            family = datasets.info(self.dataset).family
+            models.info(self.model)
+            strategy = pruning.resolve_strategy(self.strategy)
+        except ValueError as error:  # unknown names: the registries' messages list the known ones
+            raise ConfigError(str(error)) from None
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} was asked for but CUDA is not available here")
         return dataclasses.replace(
             self,
-            strategy=pruning.resolve_strategy(self.strategy),
+            strategy=strategy,
             finetune=self.finetune.resolved(family),
             device=device,
             threads=self.threads or torch.get_num_threads(),

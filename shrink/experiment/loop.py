@@ -67,11 +67,12 @@ def make_optimizer(model: nn.Module, recipe) -> torch.optim.Optimizer:
     """Adam or SGD over the model's parameters, from a recipe or fine-tuning config
     (``optimizer, lr, momentum, nesterov, weight_decay``)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    # Fused kernels: one update per step instead of a few small ops per tensor (faster on CPU and GPU).
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
-                               weight_decay=recipe.weight_decay)
+                               weight_decay=recipe.weight_decay, fused=True)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; known: adam, sgd")
 
 

@@ -15,9 +15,9 @@ import torch
 from shrink.experiment.checkpoint import Checkpointer
 from shrink.experiment.config import TrialConfig
 from shrink.experiment.data import load_splits
-from shrink.experiment.errors import CheckpointMismatch, MaskDrift, TrialDiverged
+from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
 from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
-from shrink.experiment.pretrain import BaseCheckpoint, load_base, pretrain
+from shrink.experiment.bases import BaseCheckpoint, load_base, pretrain
 from shrink.experiment.recording import PARENT_TAG, TrialRecorder
 from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
 
@@ -49,8 +49,9 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
 
     from shrink import models
 
-    model = models.create(config.model, num_classes=train.info.num_classes)
+    model = models.create(config.model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
     model.load_state_dict(load_base(base.path, base.sha256))
+    _check_feasible(config, model, train)
     compute = Compute.for_model(model, config.device, config.amp)
     model = compute.prepare(model)
     if state is None:
@@ -80,8 +81,7 @@ def _run(config, model, compute, splits, recorder, state, checkpointer, reporter
                     "best_model": _cpu_copy(model.state_dict()), "bad_epochs": 0, "elapsed_s": 0.0}
     else:
         masks, summary = state["masks"], state["summary"]
-        pruning.apply_masks(model, {k: m.to(config.device) for k, m in masks.items()})
-        model.load_state_dict(state["model"])
+        pruning.load_pruned(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng(state["rng"], config.device)
         progress = state["progress"]
@@ -113,7 +113,7 @@ def _run(config, model, compute, splits, recorder, state, checkpointer, reporter
         if checkpointer is not None:
             elapsed = progress["elapsed_s"] + time.perf_counter() - started
             checkpointer.save({
-                "run_id": recorder.run_id, "identity": _identity(config), "masks": _cpu_copy(masks),
+                "run_id": recorder.run_id, "identity": _identity(config), "masks": masks,
                 "summary": summary, "model": _cpu_copy(model.state_dict()),
                 "optimizer": optimizer.state_dict(), "rng": _get_rng(config.device),
                 "progress": {**progress, "elapsed_s": elapsed},
@@ -144,11 +144,11 @@ def _prune(model, config: TrialConfig, splits, compute: Compute, example: torch.
     train, val, test = splits
     dense_val, dense_test = evaluate(model, val, compute), evaluate(model, test, compute)
     inputs = targets = None
-    if pruning.strategies()[config.strategy].needs_data:
+    if _needs_data(config.strategy):
         inputs, targets = train.sample(config.prune_batch_size, seed=config.seed, device=config.device)
         inputs = compute.inputs(inputs)
-    masks = pruning.prune(model, config.strategy, config.compression, inputs=inputs, targets=targets,
-                          prune_classifier=config.prune_classifier, seed=config.seed)
+    masks = _cpu_copy(pruning.prune(model, config.strategy, config.compression, inputs=inputs, targets=targets,
+                                    prune_classifier=config.prune_classifier, seed=config.seed))
     size, nonzero = metrics.model_size(model)
     total_macs, nonzero_macs = metrics.macs(model, example)
     pruned_val = evaluate(model, val, compute)
@@ -161,6 +161,31 @@ def _prune(model, config: TrialConfig, splits, compute: Compute, example: torch.
         "theoretical_speedup": metrics.theoretical_speedup(model, example),
     }
     return masks, summary
+
+
+def _check_feasible(config: TrialConfig, model, train) -> None:
+    """The compression is reachable and the batches fit the training split, checked before any work."""
+    from shrink import pruning
+
+    reachable = pruning.max_compression(model, prune_classifier=config.prune_classifier)
+    if config.compression > reachable:
+        hint = "" if config.prune_classifier else " with the classifier unpruned (see prune_classifier)"
+        raise ConfigError(f"compression {config.compression:g} is unreachable for {config.model}: "
+                          f"at most {reachable:g}{hint}")
+    if config.finetune.batch_size > len(train):
+        raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} exceeds the {len(train)} "
+                          f"training examples of {config.dataset}")
+    if _needs_data(config.strategy) and config.prune_batch_size > len(train):
+        raise ConfigError(f"prune_batch_size {config.prune_batch_size} exceeds the {len(train)} "
+                          f"training examples of {config.dataset}")
+
+
+def _needs_data(strategy: str) -> bool:
+    """Whether ``strategy`` scores on data (a matched ``<family>:<strategy>`` scores like its ``<strategy>``)."""
+    from shrink import pruning
+
+    family, _, matched = strategy.partition(":")
+    return pruning.strategies()[matched or family].needs_data
 
 
 def _resolve_base(config: TrialConfig) -> BaseCheckpoint:

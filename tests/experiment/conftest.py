@@ -37,3 +37,42 @@ def read_run(mlflow_uri):
         return run, history
 
     return read
+
+
+@pytest.fixture(scope="session")
+def digits_base(tmp_path_factory):
+    """small-mlp pretrained on digits for 5 epochs, once per session, in its own cache."""
+    from shrink.experiment import pretrain
+
+    return pretrain("small-mlp", "digits", epochs=5, cache_dir=tmp_path_factory.mktemp("bases"), progress=None)
+
+
+@pytest.fixture
+def digits_trial(digits_base, mlflow_uri):
+    """``digits_trial(**overrides)``: a TrialConfig of small-mlp on digits pruned 4x, 2 epochs."""
+    from shrink.experiment import TrialConfig
+
+    def make(**overrides):
+        finetune = {"epochs": 2, **overrides.pop("finetune", {})}
+        return TrialConfig.from_dict({
+            "model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4.0,
+            "base_path": str(digits_base.path), "tracking_uri": mlflow_uri, "finetune": finetune, **overrides,
+        })
+
+    return make
+
+
+@pytest.fixture
+def cifar_root(tmp_path):
+    """Tiny CIFAR-10 files (5 x 40 training images, 50 test images of noise) in the pickle format."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "cifar10"
+    root.mkdir()
+    for name, n in [*((f"data_batch_{i}", 40) for i in range(1, 6)), ("test_batch", 50)]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(range(10)) * (n // 10)}
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return root

@@ -88,7 +88,7 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
     configure_torch(device, threads, deterministic=False)
     seed_everything(seed)
     train, val, test = load_splits(dataset, data_root, val_fraction, split_seed)
-    net = models.create(model, num_classes=train.info.num_classes)
+    net = models.create(model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
     compute = Compute.for_model(net, device)
     net = compute.prepare(net)
     optimizer = make_optimizer(net, recipe)
