@@ -2,6 +2,7 @@
 
 Per batch: gather by a seeded permutation, augment with batched tensor ops, convert and normalize. No
 DataLoader and no worker processes. The tensor moves to a device once and stays cached there.
+(``index_select`` and ``gather``, not advanced indexing: on CPU uint8 the latter is 10-100x slower.)
 """
 
 from collections.abc import Iterator
@@ -63,7 +64,7 @@ class TensorSplit(Split):
         generator = torch.Generator().manual_seed(seed)
         images, labels, scale, shift = self._on(device)
         idx = torch.randperm(len(self), generator=generator)[:n].to(images.device)
-        return self._normalize(self._center(images[idx]), scale, shift), labels[idx]
+        return self._normalize(self._center(images.index_select(0, idx)), scale, shift), labels.index_select(0, idx)
 
     def _eval_batches(self, batch_size: int, device) -> Iterator[tuple[Tensor, Tensor]]:
         images, labels, scale, shift = self._on(device)
@@ -80,23 +81,24 @@ class TensorSplit(Split):
             if self.crop_padding or self.hflip:
                 x = self._crop_flip(images, idx, generator)
             else:
-                x = images[idx]
-            yield self._normalize(x, scale, shift), labels[idx]
+                x = images.index_select(0, idx)
+            yield self._normalize(x, scale, shift), labels.index_select(0, idx)
 
     def _crop_flip(self, padded: Tensor, idx: Tensor, generator: torch.Generator | None) -> Tensor:
-        """One gather from the padded images: a random window per image, mirrored where flipped."""
+        """The batch's padded images, then one gather of a random window per image, mirrored where flipped."""
         _, height, width = self.info.input_shape
         b, p, dev = len(idx), self.crop_padding, padded.device
+        channels, padded_height, padded_width = padded.shape[1:]
         top = torch.randint(0, 2 * p + 1, (b, 1), generator=generator).to(dev)
         left = torch.randint(0, 2 * p + 1, (b, 1), generator=generator).to(dev)
         cols = torch.arange(width, device=dev).expand(b, width)
         if self.hflip:
             flip = (torch.rand(b, 1, generator=generator) < 0.5).to(dev)
             cols = torch.where(flip, width - 1 - cols, cols)
-        rows = (top + torch.arange(height, device=dev))[:, None, :, None]
-        cols = (left + cols)[:, None, None, :]
-        channels = torch.arange(padded.shape[1], device=dev)[None, :, None, None]
-        return padded[idx[:, None, None, None], channels, rows, cols]
+        rows = top + torch.arange(height, device=dev)
+        window = (rows[:, :, None] * padded_width + (left + cols)[:, None, :]).view(b, 1, height * width)
+        images = padded.index_select(0, idx).view(b, channels, padded_height * padded_width)
+        return images.gather(2, window.expand(b, channels, height * width)).view(b, channels, height, width)
 
     def _center(self, x: Tensor) -> Tensor:
         p = self.crop_padding
