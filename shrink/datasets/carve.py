@@ -11,6 +11,12 @@ def check_fraction(fraction: float, what: str = "val_fraction") -> None:
         raise ValueError(f"{what} must be a number strictly between 0 and 1, got {fraction!r}")
 
 
+def check_seed(seed: int, what: str = "split_seed") -> None:
+    """``ValueError`` unless ``seed`` is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {seed!r}")
+
+
 def stratified(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split example indices into ``(kept, carved)``, both sorted.
 
@@ -18,8 +24,7 @@ def stratified(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarr
     permutation from ``numpy.random.default_rng(seed)`` (classes in ascending order), are carved out.
     """
     check_fraction(fraction)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"split seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     carved = []

@@ -9,8 +9,10 @@ only when a split is opened.
 """
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -91,22 +93,28 @@ class ImageFolderSource(Source):
         return directory if (directory / "train").is_dir() and (directory / "val").is_dir() else None
 
     def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int) -> Split:
-        from torchvision.datasets import ImageFolder
-
-        train = ImageFolder(path / "train")
-        labels = np.asarray(train.targets)
-        kept, carved = stratified(labels, val_fraction, split_seed)
+        classes, train = _scan(path / "train")
+        kept, carved = stratified(np.array([label for _, label in train]), val_fraction, split_seed)
         identity = split_hash(self.info.name, split_seed, val_fraction, kept, carved)
         if split == "test":
-            test = ImageFolder(path / "val")
-            if test.classes != train.classes:
+            test_classes, samples = _scan(path / "val")
+            if test_classes != classes:
                 raise DatasetFormatError(
-                    f"{path}: val/ has {len(test.classes)} class folders and train/ {len(train.classes)}; they must be the same"
+                    f"{path}: val/ has {len(test_classes)} class folders and train/ {len(classes)}; they must be the same"
                 )
-            samples = test.samples
         else:
-            samples = [train.samples[i] for i in (kept if split == "train" else carved)]
-        return ImageFolderSplit(replace(self.info, num_classes=len(train.classes)), split, identity, samples)
+            samples = [train[i] for i in (kept if split == "train" else carved)]
+        return ImageFolderSplit(replace(self.info, num_classes=len(classes)), split, identity, samples)
+
+
+@lru_cache(maxsize=4)
+def _scan(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names and ``(path, label)`` pairs of an ImageFolder tree; the last few scans stay cached."""
+    from torchvision.datasets import ImageFolder
+
+    print(f"shrink: scanning {folder} ...", file=sys.stderr, flush=True)
+    tree = ImageFolder(folder)
+    return tree.classes, tree.samples
 
 
 IMAGENET = ImageFolderSource(

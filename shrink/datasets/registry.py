@@ -5,7 +5,7 @@ from pathlib import Path
 
 from shrink.datasets import cifar, digits, idx, imagefolder
 from shrink.datasets.base import SPLITS, DatasetInfo, DatasetNotFound, Split, UnknownDataset, cache_root, search_dirs
-from shrink.datasets.carve import check_fraction
+from shrink.datasets.carve import check_fraction, check_seed
 from shrink.datasets.download import DownloadFailed, download, downloads_disabled
 from shrink.datasets.source import Source
 
@@ -67,8 +67,7 @@ def load(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     check_fraction(val_fraction)
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise ValueError(f"split_seed must be a non-negative integer, got {split_seed!r}")
+    check_seed(split_seed)
     return source.open(fetch(name, root), split, val_fraction=val_fraction, split_seed=split_seed)
 
 

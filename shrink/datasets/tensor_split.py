@@ -111,6 +111,8 @@ class TensorSplit(Split):
     def _on(self, device: str | torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Images (padded once for cropping), labels and normalization constants on ``device``, cached."""
         device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         if device not in self._devices:
             images = self.images.to(device)
             if self.crop_padding:
