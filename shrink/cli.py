@@ -35,7 +35,7 @@ def list_models() -> None:
 
 @list_.command("datasets")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Also look for the files here.")
-@click.option("-v", "--verbose", is_flag=True, help="For missing datasets, say where shrink looked and how to provide them.")
+@click.option("-v", "--verbose", is_flag=True, help="Say where shrink looked for missing datasets and how to provide them.")
 def list_datasets(data_root: str | None, verbose: bool) -> None:
     """Datasets: name, input shape (C, H, W), classes, family, where the files are, training augmentation."""
     from shrink import datasets
@@ -49,7 +49,8 @@ def list_datasets(data_root: str | None, verbose: bool) -> None:
         except datasets.DatasetNotFound as err:
             where = "missing"
             missing.append(str(err))
-        click.echo(f"{dataset.name:<14} {shape:<10} {dataset.num_classes:>7}  {dataset.family:<9} {where:<40} {dataset.augmentation}")
+        row = f"{dataset.name:<14} {shape:<10} {dataset.num_classes:>7}  {dataset.family:<9} {where:<40}"
+        click.echo(f"{row} {dataset.augmentation}")
     if missing and verbose:
         click.echo("\n" + "\n".join(missing))
     elif missing:

@@ -27,6 +27,10 @@ class DatasetInfo:
     augmentation: str
     source: str
 
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: unknown family {self.family!r}; families: {', '.join(FAMILIES)}")
+
 
 class UnknownDataset(ValueError):
     """A dataset name that shrink does not know."""

@@ -21,6 +21,7 @@ from shrink.datasets.source import ArraySource
 
 AUGMENTATION = "random 32x32 crop of the 4-pixel zero-padded image, horizontal flip p=0.5"
 PAPER = "Krizhevsky 2009, Learning Multiple Layers of Features from Tiny Images"
+TORONTO = "https://www.cs.toronto.edu/~kriz"
 
 _ARRAY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -56,7 +57,16 @@ def read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
 class CifarSource(ArraySource):
     """A CIFAR dataset: ``train_files`` and ``test_files`` in ``folder`` or directly in the directory."""
 
-    def __init__(self, info: DatasetInfo, *, folder: str, train_files: tuple[str, ...], test_files: tuple[str, ...], label_key: str, **kwargs):
+    def __init__(
+        self,
+        info: DatasetInfo,
+        *,
+        folder: str,
+        train_files: tuple[str, ...],
+        test_files: tuple[str, ...],
+        label_key: str,
+        **kwargs,
+    ):
         needs = f"{', '.join(train_files + test_files)} (or their folder {folder})"
         super().__init__(info, crop_padding=4, hflip=True, needs=needs, **kwargs)
         self.folder = folder
@@ -96,7 +106,7 @@ CIFAR10 = CifarSource(
     train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
     test_files=("test_batch",),
     label_key="labels",
-    downloads=(Download("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+    downloads=(Download(f"{TORONTO}/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
 )
 
 CIFAR100 = CifarSource(
@@ -114,5 +124,5 @@ CIFAR100 = CifarSource(
     train_files=("train",),
     test_files=("test",),
     label_key="fine_labels",
-    downloads=(Download("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
+    downloads=(Download(f"{TORONTO}/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
 )

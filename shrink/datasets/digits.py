@@ -44,7 +44,9 @@ class DigitsSource(ArraySource):
         except (OSError, EOFError, ValueError) as err:
             raise DatasetFormatError(f"cannot read {path / FILE} as a digits CSV: {err}") from None
         if table.ndim != 2 or table.shape[1] != 65:
-            raise DatasetFormatError(f"{path / FILE} has shape {table.shape}, expected 65 columns (64 pixels and a label)")
+            raise DatasetFormatError(
+                f"{path / FILE} has shape {table.shape}, expected 65 columns (64 pixels and a label)"
+            )
         images = np.rint(table[:, :64] * 255 / 16).astype(np.uint8).reshape(-1, 1, 8, 8)
         labels = table[:, 64].astype(np.int64)
         pool, test = stratified(labels, TEST_FRACTION, TEST_SEED)

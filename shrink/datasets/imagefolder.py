@@ -52,7 +52,9 @@ class _Images(Dataset):
 class ImageFolderSplit(Split):
     """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes."""
 
-    def __init__(self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int = WORKERS):
+    def __init__(
+        self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int = WORKERS
+    ):
         super().__init__(info, split, split_hash)
         self.samples = samples
         self.workers = workers
@@ -65,7 +67,9 @@ class ImageFolderSplit(Split):
     ) -> Iterator[tuple[Tensor, Tensor]]:
         check_batch_size(batch_size)
         if train and batch_size > len(self):
-            raise ValueError(f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}")
+            raise ValueError(
+                f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}"
+            )
         device = torch.device(device)
         loader = DataLoader(
             _Images(self.samples, _transform(self.info, train)),
@@ -100,7 +104,8 @@ class ImageFolderSource(Source):
             test_classes, samples = _scan(path / "val")
             if test_classes != classes:
                 raise DatasetFormatError(
-                    f"{path}: val/ has {len(test_classes)} class folders and train/ {len(classes)}; they must be the same"
+                    f"{path}: val/ has {len(test_classes)} class folders and train/ {len(classes)}; "
+                    "they must be the same"
                 )
         else:
             samples = [train[i] for i in (kept if split == "train" else carved)]
@@ -128,5 +133,6 @@ IMAGENET = ImageFolderSource(
         augmentation="RandomResizedCrop(224), horizontal flip p=0.5; evaluation Resize(256), CenterCrop(224)",
         source="Russakovsky et al. 2015, ImageNet Large Scale Visual Recognition Challenge (ILSVRC 2012)",
     ),
-    needs="ILSVRC 2012 as train/<class>/*.JPEG and val/<class>/*.JPEG (no automatic download: its licence needs a sign-up)",
+    needs="ILSVRC 2012 as train/<class>/*.JPEG and val/<class>/*.JPEG "
+    "(no automatic download: its licence needs a sign-up)",
 )

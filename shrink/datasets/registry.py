@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 from shrink.datasets import cifar, digits, idx, imagefolder
 from shrink.datasets.base import SPLITS, DatasetInfo, DatasetNotFound, Split, UnknownDataset, cache_root, search_dirs
@@ -31,8 +32,11 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
     Never downloads; raises ``DatasetNotFound`` with a one-line message (places searched, how to provide).
     """
     source = _source(name)
-    note = f"; load() would try the canonical download from {source.downloads[0].url.rsplit('/', 1)[0]}" if source.downloads else ""
-    return _find(source, root) or _raise_not_found(source, root, note)
+    found = _find(source, root)
+    if found:
+        return found
+    host = source.downloads[0].url.rsplit("/", 1)[0] if source.downloads else None
+    _raise_not_found(source, root, f"; load() would try the canonical download from {host}" if host else "")
 
 
 def fetch(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -86,7 +90,7 @@ def _find(source: Source, root) -> Path | None:
     return None
 
 
-def _raise_not_found(source: Source, root, note: str):
+def _raise_not_found(source: Source, root, note: str) -> NoReturn:
     name = source.info.name
     places = ", ".join(str(d) for d in search_dirs(name, root, source.system_dirs))
     ways = [source.provide] if source.provide else []

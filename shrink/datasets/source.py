@@ -84,11 +84,13 @@ def _read_checked(source: ArraySource, path: Path) -> tuple[np.ndarray, np.ndarr
     for part, images, labels in (("training", *arrays[:2]), ("test", *arrays[2:])):
         if images.dtype != np.uint8 or images.shape[1:] != shape or labels.shape != images.shape[:1]:
             raise DatasetFormatError(
-                f"{source.info.name} {part} data in {path}: expected uint8 images of shape (N, {', '.join(map(str, shape))}) "
-                f"and N labels, got {images.dtype} {images.shape} and {labels.shape[0]} labels"
+                f"{source.info.name} {part} data in {path}: expected uint8 images of shape "
+                f"(N, {', '.join(map(str, shape))}) and N labels, "
+                f"got {images.dtype} {images.shape} and {labels.shape[0]} labels"
             )
         if len(labels) and not 0 <= labels.min() <= labels.max() < classes:
             raise DatasetFormatError(
-                f"{source.info.name} {part} labels in {path} range over [{labels.min()}, {labels.max()}], expected [0, {classes - 1}]"
+                f"{source.info.name} {part} labels in {path} range over [{labels.min()}, {labels.max()}], "
+                f"expected [0, {classes - 1}]"
             )
     return arrays

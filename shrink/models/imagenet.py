@@ -28,7 +28,10 @@ TORCHVISION = {
     "resnet50": (RESNET, "ResNet-50 v1.5 (stride 2 in the 3x3 convolution), bottleneck blocks"),
     "resnet101": (RESNET, "ResNet-101 v1.5, bottleneck blocks"),
     "resnet152": (RESNET, "ResNet-152 v1.5, bottleneck blocks"),
-    "mobilenet_v2": ("Sandler et al. 2018, MobileNetV2: Inverted Residuals and Linear Bottlenecks (CVPR)", "MobileNetV2, width 1.0"),
+    "mobilenet_v2": (
+        "Sandler et al. 2018, MobileNetV2: Inverted Residuals and Linear Bottlenecks (CVPR)",
+        "MobileNetV2, width 1.0",
+    ),
     "densenet121": ("Huang et al. 2017, Densely Connected Convolutional Networks (CVPR)", "DenseNet-121, growth rate 32"),
 }  # fmt: skip
 
@@ -47,7 +50,7 @@ def build(name: str, num_classes: int, input_shape: Shape) -> nn.Module:
 
 MODELS = tuple(
     (
-        ModelInfo(name, input_shape=(3, 224, 224), num_classes=1000, paper=paper, description=f"torchvision {description}"),
+        ModelInfo(name, (3, 224, 224), num_classes=1000, paper=paper, description=f"torchvision {description}"),
         partial(build, name),
     )
     for name, (paper, description) in TORCHVISION.items()

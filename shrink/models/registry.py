@@ -75,11 +75,14 @@ def _entry(name: str) -> tuple[ModelInfo, Builder]:
 
 def _load_weights(model: nn.Module, path: Path, name: str) -> None:
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist (weights= takes a local state-dict file; shrink never downloads)")
+        raise WeightsError(
+            f"weights file {path} does not exist (weights= takes a local state-dict file; shrink never downloads)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises pickle, zip and runtime errors for foreign files
-        raise WeightsError(f"cannot read weights file {path} as a torch state dict: {str(err).splitlines()[0]}") from None
+        reason = str(err).splitlines()[0]
+        raise WeightsError(f"cannot read weights file {path} as a torch state dict: {reason}") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict of tensors")
     own = model.state_dict()
