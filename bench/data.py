@@ -15,7 +15,10 @@ out for validation), then times one training epoch per batch size of
 Both produce normalized float32 batches on the CPU. Prints images/s of both and their ratio; the
 target on a 2-core machine is at least 3x.
 
-    python bench/data.py [--images 50000] [--batch-sizes 64 128] [--workers 2]
+    python bench/data.py [--images 50000] [--batch-sizes 64 128] [--workers 2] [--threads N]
+
+On a busy machine, two torch threads can be many times slower than one (OpenMP threads wait for each
+other); the DataLoader's workers use one thread each. ``--threads 1`` compares like with like.
 """
 
 import argparse
@@ -72,7 +75,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50_000, help="training images to write (default 50000)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
+    parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from torchvision import transforms as T
 
