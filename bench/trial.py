@@ -6,14 +6,17 @@ download is needed; throughput does not depend on their content. Both loops run 
 preset (Adam, lr 3e-4, batch 64) with random-crop and flip augmentation on the same pruned model
 (global magnitude, 4x); the plain loop re-applies the masks after each step as ShrinkBench does.
 
-    python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--workers 2]
+    python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--workers 2] [--threads N]
 
 Prints images/s of each loop and their ratio (target on CPU: shrink at least 1.5x the plain loop).
+On a busy machine two torch threads can be far slower than one; ``--threads 1`` compares like with like
+(each DataLoader worker uses one thread).
 """
 
 import argparse
 import copy
 import pickle
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's shrink, not an installed one
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -84,7 +89,11 @@ def main() -> None:
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain loop")
+    parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
+    parser.add_argument("--amp", action="store_true", help="shrink loop with bf16 autocast (a trial's amp=true)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import torchvision.transforms as T
 
@@ -98,7 +107,7 @@ def main() -> None:
         write_cifar10(Path(tmp), args.images, 1000)
         train = datasets.load("cifar10", "train", root=tmp)
         model = models.create(args.model, num_classes=10)
-        compute = Compute.for_model(model, args.device)
+        compute = Compute.for_model(model, args.device, amp=args.amp or None)
         model = compute.prepare(model)
         masks = pruning.prune(model, "global-magnitude", 4.0)
 

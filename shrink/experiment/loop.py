@@ -28,11 +28,11 @@ class Compute:
 
     @classmethod
     def for_model(cls, model: nn.Module, device: str, amp: bool | None = None) -> "Compute":
-        """The defaults: on CUDA, bf16 autocast (unless ``amp`` says otherwise) and channels-last
-        for convolutional nets; on CPU, plain float32 (bf16 only when ``amp`` asks for it)."""
-        cuda = device.startswith("cuda")
+        """The defaults: bf16 autocast on CUDA (``amp`` overrides it; on CPU it is opt-in, since it
+        changes the numbers), channels-last memory for convolutional nets on any device (measured on
+        this project's 2-core CPU: 1.25x for resnet20 and 1.45x for small-cnn per training step)."""
         convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
-        return cls(device, amp=cuda if amp is None else amp, channels_last=cuda and convolutional)
+        return cls(device, amp=device.startswith("cuda") if amp is None else amp, channels_last=convolutional)
 
     def autocast(self):
         """bf16 autocast when ``amp`` is on, else a no-op context."""

@@ -181,11 +181,9 @@ def _check_feasible(config: TrialConfig, model, train) -> None:
 
 
 def _needs_data(strategy: str) -> bool:
-    """Whether ``strategy`` scores on data (a matched ``<family>:<strategy>`` scores like its ``<strategy>``)."""
     from shrink import pruning
 
-    family, _, matched = strategy.partition(":")
-    return pruning.strategies()[matched or family].needs_data
+    return pruning.get_strategy(strategy).needs_data
 
 
 def _resolve_base(config: TrialConfig) -> BaseCheckpoint:
