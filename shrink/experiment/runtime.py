@@ -29,7 +29,8 @@ def configure_torch(device: str, threads: int | None, deterministic: bool) -> No
         torch.set_num_threads(threads)
     if deterministic and device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)  # the first call imports inductor (~2 s)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = device.startswith("cuda") and not deterministic
 
@@ -43,7 +44,7 @@ def hardware(device: str) -> str:
     """The GPU's name, or the CPU's model and torch's thread count."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{_cpu_model()} ({torch.get_num_threads()} threads)"
+    return f"{_cpu_model()} (torch threads: {torch.get_num_threads()})"
 
 
 @functools.cache

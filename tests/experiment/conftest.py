@@ -6,6 +6,18 @@ import shutil
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_settings():
+    """Trials set torch's thread count and determinism for the process; give the next test them back."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)
+
+
 @pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory):
     from mlflow import MlflowClient
@@ -44,19 +56,22 @@ def digits_base(tmp_path_factory):
     """small-mlp pretrained on digits for 5 epochs, once per session, in its own cache."""
     from shrink.experiment import pretrain
 
-    return pretrain("small-mlp", "digits", epochs=5, cache_dir=tmp_path_factory.mktemp("bases"), progress=None)
+    return pretrain("small-mlp", "digits", epochs=5, cache_dir=tmp_path_factory.mktemp("bases"), threads=1,
+                    progress=None)
 
 
 @pytest.fixture
 def digits_trial(digits_base, mlflow_uri):
-    """``digits_trial(**overrides)``: a TrialConfig of small-mlp on digits pruned 4x, 2 epochs."""
+    """``digits_trial(**overrides)``: a TrialConfig of small-mlp on digits pruned 4x, 2 epochs, 1 thread
+    (a tiny model gains nothing from more, and loses a lot when other processes share the cores)."""
     from shrink.experiment import TrialConfig
 
     def make(**overrides):
         finetune = {"epochs": 2, **overrides.pop("finetune", {})}
         return TrialConfig.from_dict({
             "model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4.0,
-            "base_path": str(digits_base.path), "tracking_uri": mlflow_uri, "finetune": finetune, **overrides,
+            "base_path": str(digits_base.path), "tracking_uri": mlflow_uri, "finetune": finetune, "threads": 1,
+            **overrides,
         })
 
     return make

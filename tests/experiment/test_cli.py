@@ -8,7 +8,8 @@ from shrink.cli import main
 
 
 def test_pretrain_prints_the_checkpoint_and_a_second_call_reuses_it(tmp_path):
-    args = ["pretrain", "--model", "small-mlp", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "b")]
+    args = ["pretrain", "--model", "small-mlp", "--dataset", "digits", "--epochs", "1", "--threads", "1",
+            "--out", str(tmp_path / "b")]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
@@ -22,7 +23,7 @@ def test_pretrain_prints_the_checkpoint_and_a_second_call_reuses_it(tmp_path):
 def test_trial_prints_epochs_and_final_metrics(digits_base, mlflow_uri):
     result = CliRunner().invoke(main, [
         "trial", "--model", "small-mlp", "--dataset", "digits", "--strategy", "global-magnitude",
-        "--compression", "4", "--base", str(digits_base.path), "--epochs", "1", "--tracking-uri", mlflow_uri,
+        "--compression", "4", "--base", str(digits_base.path), "--epochs", "1", "--threads", "1", "--tracking-uri", mlflow_uri,
         "--set", "finetune.lr=1e-3", "--set", "prune_classifier=true"])
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("epoch 1: train loss ")

@@ -12,7 +12,7 @@ from shrink.experiment import CheckpointMismatch, ConfigError, cache_root, load_
 
 def test_pretrain_writes_a_hash_named_checkpoint_and_sidecar_then_reuses_it(tmp_path, monkeypatch):
     lines = []
-    base = pretrain("small-cnn", "digits", epochs=2, seed=3, progress=lines.append)
+    base = pretrain("small-cnn", "digits", epochs=2, seed=3, threads=1, progress=lines.append)
 
     data = base.path.read_bytes()
     assert base.sha256 == hashlib.sha256(data).hexdigest()

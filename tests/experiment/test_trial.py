@@ -57,7 +57,7 @@ def test_a_trial_records_every_field_of_the_schema(digits_trial, digits_base, ml
     assert tags["shrink.split_hash"] == datasets.load("digits", "train").split_hash
     assert tags.get("shrink.git_commit") == git_commit()  # None (no tag) outside a git checkout
     assert json.loads(tags["shrink.versions"])["torch"] == metadata.version("torch")
-    assert tags["shrink.hardware"].endswith(f"({torch.get_num_threads()} threads)")
+    assert tags["shrink.hardware"].endswith("(torch threads: 1)")
 
     assert set(history) == EPOCH_METRICS | FINAL_METRICS
     assert all([step for step, _ in history[key]] == [1, 2] for key in EPOCH_METRICS)
@@ -72,10 +72,14 @@ def test_a_trial_records_every_field_of_the_schema(digits_trial, digits_base, ml
 
 
 def test_same_config_and_seed_give_the_same_masks_and_metrics(digits_trial, read_run, tmp_path):
+    def deterministic_algorithms_on(epoch, metrics):
+        assert torch.are_deterministic_algorithms_enabled()
+
     runs = []
     for name in ("a", "b"):
         checkpointer = DirectoryCheckpointer(tmp_path / name)
-        result = run_trial(digits_trial(strategy="random", seed=5), checkpointer=checkpointer)
+        result = run_trial(digits_trial(strategy="random", seed=5, deterministic=True), checkpointer=checkpointer,
+                           reporter=deterministic_algorithms_on)
         runs.append((result, checkpointer.load()["masks"], read_run(result["run_id"])[1]))
     (first, masks_a, history_a), (second, masks_b, history_b) = runs
     assert first["run_id"] != second["run_id"]
@@ -191,11 +195,11 @@ def test_a_saved_state_of_another_trial_is_refused(digits_trial, tmp_path):
 
 
 def test_a_trial_on_cifar_format_files_with_a_data_driven_strategy(cifar_root, mlflow_uri, read_run):
-    base = pretrain("small-cnn", "cifar10", epochs=1, data_root=str(cifar_root), progress=None)
+    base = pretrain("small-cnn", "cifar10", epochs=1, data_root=str(cifar_root), threads=1, progress=None)
     config = TrialConfig.from_dict({
         "model": "small-cnn", "dataset": "cifar10", "strategy": "global-gradient", "compression": 4.0,
         "prune_classifier": True, "data_root": str(cifar_root), "base_path": str(base.path), "prune_batch_size": 32,
-        "tracking_uri": mlflow_uri, "finetune": {"epochs": 1, "batch_size": 16},
+        "tracking_uri": mlflow_uri, "threads": 1, "finetune": {"epochs": 1, "batch_size": 16},
     })
     result = run_trial(config)
     run, history = read_run(result["run_id"])
@@ -221,6 +225,6 @@ def test_impossible_requests_fail_before_any_work(digits_trial, mlflow_uri):
 
 
 def test_a_base_made_for_another_model_is_refused(digits_trial, tmp_path):
-    other = pretrain("small-cnn", "digits", epochs=1, progress=None)
+    other = pretrain("small-cnn", "digits", epochs=1, threads=1, progress=None)
     with pytest.raises(CheckpointMismatch, match=r"is small-cnn on digits, the trial is small-mlp on digits"):
         run_trial(digits_trial(base_path=str(other.path)))
