@@ -41,7 +41,7 @@ def prune(
         targets=None if targets is None else targets.to(device),
         generator=_generator(seed),
     )
-    masks = _masks(chosen, ctx, keep)
+    masks = _masks(chosen, ctx, keep) if layers else {}
     apply_masks(model, masks)
     return masks
 
