@@ -34,8 +34,8 @@ MATCHED = {
 @dataclass(frozen=True)
 class ScoreContext:
     """What a scoring function may look at: the model, the layers owning the prunable weights (keyed by
-    the weight's parameter name, in model order), the batch for data-driven strategies, and a seeded CPU
-    generator for random ones."""
+    the weight's parameter name, in model order), the batch for data-driven strategies, and a CPU
+    generator for random ones (seeded from ``prune``'s ``seed``, else torch's global generator)."""
 
     model: nn.Module
     layers: dict[str, nn.Module]
@@ -112,6 +112,8 @@ def strategies() -> dict[str, Strategy]:
 
 def resolve_strategy(name: str) -> str:
     """Canonical name for a strategy name or alias, including ``<family>:<strategy>`` matched names."""
+    if not isinstance(name, str):
+        raise TypeError(f"strategy must be a name (str), got {type(name).__name__}")
     _load_plugins()
     family, _, base = name.partition(":")
     if base:

@@ -55,7 +55,7 @@ def networks(draw):
     return model, inputs, torch.randint(0, classes, (3,))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(network=networks(), position=st.floats(0, 1), prune_classifier=st.booleans())
 def test_every_strategy_keeps_round_total_over_compression_nonzero(network, position, prune_classifier):
     model, inputs, targets = network
