@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from shrink.pruning.select import proportional_counts, select_global, select_per_layer
+from shrink.pruning.select import _sparse_nonzero, proportional_counts, select_global, select_per_layer
 
 
 def _as_lists(masks):
@@ -93,3 +93,11 @@ def test_negative_zero_counts_as_zero():
 def test_bad_scores_are_rejected(score, error, message):
     with pytest.raises(error, match=message):
         select_global({"w": score}, 1)
+
+
+def test_sparse_nonzero_finds_every_flag_in_order_whatever_the_length():
+    generator = torch.Generator().manual_seed(0)
+    for length in [0, 1, 7, 8, 9, 23, 64, 1001]:
+        for density in (0.01, 0.5, 1.0):
+            flags = torch.rand(length, generator=generator) < density
+            assert torch.equal(_sparse_nonzero(flags), flags.nonzero().squeeze(1)), (length, density)
