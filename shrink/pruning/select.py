@@ -4,10 +4,10 @@ Scores are non-negative float (compared as float32) or int32 tensors. They are c
 int32 bit patterns, which order exactly like the values, so selection is integer work on the scores'
 device, with no numpy round trip and no copy of the scores.
 
-Finding the k-th largest of N keys: a strided sample of at most 65,536 keys is sorted, and a bracket
-[lo, hi] around the sample's k/N quantile (with a margin of four binomial standard deviations) is checked
-by exact counting in one sweep over all keys (two comparisons per key): the keys above ``hi`` are kept,
-and the few keys inside the bracket are gathered and searched for the exact k-th largest. If the sample
+Finding the k-th largest of N keys: a strided sample of about 65,536 keys gives a bracket [lo, hi]
+around its k/N quantile (with a margin of four binomial standard deviations), which is checked by exact
+counting in one sweep over all keys (two comparisons per key): the keys above ``hi`` are kept, and the
+few keys inside the bracket are gathered and searched for the exact k-th largest. If the sample
 misled the bracket, the count says on which side the k-th largest lies and a second sweep searches that
 whole side, so the result is always exact. A global selection is one such search over all tensors
 together, without materializing their concatenation.
@@ -114,7 +114,7 @@ def _top_k(keys: list[Tensor], k: int) -> list[Tensor]:
 
 def _bracket(keys: list[Tensor], k: int, total: int) -> tuple[int, int]:
     """Keys [lo, hi] that very probably hold the k-th largest key, from a strided sample."""
-    stride = max(1, total // _SAMPLE)
+    stride = -(-total // _SAMPLE)  # ceil: at most _SAMPLE + len(keys) sampled keys
     sample = torch.cat([key[::stride].cpu() for key in keys])
     size, keep = len(sample), k / total
     margin = 4 * math.sqrt(size * keep * (1 - keep)) + 4
