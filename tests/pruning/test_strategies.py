@@ -112,6 +112,22 @@ def test_random_is_exact_and_reproducible_from_the_seed():
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 
+def test_without_a_seed_random_follows_torchs_global_generator():
+    def masks():
+        torch.manual_seed(5)
+        return prune(nn.Sequential(nn.Linear(20, 30), nn.Linear(30, 10)), "random", 1.5)["0.weight"]
+
+    assert torch.equal(masks(), masks())
+
+
+def test_compression_one_prunes_nothing():
+    model = nn.Sequential(nn.Linear(4, 5), nn.Linear(5, 2))
+    before = [param.clone() for param in model.parameters()]
+    masks = prune(model, "global-magnitude", 1)
+    assert all(mask.all() for mask in masks.values())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 def test_random_is_uniform_over_positions():
     # Keep 5 of 20 weights 800 times: each weight is kept with probability 1/4 (sd of the count ~12).
     layer = nn.Linear(4, 5, bias=False)
