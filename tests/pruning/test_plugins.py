@@ -74,7 +74,7 @@ def test_list_strategies_prints_an_aligned_table():
     result = CliRunner().invoke(main, ["list", "strategies"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0] == "NAME                          ALIASES          NEEDS DATA     DESCRIPTION"
+    assert lines[0] == "name                          aliases          needs data     description"
     assert lines[1] == "global-magnitude              GlobalMagWeight  no             |w|, ranked over the whole network"
     assert lines[8] == "layer-random                  -                no             " \
                        "uniformly random weights, the same fraction kept in every layer"
