@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from shrink.eval_mode import eval_mode
+
 
 def evaluate(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device | str | None = None
@@ -21,21 +23,16 @@ def evaluate(
         device = next(model.parameters(), torch.empty(0)).device
     top1 = top5 = n = 0
     loss = 0.0
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for inputs, targets in batches:
-                inputs, targets = inputs.to(device), targets.to(device)
-                logits = model(inputs)
-                loss += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
-                best = logits.topk(min(5, logits.shape[1]), dim=1).indices
-                hits = best == targets[:, None]
-                top1 += int(hits[:, 0].sum())
-                top5 += int(hits.any(dim=1).sum())
-                n += len(targets)
-    finally:
-        model.train(training)
+    with eval_mode(model), torch.no_grad():
+        for inputs, targets in batches:
+            inputs, targets = inputs.to(device), targets.to(device)
+            logits = model(inputs)
+            loss += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
+            best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            hits = best == targets[:, None]
+            top1 += int(hits[:, 0].sum())
+            top5 += int(hits.any(dim=1).sum())
+            n += len(targets)
     if n == 0:
         raise ValueError("evaluate() got no examples: the batches are empty")
     return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "n": n}

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from shrink.eval_mode import eval_mode
+
 COUNTED_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -38,13 +40,10 @@ def layer_macs(model: nn.Module, inputs: Tensor) -> dict[str, tuple[int, int]]:
         for name, module in model.named_modules()
         if isinstance(module, COUNTED_TYPES)
     ]
-    training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(inputs)
     finally:
-        model.train(training)
         for hook in hooks:
             hook.remove()
     return counts

@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from shrink.eval_mode import eval_mode
 from shrink.pruning.registry import ScoreContext, register_strategy
 
 
@@ -43,13 +44,10 @@ def weight_times_activation(ctx: ScoreContext) -> dict[str, Tensor]:
         layer.register_forward_hook(record(name, -1 if isinstance(layer, nn.Linear) else _conv_channel_dim(layer)))
         for name, layer in layers.items()
     ]
-    training = ctx.model.training
-    ctx.model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(ctx.model), torch.no_grad():
             ctx.model(ctx.inputs)
     finally:
-        ctx.model.train(training)
         for hook in hooks:
             hook.remove()
     idle = [name for name, count in counts.items() if count == 0]

@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from shrink.eval_mode import eval_mode
 from shrink.pruning.registry import ScoreContext, register_strategy
 
 
@@ -27,16 +28,14 @@ def weight_times_gradient(ctx: ScoreContext) -> dict[str, Tensor]:
     ``requires_grad`` are left as they were.
     """
     weights = list(ctx.weights.values())
-    training, frozen = ctx.model.training, [not weight.requires_grad for weight in weights]
-    ctx.model.eval()
+    frozen = [not weight.requires_grad for weight in weights]
     try:
-        with torch.enable_grad():
+        with eval_mode(ctx.model), torch.enable_grad():
             for weight in weights:
                 weight.requires_grad_(True)
             loss = F.cross_entropy(ctx.model(ctx.inputs), ctx.targets)
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
     finally:
-        ctx.model.train(training)
         for weight, was_frozen in zip(weights, frozen):
             weight.requires_grad_(not was_frozen)
     unused = [name for name, grad in zip(ctx.weights, grads) if grad is None]
