@@ -10,13 +10,21 @@ from shrink.pruning import strategies as _builtins  # noqa: F401  (registers the
 from shrink.pruning.budget import max_compression, prunable_layers
 from shrink.pruning.masks import apply_masks, get_masks, keep_masked, load_pruned
 from shrink.pruning.prune import prune
-from shrink.pruning.registry import ScoreContext, Strategy, register_strategy, resolve_strategy, strategies
+from shrink.pruning.registry import (
+    ScoreContext,
+    Strategy,
+    get_strategy,
+    register_strategy,
+    resolve_strategy,
+    strategies,
+)
 
 __all__ = [
     "ScoreContext",
     "Strategy",
     "apply_masks",
     "get_masks",
+    "get_strategy",
     "keep_masked",
     "load_pruned",
     "max_compression",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from shrink.pruning import ScoreContext, prune, register_strategy, resolve_strategy, strategies
+from shrink.pruning import ScoreContext, get_strategy, prune, register_strategy, resolve_strategy, strategies
 from shrink.pruning import registry
 from shrink.pruning.select import proportional_counts
 from shrink.pruning.strategies.activation import weight_times_activation
@@ -50,6 +50,9 @@ def test_builtins_in_order_with_their_shrinkbench_aliases():
 
 def test_names_resolve_through_aliases_and_matched_families():
     assert resolve_strategy("GlobalMagWeight") == "global-magnitude"
+    matched = get_strategy("magnitude-matched:LayerMagAct")
+    assert (matched.name, matched.needs_data, matched.matched.name) == (
+        "magnitude-matched:layer-activation", True, "layer-activation")
     assert resolve_strategy("layer-random") == "layer-random"
     assert resolve_strategy("random-matched:GlobalMagGrad") == "random-matched:global-gradient"
     with pytest.raises(ValueError, match=r"unknown strategy 'magnitude'; known: global-magnitude, .*GlobalMagWeight"):
