@@ -94,7 +94,8 @@ def test_torchvision_resnet18_and_mobilenet_v2_at_224():
     import torchvision
 
     inputs = torch.randn(1, 3, 224, 224)
-    for make, expected in [(torchvision.models.resnet18, 1_814_073_344), (torchvision.models.mobilenet_v2, 300_774_272)]:
+    expected_macs = {torchvision.models.resnet18: 1_814_073_344, torchvision.models.mobilenet_v2: 300_774_272}
+    for make, expected in expected_macs.items():
         model = make(weights=None)
         assert macs(model, inputs)[0] == expected
         assert _flop_counter_macs(model, inputs) == expected
