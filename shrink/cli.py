@@ -86,8 +86,8 @@ def _library_errors() -> tuple[type[Exception], ...]:
     """The library's own failures, shown as one-line errors rather than tracebacks."""
     from shrink import datasets, experiment
 
-    return (datasets.DatasetNotFound, experiment.CheckpointMismatch, experiment.TrialDiverged,
-            experiment.RecordingError, experiment.MaskDrift)
+    return (datasets.DatasetNotFound, datasets.DatasetFormatError, experiment.CheckpointMismatch,
+            experiment.TrialDiverged, experiment.RecordingError, experiment.MaskDrift)
 
 
 def _stderr_line(line: str) -> None:
@@ -181,18 +181,16 @@ _FINETUNE_OPTIONS = ("epochs", "lr", "batch_size", "patience")
 
 def _parse_setting(setting: str) -> tuple[str, object]:
     """``KEY=VALUE`` with VALUE read as YAML (numbers, true/false, null, strings)."""
+    import re
+
     import yaml
 
     key, sep, text = setting.partition("=")
     if not sep or not key:
         raise click.BadParameter(f"expected KEY=VALUE, got {setting!r}", param_hint="--set")
-    value = yaml.safe_load(text) if text else None
-    if isinstance(value, str):
-        try:
-            value = float(value)  # YAML 1.1 reads 3e-4 as a string
-        except ValueError:
-            pass
-    return key, value
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", text):
+        return key, float(text)  # YAML 1.1 reads 3e-4 (no dot) as a string
+    return key, yaml.safe_load(text) if text else None
 
 
 def _print_epoch(epoch: int, metrics: dict) -> None:
