@@ -153,7 +153,7 @@ def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame |
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
     """Write ``stem``.png and ``stem``.svg atomically and reproducibly (no dates, fixed SVG ids)."""
     paths = []
-    with matplotlib.rc_context({"svg.hashsalt": "shrink", "svg.fonttype": "path"}):
+    with matplotlib.rc_context({"svg.hashsalt": "shrink"}):
         for fmt, metadata in (("png", None), ("svg", {"Date": None})):
             path = stem.with_suffix(f".{fmt}")
             with atomic_path(path) as tmp:

@@ -191,5 +191,9 @@ def trials_frame(runs: list) -> pd.DataFrame:
 
 
 def load_trials(sweep: Sweep, progress=None) -> pd.DataFrame:
-    """The sweep's per-trial table (see :func:`trials_frame`)."""
-    return trials_frame(fetch_trial_runs(sweep, progress))
+    """The sweep's per-trial table (see :func:`trials_frame`); a sweep without trial runs is
+    an error."""
+    runs = fetch_trial_runs(sweep, progress)
+    if not runs:
+        raise SweepNotFound(f"sweep {sweep.name!r} (run {sweep.run_id}) has no trial runs yet")
+    return trials_frame(runs)

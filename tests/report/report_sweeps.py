@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
+
+from shrink.report.runs import trials_frame
 
 DENSE_TOP1, DENSE_TOP5 = 0.98, 0.999
 BASE = "ab" * 32
@@ -73,22 +75,19 @@ def write_sweep(uri, name, trials, *, experiment="shrink"):
     return parent_id
 
 
-# Hand-chosen test top-1 per (strategy, compression) over seeds 0, 1, 2.
-TOP1 = {
-    ("global-magnitude", 1): (0.98, 0.98, 0.98),
-    ("global-magnitude", 2): (0.95, 0.96, 0.97),
-    ("global-magnitude", 4): (0.90, 0.92, 0.97),
-    ("random", 1): (0.98, 0.98, 0.98),
-    ("random", 2): (0.80, 0.84, 0.82),
-    ("random", 4): (0.50, 0.70, 0.60),
-}
-FAILURE = "loss became nan at epoch 2"
-
-
-def small_sweep():
-    """2 strategies x 3 compressions x 3 seeds, plus one failed trial (random, 4x, seed 3)."""
-    trials = [trial(s, c, seed, top1) for (s, c), values in TOP1.items() for seed, top1 in enumerate(values)]
-    return trials + [trial("random", 4, 3, 0.0, failure=FAILURE)]
+def table(trials):
+    """The per-trial table of ``trials`` built in memory (MLflow run entities, no store)."""
+    runs = []
+    for i, t in enumerate(trials):
+        status = "FAILED" if t["tags"].get("shrink.status") == "failed" else "FINISHED"
+        info = RunInfo(f"run{i:04d}", "1", "test", status, 0, 1, "active")
+        data = RunData(
+            metrics=[Metric(k, float(v), 0, 0) for k, v in t["metrics"].items()],
+            params=[Param(k, v) for k, v in t["params"].items()],
+            tags=[RunTag(k, v) for k, v in t["tags"].items()],
+        )
+        runs.append(Run(info, data))
+    return trials_frame(runs)
 
 
 # Hand-chosen test top-1 per (strategy, compression) over seeds 0, 1, 2.
@@ -107,8 +106,3 @@ def small_sweep():
     """2 strategies x 3 compressions x 3 seeds, plus one failed trial (random, 4x, seed 3)."""
     trials = [trial(s, c, seed, top1) for (s, c), values in TOP1.items() for seed, top1 in enumerate(values)]
     return trials + [trial("random", 4, 3, 0.0, failure=FAILURE)]
-
-
-def new_store(tmp_path_factory) -> str:
-    """The URI of a fresh sqlite store in its own temporary directory."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

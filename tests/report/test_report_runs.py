@@ -87,3 +87,10 @@ def test_progress_hears_the_running_count(store, monkeypatch):
     heard = []
     trials = load_trials(find_sweep(store, "small"), progress=heard.append)
     assert heard == [8, 16, 19] and len(trials) == 19
+
+
+def test_sweep_without_trials_is_an_error(make_store):
+    uri = make_store()
+    parent = write_sweep(uri, "empty", [])
+    with pytest.raises(SweepNotFound, match=f"sweep 'empty' \\(run {parent}\\) has no trial runs yet"):
+        load_trials(find_sweep(uri))
