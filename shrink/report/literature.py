@@ -38,7 +38,7 @@ COLUMNS = [
 
 def _percent(raw: pd.DataFrame, column: str) -> pd.Series:
     """A ``"93.58%"`` column as fractions (0.9358); empty cells stay NaN."""
-    return pd.to_numeric(raw[column].str.removesuffix("%"), errors="raise") / 100
+    return pd.to_numeric(raw[column].astype("str").str.removesuffix("%"), errors="raise") / 100
 
 
 def _ratio(raw: pd.DataFrame, ratio: str, kept: str, saved: str, original: str, new: str) -> pd.Series:
@@ -62,7 +62,7 @@ def clean_results(raw: pd.DataFrame) -> pd.DataFrame:
     the ratio columns, the kept or saved fractions, or the absolute sizes.
     """
     known = pd.Series([pair in MODELS for pair in zip(raw["Dataset"], raw["Model"])], index=raw.index)
-    spec = raw["Method"].fillna("").str.startswith("Spec-")
+    spec = raw["Method"].astype("str").str.startswith("Spec-", na=False)
     raw = raw[known & ~spec]
     top1 = _percent(raw, "Top1").fillna(1 - _percent(raw, "Err1"))
     orig = _percent(raw, "OrigTop1").fillna(1 - _percent(raw, "OrigErr1"))
