@@ -4,6 +4,8 @@ report.md, artifacts and the checklist."""
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 from shrink.experiment.tracking import resolve_tracking_uri
 from shrink.report.aggregate import dense_controls, summarize
 from shrink.report.checklist import CheckItem, run_checklist
@@ -51,11 +53,18 @@ def build_report(name: str | None = None, *, tracking_uri: str | None = None,
     files = [write_parquet(trials, out_dir / "trials.parquet"),
              write_parquet(summary, out_dir / "summary.parquet")]
     log(f"wrote {', '.join(f.name for f in files)}")
-    figures = plot_sweep(summary, controls, out_dir, load_literature() if literature else None)
+    papers, overlays = None, None
+    if literature:
+        papers = load_literature()
+        ours = set(zip(controls["dataset"], controls["model"]))
+        overlays = sorted(f"{d}/{m}" for d, m in ours & set(zip(papers["dataset"], papers["model"])))
+        log(f"published results for: {', '.join(overlays) or 'none of the swept models'}")
+    log(f"plotting {len(controls)} figure(s), one per (dataset, model)")
+    figures = plot_sweep(summary, controls, out_dir, papers)
     log(f"wrote {len(figures)} figure files")
     checks = run_checklist(trials)
     markdown = render_report(sweep, trials, summary, controls, checks,
-                             [f.relative_to(out_dir) for f in figures], literature)
+                             [f.relative_to(out_dir) for f in figures], overlays)
     report = write_text(markdown, out_dir / "report.md")
     _log_artifacts(sweep, [*figures, report])
     log(f"logged figures and report.md to run {sweep.run_id} under {ARTIFACT_PATH}/")
@@ -63,8 +72,6 @@ def build_report(name: str | None = None, *, tracking_uri: str | None = None,
 
 
 def _log_artifacts(sweep: Sweep, paths: list[Path]) -> None:
-    from mlflow import MlflowClient
-
     client = MlflowClient(tracking_uri=sweep.tracking_uri)
     for path in paths:
         client.log_artifact(sweep.run_id, str(path), artifact_path=ARTIFACT_PATH)

@@ -36,6 +36,12 @@ def _values(series: pd.Series) -> str:
     return ", ".join(values) if values else "not recorded"
 
 
+def _settings(trials: pd.DataFrame, columns: list[str]) -> str:
+    if not columns:
+        return "not recorded"
+    return _table(["setting", "value"], [[c.removeprefix("params."), _values(trials[c])] for c in columns])
+
+
 def _setup(trials: pd.DataFrame, controls: pd.DataFrame) -> str:
     finished = trials[trials["status"] == "finished"]
     rows = []
@@ -61,9 +67,9 @@ def _setup(trials: pd.DataFrame, controls: pd.DataFrame) -> str:
         "## Setup",
         models,
         "Fine-tuning recipe (every value used in the sweep):",
-        _table(["setting", "value"], [[c.removeprefix("params."), _values(trials[c])] for c in recipe]),
+        _settings(trials, recipe),
         "Other trial settings:",
-        _table(["setting", "value"], [[c.removeprefix("params."), _values(trials[c])] for c in other]),
+        _settings(trials, other),
         "Library versions:",
         _table(["library", "version"], [[k, ", ".join(sorted(v))] for k, v in sorted(versions.items())]),
         f"Hardware: {_values(finished['hardware'])} (device: {_values(finished['device'])}). "
@@ -96,8 +102,9 @@ def _results(summary: pd.DataFrame) -> str:
 
 def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
                   controls: pd.DataFrame, checks: list[CheckItem], figures: list[Path],
-                  literature: bool = False) -> str:
-    """The Markdown report; ``figures`` are paths relative to the report's directory."""
+                  overlays: list[str] | None = None) -> str:
+    """The Markdown report; ``figures`` are paths relative to the report's directory and
+    ``overlays`` the ``dataset/model`` figures with published results (None: not asked for)."""
     counts = trials["status"].value_counts()
     parts = [
         f"# Pruning report: sweep `{sweep.name}`",
@@ -110,12 +117,16 @@ def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
         "Error bars: sample std over seeds. Grey band: the dense control, mean ± std of the "
         "trials' dense test top-1.",
     ]
-    if literature:
+    if overlays:
         parts.append(
-            "Published results (Blalock et al. 2020 survey data, from ShrinkBench, MIT license) "
-            "appear in the second row as the change in top-1 from each paper's own dense baseline "
-            "(named in the legend); their speedups use each paper's own FLOP count."
+            f"Published results (Blalock et al. 2020 survey data, from ShrinkBench, MIT license) "
+            f"for {', '.join(overlays)} appear in a second row as the change in top-1 from each "
+            f"paper's own dense baseline (named in the legend); their speedups use each paper's "
+            f"own FLOP count."
         )
+    elif overlays is not None:
+        parts.append("The survey data (Blalock et al. 2020) has no published results for these "
+                     "datasets and models.")
     parts += [f"![{f.stem}]({f.as_posix()})" for f in figures if f.suffix == ".png"]
     parts += [
         "## Checklist (Blalock et al. 2020, Appendix B)",

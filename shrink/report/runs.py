@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from mlflow import MlflowClient
 
 IDENTITY = ("dataset", "model", "strategy", "compression", "seed")
 FINAL_METRICS = (
@@ -27,7 +28,7 @@ PAGE_SIZE = 1000  # runs per search request (MLflow allows up to 50,000; larger 
 
 
 class SweepNotFound(LookupError):
-    """The tracking store has no sweep of the requested name (or none at all)."""
+    """The sweep asked for cannot be read: no store, no such sweep, or no trial runs yet."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,6 @@ class Sweep:
 
 def _client(tracking_uri: str):
     """An MLflow client for an existing store; a missing sqlite file is an error, not a new store."""
-    from mlflow import MlflowClient
-
     if tracking_uri.startswith("sqlite:///"):
         path = Path(tracking_uri.removeprefix("sqlite:///"))
         if not path.is_file():

@@ -84,7 +84,8 @@ def test_literature_adds_a_row_of_published_points(make_store, tmp_path):
     report = build_report("cifar", tracking_uri=uri, out_dir=tmp_path, literature=True)
     with Image.open(tmp_path / "cifar10_resnet56.png") as png:
         assert png.size == (1560, 1212)  # two rows: 13 x 10.1 inches at 120 dpi
-    assert "Published results (Blalock et al. 2020 survey data" in (tmp_path / "report.md").read_text()
+    assert ("Published results (Blalock et al. 2020 survey data, from ShrinkBench, MIT license) for "
+            "cifar10/resnet56 appear in a second row") in (tmp_path / "report.md").read_text()
     assert report.sweep.name == "cifar"
 
 
@@ -103,3 +104,11 @@ def test_cli_report_unknown_sweep_is_a_one_line_error(store):
     result = CliRunner().invoke(main, ["report", "nope", "--tracking-uri", store])
     assert result.exit_code == 1
     assert result.output == f"Error: unknown sweep 'nope' in {store}; available: small, old\n"
+
+
+def test_literature_without_matching_papers_says_so(store, tmp_path):
+    build_report("small", tracking_uri=store, out_dir=tmp_path, literature=True)
+    with Image.open(tmp_path / "mnist_lenet-300-100.png") as png:
+        assert png.size == (1560, 660)  # one row: the survey has no MNIST LeNet-300-100 numbers
+    assert ("The survey data (Blalock et al. 2020) has no published results for these datasets and models."
+            in (tmp_path / "report.md").read_text().splitlines())
