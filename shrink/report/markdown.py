@@ -2,6 +2,7 @@
 
 import json
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -108,7 +109,8 @@ def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
     counts = trials["status"].value_counts()
     parts = [
         f"# Pruning report: sweep `{sweep.name}`",
-        f"MLflow parent run `{sweep.run_id}` (experiment {sweep.experiment_id}) in "
+        f"MLflow parent run `{sweep.run_id}` (experiment {sweep.experiment_id}, started "
+        f"{datetime.fromtimestamp(sweep.start_time / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC) in "
         f"`{sweep.tracking_uri}`: {len(trials)} trials, {counts.get('finished', 0)} finished, "
         f"{counts.get('failed', 0)} failed, {counts.get('running', 0)} running.",
         _setup(trials, controls),

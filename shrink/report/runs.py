@@ -108,9 +108,9 @@ def find_sweep(tracking_uri: str, name: str | None = None) -> Sweep:
 
 @contextmanager
 def _gc_paused():
-    """Pause the cyclic garbage collector: MLflow's SQL store builds an ORM object per param,
-    tag and metric, and collections triggered by those allocations made reading 10,000 runs
-    3-4x slower (bench/report.py)."""
+    """Pause the cyclic garbage collector while reading runs: MLflow's SQL store builds an ORM
+    object per param, tag and metric, and the collections those allocations trigger (each one
+    scanning every run read so far) made reading 10,000 runs 2-4x slower (bench/report.py)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -152,6 +152,25 @@ def _number(text: str | None, kind=float):
     return kind(float(text)) if text not in (None, "") else None
 
 
+def _row(run) -> dict:
+    """A run's table row: identity, status, final metrics, shrink tags, other params."""
+    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+    status, failure = _status(run)
+    return {
+        "run_id": run.info.run_id,
+        "dataset": params.get("dataset"),
+        "model": params.get("model"),
+        "strategy": params.get("strategy"),
+        "compression": _number(params.get("compression")),
+        "seed": _number(params.get("seed"), int),
+        "status": status,
+        "failure": failure,
+        **{name: metrics.get(name) for name in FINAL_METRICS},
+        **{name: tags.get(f"shrink.{name}") for name in TAGS},
+        **{f"params.{k}": v for k, v in params.items() if k not in IDENTITY},
+    }
+
+
 def trials_frame(runs: list) -> pd.DataFrame:
     """One row per trial run, in a fixed column and row order.
 
@@ -161,26 +180,10 @@ def trials_frame(runs: list) -> pd.DataFrame:
     other param as ``params.<name>`` (strings, as MLflow stores them). Rows are sorted by
     identity then run id, so the same runs always give the same table.
     """
-    rows, extra = [], set()
-    for run in runs:
-        params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
-        status, failure = _status(run)
-        row = {
-            "run_id": run.info.run_id,
-            "dataset": params.get("dataset"),
-            "model": params.get("model"),
-            "strategy": params.get("strategy"),
-            "compression": _number(params.get("compression")),
-            "seed": _number(params.get("seed"), int),
-            "status": status,
-            "failure": failure,
-            **{name: metrics.get(name) for name in FINAL_METRICS},
-            **{name: tags.get(f"shrink.{name}") for name in TAGS},
-        }
-        others = {f"params.{k}": v for k, v in params.items() if k not in IDENTITY}
-        extra.update(others)
-        rows.append(row | others)
-    columns = [*COLUMNS, *sorted(extra)]
+    with _gc_paused():
+        rows = [_row(run) for run in runs]
+    extra = sorted({key for row in rows for key in row} - set(COLUMNS))
+    columns = [*COLUMNS, *extra]
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.astype({"compression": "float64", "seed": "Int64"})
     frame = frame.astype({name: "float64" for name in FINAL_METRICS})

@@ -35,6 +35,8 @@ def serve(tracking_uri: str, host: str, port: int, name: str | None = None, echo
         sweeps = list_sweeps(tracking_uri)
         sweep = sweeps[0] if sweeps else None
     echo(f"MLflow UI for {tracking_uri} at {ui_url(host, port, sweep)} (Ctrl-C stops it)")
+    if host not in ("127.0.0.1", "localhost"):
+        echo(f"listening on {host}: reachable from other machines")
     sys.stdout.flush()
     env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     os.execve(sys.executable, server_command(tracking_uri, host, port), env)

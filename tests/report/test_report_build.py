@@ -1,6 +1,7 @@
 """`shrink report` end to end on hand-written sweeps: tables, figures, report.md, artifacts."""
 
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
@@ -45,11 +46,14 @@ def test_figures_open_as_images(built):
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
 
 
-def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built):
-    _, out = built
+def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built, store):
+    report, out = built
     text = (out / "report.md").read_text()
     lines = text.splitlines()
     assert lines[0] == "# Pruning report: sweep `small`"
+    started = datetime.fromtimestamp(report.sweep.start_time / 1000, timezone.utc)
+    assert lines[2] == (f"MLflow parent run `{report.sweep.run_id}` (experiment 1, started "
+                        f"{started:%Y-%m-%d %H:%M:%S} UTC) in `{store}`: 19 trials, 18 finished, 1 failed, 0 running.")
     assert f"| mnist | lenet-300-100 | 18 | `{BASE}` | split01 | 98.00 ± 0.00 | 99.90 ± 0.00 |" in lines
     assert "| finetune.lr | 0.0003 |" in lines and "| torch | 2.15.0 |" in lines
     assert "Hardware: 2-core test CPU (device: cpu). shrink git commit: c0ffee." in lines
