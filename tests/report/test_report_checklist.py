@@ -93,6 +93,19 @@ def test_unrecorded_metrics_and_tags_fail():
     }
 
 
+def test_top5_is_required_only_for_datasets_with_many_classes():
+    mnist = complete()
+    for t in mnist[:4]:
+        del t["metrics"]["test_top5"]
+    assert verdicts(mnist)["top-5"] == (
+        True, "top-5 missing only on datasets with <= 10 classes, where it is not required")
+    many = complete() + [trial("random", 2, 0, 0.5, dataset="cifar100"), trial("random", 2, 0, 0.5, dataset="tiny")]
+    for t in many[-2:]:
+        del t["metrics"]["test_top5"]
+    assert verdicts(many)["top-5"] == (
+        False, "top-5 missing on cifar100 (100 classes, 1 without top-5), tiny (class count unknown, 1 without top-5)")
+
+
 def test_no_finished_trials_fails_everything():
     items = run_checklist(table([trial("random", 2, 0, 0.0, failure="diverged")]))
     assert [(i.passed, i.reason) for i in items] == [(False, "no finished trials")] * 10
