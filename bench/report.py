@@ -176,7 +176,8 @@ def main() -> None:
 
     total = t_read + t_aggregate + t_plot
     print(f"\n{args.runs} trial runs, {len(summary)} summary rows, {len(figures)} figure files")
-    print(f"read      {t_read:6.2f} s  (find sweep {t_find:.2f}, MLflow search {t_search:.2f}, DataFrame {t_frame:.2f})")
+    print(f"read      {t_read:6.2f} s  (find sweep {t_find:.2f}, MLflow search {t_search:.2f}, "
+          f"DataFrame {t_frame:.2f})")
     print(f"aggregate {t_aggregate:6.2f} s  (summary, dense controls, checklist, 2 Parquet writes)")
     print(f"plot      {t_plot:6.2f} s  ({len(figures) // 2} figures, PNG + SVG)")
     print(f"total     {total:6.2f} s  (target < 30 s: {'met' if total < 30 else 'MISSED'})")

@@ -89,7 +89,8 @@ def test_unrecorded_metrics_and_tags_fail():
     assert failing(trials) == {
         "library and hardware": "1 of 90 finished trials lack versions and hardware (versions, hardware)",
         "compression and speedup": "1 of 90 finished trials lack both metrics (compression_ratio, theoretical_speedup)",
-        "dense control": "1 of 90 finished trials lack dense metrics (dense_test_top1, dense_test_top5, dense_val_top1)",
+        "dense control": ("1 of 90 finished trials lack dense metrics "
+                          "(dense_test_top1, dense_test_top5, dense_val_top1)"),
     }
 
 

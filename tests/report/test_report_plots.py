@@ -22,7 +22,8 @@ def test_styles_are_fixed_per_strategy_whatever_the_order():
 
 
 def _figure(compressions, seeds_top1, papers=None):
-    trials = table([trial("global-magnitude", c, seed, top1, dense=0.97 + 0.01 * seed, dataset="cifar10", model="resnet56")
+    trials = table([trial("global-magnitude", c, seed, top1, dense=0.97 + 0.01 * seed,
+                          dataset="cifar10", model="resnet56")
                     for c in compressions for seed, top1 in enumerate(seeds_top1)])
     summary, control = summarize(trials), dense_controls(trials).iloc[0]
     return plot_figure(summary, control, papers)

@@ -50,7 +50,8 @@ def test_ui_binds_only_loopback_and_prints_the_sweep_url(make_store):
     )
     try:
         first = proc.stdout.readline()
-        assert first == f"MLflow UI for {uri} at http://127.0.0.1:{port}/#/experiments/1/runs/{parent} (Ctrl-C stops it)\n"
+        url = f"http://127.0.0.1:{port}/#/experiments/1/runs/{parent}"
+        assert first == f"MLflow UI for {uri} at {url} (Ctrl-C stops it)\n"
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -70,7 +71,8 @@ def test_ui_binds_only_loopback_and_prints_the_sweep_url(make_store):
 def test_ui_on_a_missing_store_fails_before_starting(tmp_path):
     result = CliRunner().invoke(main, ["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
     assert result.exit_code == 1
-    assert result.output == f"Error: no MLflow store at {tmp_path / 'none.db'}: run `shrink sweep` first, or pass --tracking-uri\n"
+    assert result.output == (f"Error: no MLflow store at {tmp_path / 'none.db'}: "
+                             "run `shrink sweep` first, or pass --tracking-uri\n")
 
 
 def test_ui_for_a_tracking_server_only_points_at_it():
