@@ -21,7 +21,7 @@ FINAL_METRICS = (
     "nonzero_macs", "theoretical_speedup", "epochs_run", "best_epoch", "stopped_early",
     "wall_time_s",
 )
-TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware")
+TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware", "amp", "channels_last")
 COLUMNS = ("run_id", *IDENTITY, "status", "failure", *FINAL_METRICS, *TAGS)
 SORT_KEYS = [*IDENTITY, "run_id"]
 PAGE_SIZE = 1000  # runs per search request (MLflow allows up to 50,000; larger is not faster)

@@ -39,7 +39,8 @@ def trial(strategy, compression, seed, top1, *, failure=None, dataset="mnist",
         "shrink.kind": "trial", "shrink.status": "finished" if finished else "failed",
         "shrink.base_sha256": base, "shrink.split_hash": "split01",
         "shrink.git_commit": "c0ffee", "shrink.versions": json.dumps({"torch": "2.15.0", "mlflow": "3.17.2"}),
-        "shrink.device": "cpu", "shrink.hardware": "2-core test CPU",
+        "shrink.device": "cpu", "shrink.hardware": "2-core test CPU", "shrink.amp": "off",
+        "shrink.channels_last": "0",
     }
     if failure:
         tags["shrink.failure"] = failure

@@ -56,7 +56,8 @@ def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built,
                         f"{started:%Y-%m-%d %H:%M:%S} UTC) in `{store}`: 19 trials, 18 finished, 1 failed, 0 running.")
     assert f"| mnist | lenet-300-100 | 18 | `{BASE}` | split01 | 98.00 ± 0.00 | 99.90 ± 0.00 |" in lines
     assert "| finetune.lr | 0.0003 |" in lines and "| torch | 2.15.0 |" in lines
-    assert "Hardware: 2-core test CPU (device: cpu). shrink git commit: c0ffee." in lines
+    assert ("Hardware: 2-core test CPU (device: cpu; bf16 autocast: off; channels_last: 0). "
+            "shrink git commit: c0ffee.") in lines
     assert ("| mnist | lenet-300-100 | global-magnitude | 4 | 3 | 0 | 93.00 ± 3.61 | 99.00 ± 0.00 | -5.00 ± 3.61 "
             "| 4.00 ± 0.00 | 3.40 ± 0.00 | 3.0 ± 0.0 | 11.0 ± 1.0 |") in lines
     assert ("| mnist | lenet-300-100 | random | 4 | 3 | 1 | 60.00 ± 10.00 | 99.00 ± 0.00 | -38.00 ± 10.00 "
