@@ -1,5 +1,6 @@
 """`shrink ui` serves the MLflow UI on 127.0.0.1 only and prints its URL."""
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from report_sweeps import trial, write_sweep
 
 from shrink.cli import main
+from shrink.report import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,9 +42,10 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def test_ui_binds_only_loopback_and_prints_the_sweep_url(make_store):
+def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_store, tmp_path):
     uri = make_store()
     parent = write_sweep(uri, "demo", [trial("random", 2, 0, 0.5)])
+    build_report("demo", tracking_uri=uri, out_dir=tmp_path)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "shrink", "ui", "demo", "--port", str(port), "--tracking-uri", uri],
@@ -62,6 +65,11 @@ def test_ui_binds_only_loopback_and_prints_the_sweep_url(make_store):
                 assert proc.poll() is None and time.monotonic() < deadline, "MLflow UI never answered"
                 time.sleep(0.5)
         assert _listening_addresses(port) == {"127.0.0.1"}
+        listing = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/artifacts/list?run_id={parent}&path=report"
+        with urllib.request.urlopen(listing, timeout=10) as response:
+            files = json.load(response)["files"]
+        assert [f["path"] for f in files] == [
+            "report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker, started by this test
         proc.wait(timeout=30)
