@@ -197,3 +197,69 @@ def _print_epoch(epoch: int, metrics: dict) -> None:
     click.echo(f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  val top-1 {metrics['val_top1']:.4f}  "
                f"val loss {metrics['val_loss']:.4f}  {metrics['epoch_time_s']:.1f}s "
                f"({metrics['images_per_s']:.0f} img/s)", err=True)
+
+
+# --- shrink report, shrink check, shrink ui (shrink.report) ---
+
+SWEEP_ARGUMENT = click.argument("sweep", required=False)
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri", metavar="URI",
+    help="MLflow tracking store [default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db].",
+)
+
+
+@main.command("report")
+@SWEEP_ARGUMENT
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Output directory [default: shrink-out/report/<sweep>].")
+@click.option("--literature", is_flag=True,
+              help="Overlay published results (Blalock et al. 2020) on matching figures.")
+@TRACKING_URI_OPTION
+def report(sweep, out_dir, literature, tracking_uri):
+    """Tables, figures, report.md and the checklist of SWEEP (default: the newest sweep)."""
+    from shrink.report import SweepNotFound, build_report, format_checklist
+
+    try:
+        result = build_report(sweep, tracking_uri=tracking_uri, out_dir=out_dir,
+                              literature=literature, log=click.echo)
+    except SweepNotFound as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(format_checklist(result.checks))
+    click.echo(f"report: {result.out_dir / 'report.md'}")
+
+
+@main.command("check")
+@SWEEP_ARGUMENT
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any item fails.")
+@TRACKING_URI_OPTION
+def check(sweep, strict, tracking_uri):
+    """Audit SWEEP (default: the newest) against the paper's Appendix B checklist."""
+    from shrink.report import SweepNotFound, check_sweep, format_checklist
+
+    try:
+        _, items = check_sweep(sweep, tracking_uri=tracking_uri, log=click.echo)
+    except SweepNotFound as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(format_checklist(items))
+    failed = sum(not item.passed for item in items)
+    if strict and failed:
+        click.echo(f"{failed} of {len(items)} checklist items failed", err=True)
+        raise SystemExit(1)
+
+
+@main.command("ui")
+@SWEEP_ARGUMENT
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; any other than 127.0.0.1 exposes the UI beyond this machine.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@TRACKING_URI_OPTION
+def ui(sweep, host, port, tracking_uri):
+    """Start the MLflow UI on the sweep's tracking store and print its URL (SWEEP: the run to link)."""
+    from shrink.experiment.tracking import resolve_tracking_uri
+    from shrink.report import SweepNotFound
+    from shrink.report.ui import serve
+
+    try:
+        serve(resolve_tracking_uri(tracking_uri), host, port, sweep, echo=click.echo)
+    except SweepNotFound as e:
+        raise click.ClickException(str(e)) from e
