@@ -1,0 +1,281 @@
+"""Run a sweep: pretrain the bases once, fan the grid out with Ray Tune, record everything in MLflow.
+
+The driver (this process) validates the spec, creates the MLflow store and experiment, opens the
+sweep's parent run with the spec as ``sweep.yaml``, pretrains each base once, then hands the grid to
+``tune.Tuner``; every trial is a nested MLflow run written by ``run_trial`` in a Ray worker.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from shrink.experiment import pretrain
+from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
+from shrink.orchestrator.progress import Progress
+from shrink.orchestrator.spec import (
+    SpecError,
+    SweepSpec,
+    absolute_tracking_uri,
+    check_data,
+    check_resources,
+    local_resources,
+    trial_label,
+)
+from shrink.orchestrator.trainable import STATUS, train
+
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a finished sweep did, with the wall times of its phases."""
+
+    name: str
+    parent_run_id: str
+    storage: Path
+    total: int
+    finished: int
+    failed: int  # diverged: recorded as failed runs, not retried
+    errored: int  # retries exhausted
+    ray_start_s: float
+    pretrain_s: float
+    tune_s: float
+
+    @property
+    def ok(self) -> bool:
+        """Every trial ran to an end (finished or diverged); none errored for good."""
+        return self.errored == 0
+
+    def summary(self) -> str:
+        """One line for the end of ``shrink sweep``."""
+        return (
+            f"sweep {self.name}: {self.total} trials, {self.finished} finished, {self.failed} diverged, "
+            f"{self.errored} errored; ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
+            f"trials {self.tune_s:.1f} s; MLflow parent run {self.parent_run_id}; Tune state {self.storage}"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where and how a sweep will run, resolved from its spec and the environment."""
+
+    spec: SweepSpec
+    tracking_uri: str
+    storage: Path  # the sweep's own Tune folder: <storage_path>/<name>
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> "Plan":
+        """Resolve the tracking URI and storage folder (absolute: trials run in other directories)."""
+        uri = absolute_tracking_uri(resolve_tracking_uri(spec.tracking_uri))
+        return cls(spec, uri, spec.resolved_storage_path() / spec.name)
+
+    def concurrency(self, available: dict[str, float]) -> int:
+        """How many trials can run at once on ``available`` resources."""
+        resources = self.spec.resources
+        slots = int(available.get("CPU", 0) // resources.cpus)
+        if resources.gpus:
+            slots = min(slots, int(available.get("GPU", 0) // resources.gpus))
+        return min(slots, self.spec.max_concurrent_trials or slots)
+
+    def describe(self, *, local: bool) -> str:
+        """The grid and the resources, as ``--dry-run`` prints them (``local``: with this machine's)."""
+        spec = self.spec
+        where = "a cluster"
+        if local:
+            available = local_resources()
+            where = (f"this machine: {self.concurrency(available)} at a time on {available['CPU']:g} CPUs, "
+                     f"{available['GPU']:g} GPUs")
+        header = [
+            f"sweep {spec.name}: {spec.size} trials = {len(spec.models)} models x {len(spec.strategies)} "
+            f"strategies x {len(spec.compressions)} compressions x {len(spec.seeds)} seeds on {spec.dataset}",
+            "bases: " + ", ".join(f"{m} seed {s}" for m, s in spec.bases())
+            + f" (pretrain epochs: {spec.pretrain_epochs or 'preset'})",
+            f"resources: {spec.resources.cpus:g} CPU, {spec.resources.gpus:g} GPU per trial on {where}; "
+            f"retries {spec.retries}",
+            f"mlflow: {self.tracking_uri} (experiment {spec.experiment})",
+            f"storage: {self.storage}",
+        ]
+        rows = [("#", "model", "strategy", "compression", "seed")] + [
+            (str(i), m, s, f"{c:g}", str(seed)) for i, (m, s, c, seed) in enumerate(spec.grid(), start=1)
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        return "\n".join(header + table)
+
+
+def check_local(plan: Plan, *, resume: bool) -> None:
+    """Everything that can be checked on this machine before Ray starts: data, resources, storage."""
+    check_data(plan.spec)
+    check_resources(plan.spec, local_resources(), "this machine")
+    check_storage(plan, resume=resume)
+
+
+def check_storage(plan: Plan, *, resume: bool) -> None:
+    """A new sweep must not overwrite an earlier one's state; ``--resume`` needs one to continue."""
+    from ray import tune
+
+    exists = tune.Tuner.can_restore(str(plan.storage))
+    if resume and not exists:
+        raise SpecError(f"nothing to resume: no sweep state in {plan.storage}; run without --resume")
+    if not resume and exists:
+        raise SpecError(
+            f"sweep {plan.spec.name!r} already has state in {plan.storage}: pass --resume to continue it, "
+            "or remove that folder (or rename the sweep) to start over"
+        )
+
+
+def _quiet() -> dict:
+    import ray
+
+    return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
+
+
+def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False) -> SweepOutcome:
+    """Run (or with ``resume`` continue) a sweep on a local Ray, or on the cluster at ``address``.
+
+    Raises :class:`SpecError` before anything starts when the spec cannot run here.
+    """
+    import ray
+
+    plan = Plan.of(spec)
+    if address is None:
+        check_local(plan, resume=resume)
+    else:
+        check_storage(plan, resume=resume)
+
+    started = time.monotonic()
+    if address is None:
+        available = local_resources()
+        ray.init(address="local", num_cpus=int(available["CPU"]), num_gpus=int(available["GPU"]),
+                 include_dashboard=False, **_quiet())
+    else:
+        ray.init(address=address, **_quiet())
+    ray_start_s = time.monotonic() - started
+    try:
+        if address is not None:
+            check_data(spec)
+            check_resources(spec, ray.cluster_resources(), f"the cluster at {address}")
+        print(f"ray: started in {ray_start_s:.1f} s; "
+              f"{plan.concurrency(ray.cluster_resources())} trials at a time", flush=True)
+        return _run(plan, resume=resume, ray_start_s=ray_start_s)
+    finally:
+        ray.shutdown()
+
+
+def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
+    spec = plan.spec
+    client = MlflowClient(tracking_uri=plan.tracking_uri)
+    experiment_id = ensure_experiment(plan.tracking_uri, spec.experiment)
+    if resume:
+        parent = _latest_parent_run(client, experiment_id, spec.name)
+        client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
+        _close_interrupted_trials(client, experiment_id, parent)
+    else:
+        parent = client.create_run(
+            experiment_id, run_name=spec.name, tags={"shrink.kind": "sweep", "shrink.sweep": spec.name}
+        ).info.run_id
+        client.log_text(parent, spec.text, "sweep.yaml")
+        client.log_param(parent, "trials", spec.size)
+    print(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}", flush=True)
+
+    status = RunStatus.FAILED
+    try:
+        started = time.monotonic()
+        tuner = _restore(plan) if resume else _tuner(plan, _pretrain_bases(spec), parent)
+        pretrain_s = time.monotonic() - started
+        started = time.monotonic()
+        results = tuner.fit()
+        tune_s = time.monotonic() - started
+        errored = sum(1 for r in results if r.error is not None)
+        failed = sum(1 for r in results if r.error is None and r.metrics.get(STATUS) == "diverged")
+        outcome = SweepOutcome(
+            name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
+            finished=len(results) - errored - failed, failed=failed, errored=errored,
+            ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s,
+        )
+        if outcome.ok:
+            status = RunStatus.FINISHED
+        return outcome
+    finally:
+        client.set_terminated(parent, status=RunStatus.to_string(status))
+
+
+def _pretrain_bases(spec: SweepSpec) -> dict:
+    """Pretrain (or find in the cache) each base once, in the driver, before fan-out."""
+    bases = {}
+    for model, seed in spec.bases():
+        started = time.monotonic()
+        print(f"pretraining {model} on {spec.dataset} (seed {seed}) ...", flush=True)
+        base = pretrain(model, spec.dataset, epochs=spec.pretrain_epochs, seed=seed,
+                        data_root=spec.shared.get("data_root"))
+        print(f"    base {base.path} (sha256 {base.sha256[:12]}) in {time.monotonic() - started:.1f} s",
+              flush=True)
+        bases[(model, seed)] = base
+    return bases
+
+
+def _trainable(spec: SweepSpec):
+    from ray import tune
+
+    return tune.with_resources(train, spec.resources.for_tune())
+
+
+def _trial_dirname(trial) -> str:
+    """Short, readable trial folders (Tune's default repeats the whole config)."""
+    return f"{trial.trial_id}-{trial_label(trial.config['trial']).replace('/', '-')}"
+
+
+def _tuner(plan: Plan, bases: dict, parent_run_id: str):
+    from ray import tune
+
+    spec = plan.spec
+    configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
+    return tune.Tuner(
+        _trainable(spec),
+        param_space={"trial": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=spec.max_concurrent_trials,
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(plan.storage.parent),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            verbose=0,
+            callbacks=[Progress()],
+        ),
+    )
+
+
+def _restore(plan: Plan):
+    from ray import tune
+
+    return tune.Tuner.restore(str(plan.storage), trainable=_trainable(plan.spec), resume_errored=True)
+
+
+def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> str:
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`shrink.kind` = 'sweep' and tags.`shrink.sweep` = '{name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise SpecError(f"nothing to resume: no parent run of sweep {name!r} in this MLflow experiment")
+    return runs[0].info.run_id
+
+
+def _close_interrupted_trials(client: MlflowClient, experiment_id: str, parent: str) -> None:
+    """Mark the trial runs the stopped driver left RUNNING as killed; those resumed from a
+    checkpoint reopen their run and finish it."""
+    runs = client.search_runs(
+        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
+    )
+    for run in runs:
+        client.set_tag(run.info.run_id, "shrink.status", "failed")
+        client.set_tag(run.info.run_id, "shrink.failure", "interrupted: the sweep's driver stopped")
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
