@@ -64,22 +64,30 @@ class Progress(tune.Callback):
             what = f"diverged   {result.get('failure', '')}"
         else:
             what = f"finished   {self.metric} {result.get(self.metric, float('nan')):.4f}"
-        self._trial_line(trials, trial, f"{what}  ({result.get('time_total_s', 0):.1f} s)")
+        self._trial_line(trials, trial, f"{what}  ({result.get('time_total_s', 0):.1f} s)", ended=True)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._trial_line(trials, trial, f"retrying   from its last checkpoint after failure {trial.num_failures}")
+        last = trial.latest_checkpoint_result
+        start = f"from its epoch {last.metrics['epoch']} checkpoint" if last else "from the start (no checkpoint yet)"
+        self._trial_line(trials, trial, f"retrying   after failure {trial.num_failures}, {start}", ended=False)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._trial_line(trials, trial, f"errored    for good after {trial.num_failures} failures; see {trial.error_file}")
+        self._trial_line(trials, trial, f"errored    for good after {trial.num_failures} failures; see {trial.error_file}",
+                         ended=True)
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
         self.print_status(trials, running=False)
 
-    def _trial_line(self, trials: list[Trial], trial: Trial, what: str) -> None:
-        c = counts(trials)
-        done = c["finished"] + c["failed"] + (trial.status == Trial.RUNNING)
-        print(f"[{_clock(time.monotonic() - self._start)}] {done:>{len(str(len(trials)))}}/{len(trials)} "
-              f"{trial_label(trial.config['trial'])}  {what}", flush=True)
+    def _trial_line(self, trials: list[Trial], trial: Trial, what: str, *, ended: bool) -> None:
+        """One line about one trial; ``ended`` ones are counted (Tune still lists them as running)."""
+        width = len(str(len(trials)))
+        count = " " * (2 * width + 1)
+        if ended:
+            c = counts(trials)
+            done = c["finished"] + c["failed"] + (trial.status == Trial.RUNNING)
+            count = f"{done:>{width}}/{len(trials)}"
+        print(f"[{_clock(time.monotonic() - self._start)}] {count} {trial_label(trial.config['trial'])}  {what}",
+              flush=True)
 
     def print_status(self, trials: list[Trial], running: bool = True) -> None:
         """Print the counts, the ETA and one line per running trial."""

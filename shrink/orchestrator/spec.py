@@ -395,7 +395,10 @@ class _Reader:
         prune_classifier = bool(spec.shared.get("prune_classifier", False))
         info = datasets.info(spec.dataset)
         for name in spec.models:
-            model = models.create(name, num_classes=info.num_classes, input_shape=info.input_shape)
+            try:
+                model = models.create(name, num_classes=info.num_classes, input_shape=info.input_shape)
+            except ValueError as error:
+                raise self.fail("models", f"{name} cannot take {spec.dataset} images {info.input_shape}: {error}")
             reachable = pruning.max_compression(model, prune_classifier=prune_classifier)
             if highest > reachable:
                 raise self.fail(

@@ -25,7 +25,7 @@ from shrink.orchestrator.spec import (
     local_resources,
     trial_label,
 )
-from shrink.orchestrator.trainable import STATUS, train
+from shrink.orchestrator.trainable import NODE, STATUS, train
 
 
 
@@ -40,6 +40,7 @@ class SweepOutcome:
     finished: int
     failed: int  # diverged: recorded as failed runs, not retried
     errored: int  # retries exhausted
+    nodes: int  # Ray nodes that trials finished on
     ray_start_s: float
     pretrain_s: float
     tune_s: float
@@ -53,7 +54,7 @@ class SweepOutcome:
         """One line for the end of ``shrink sweep``."""
         return (
             f"sweep {self.name}: {self.total} trials, {self.finished} finished, {self.failed} diverged, "
-            f"{self.errored} errored; ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
+            f"{self.errored} errored, on {self.nodes} nodes; ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
             f"trials {self.tune_s:.1f} s; MLflow parent run {self.parent_run_id}; Tune state {self.storage}"
         )
 
@@ -88,9 +89,11 @@ class Plan:
             available = local_resources()
             where = (f"this machine: {self.concurrency(available)} at a time on {available['CPU']:g} CPUs, "
                      f"{available['GPU']:g} GPUs")
+        axes = " x ".join(f"{len(values)} {one if len(values) == 1 else many}" for one, many, values in (
+            ("model", "models", spec.models), ("strategy", "strategies", spec.strategies),
+            ("compression", "compressions", spec.compressions), ("seed", "seeds", spec.seeds)))
         header = [
-            f"sweep {spec.name}: {spec.size} trials = {len(spec.models)} models x {len(spec.strategies)} "
-            f"strategies x {len(spec.compressions)} compressions x {len(spec.seeds)} seeds on {spec.dataset}",
+            f"sweep {spec.name}: {spec.size} trials on {spec.dataset} ({axes})",
             "bases: " + ", ".join(f"{m} seed {s}" for m, s in spec.bases())
             + f" (pretrain epochs: {spec.pretrain_epochs or 'preset'})",
             f"resources: {spec.resources.cpus:g} CPU, {spec.resources.gpus:g} GPU per trial on {where}; "
@@ -158,8 +161,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
         if address is not None:
             check_data(spec)
             check_resources(spec, ray.cluster_resources(), f"the cluster at {address}")
-        print(f"ray: started in {ray_start_s:.1f} s; "
-              f"{plan.concurrency(ray.cluster_resources())} trials at a time", flush=True)
+        _say(f"ray: started in {ray_start_s:.1f} s; {plan.concurrency(ray.cluster_resources())} trials at a time")
         return _run(plan, resume=resume, ray_start_s=ray_start_s)
     finally:
         ray.shutdown()
@@ -172,14 +174,14 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
     if resume:
         parent = _latest_parent_run(client, experiment_id, spec.name)
         client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
-        _close_interrupted_trials(client, experiment_id, parent)
+        _close_abandoned_runs(client, experiment_id, parent, "the sweep's driver stopped")
     else:
         parent = client.create_run(
             experiment_id, run_name=spec.name, tags={"shrink.kind": "sweep", "shrink.sweep": spec.name}
         ).info.run_id
         client.log_text(parent, spec.text, "sweep.yaml")
         client.log_param(parent, "trials", spec.size)
-    print(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}", flush=True)
+    _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")
 
     status = RunStatus.FAILED
     try:
@@ -189,11 +191,14 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         started = time.monotonic()
         results = tuner.fit()
         tune_s = time.monotonic() - started
+        _close_abandoned_runs(client, experiment_id, parent, "its worker died before its first checkpoint, "
+                              "so the trial started over in a new run")
         errored = sum(1 for r in results if r.error is not None)
         failed = sum(1 for r in results if r.error is None and r.metrics.get(STATUS) == "diverged")
+        nodes = len({r.metrics[NODE] for r in results if r.error is None})
         outcome = SweepOutcome(
             name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
-            finished=len(results) - errored - failed, failed=failed, errored=errored,
+            finished=len(results) - errored - failed, failed=failed, errored=errored, nodes=nodes,
             ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s,
         )
         if outcome.ok:
@@ -205,16 +210,19 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
 
 def _pretrain_bases(spec: SweepSpec) -> dict:
     """Pretrain (or find in the cache) each base once, in the driver, before fan-out."""
+    split = {key: spec.shared[key] for key in ("data_root", "val_fraction", "split_seed") if key in spec.shared}
     bases = {}
     for model, seed in spec.bases():
         started = time.monotonic()
-        print(f"pretraining {model} on {spec.dataset} (seed {seed}) ...", flush=True)
-        base = pretrain(model, spec.dataset, epochs=spec.pretrain_epochs, seed=seed,
-                        data_root=spec.shared.get("data_root"))
-        print(f"    base {base.path} (sha256 {base.sha256[:12]}) in {time.monotonic() - started:.1f} s",
-              flush=True)
+        base = pretrain(model, spec.dataset, epochs=spec.pretrain_epochs, seed=seed, progress=_say, **split)
+        _say(f"base {model} seed {seed}: {base.path} (sha256 {base.sha256[:12]}) in "
+             f"{time.monotonic() - started:.1f} s")
         bases[(model, seed)] = base
     return bases
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _trainable(spec: SweepSpec):
@@ -269,13 +277,15 @@ def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> s
     return runs[0].info.run_id
 
 
-def _close_interrupted_trials(client: MlflowClient, experiment_id: str, parent: str) -> None:
-    """Mark the trial runs the stopped driver left RUNNING as killed; those resumed from a
-    checkpoint reopen their run and finish it."""
+def _close_abandoned_runs(client: MlflowClient, experiment_id: str, parent: str, why: str) -> None:
+    """Mark the sweep's trial runs left RUNNING by a process that died as killed, with ``why``.
+
+    A trial that resumes from a checkpoint reopens its run and finishes it.
+    """
     runs = client.search_runs(
         [experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
     )
     for run in runs:
         client.set_tag(run.info.run_id, "shrink.status", "failed")
-        client.set_tag(run.info.run_id, "shrink.failure", "interrupted: the sweep's driver stopped")
+        client.set_tag(run.info.run_id, "shrink.failure", f"interrupted: {why}")
         client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))

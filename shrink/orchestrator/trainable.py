@@ -16,6 +16,7 @@ from ray import tune
 from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, run_trial
 
 STATUS = "shrink_status"  # result key: "finished" or "diverged"
+NODE = "node_id"  # result key: the Ray node the trial reported from
 
 
 class TuneCheckpointer:
@@ -41,7 +42,7 @@ class TuneCheckpointer:
     def report(self, epoch: int, metrics: Mapping) -> None:
         """The ``reporter`` of ``run_trial``: one Tune report per epoch, with the saved state if any."""
         checkpoint = tune.Checkpoint.from_directory(self._unreported) if self._unreported else None
-        tune.report({**metrics, "epoch": epoch}, checkpoint=checkpoint)
+        tune.report({**metrics, "epoch": epoch, NODE: _node_id()}, checkpoint=checkpoint)
         self._discard()
 
     def _discard(self) -> None:
@@ -53,7 +54,8 @@ class TuneCheckpointer:
 def train(config: dict) -> None:
     """Tune function trainable: run the trial whose ``TrialConfig`` dict is ``config["trial"]``.
 
-    The last report carries the final metrics, ``shrink_status`` and the Ray node it ran on.
+    Every report names the Ray node it comes from; the last one carries the final metrics and
+    ``shrink_status``.
     """
     trial = TrialConfig.from_dict(config["trial"])
     checkpointer = TuneCheckpointer()
@@ -63,7 +65,11 @@ def train(config: dict) -> None:
             final = run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report)
         except TrialDiverged as error:
             final = {STATUS: "diverged", "failure": str(error)}
-    tune.report({STATUS: "finished", **final, "node_id": ray.get_runtime_context().get_node_id()})
+    tune.report({STATUS: "finished", **final, NODE: _node_id()})
+
+
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
 
 
 def finished_run_metrics(trial: TrialConfig) -> dict | None:
