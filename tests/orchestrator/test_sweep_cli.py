@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from shrink.cli import main
@@ -10,7 +11,7 @@ from sweep_testing import digits_sweep
 
 
 CPUS = len(os.sched_getaffinity(0))
-GPUS = __import__("torch").cuda.device_count()
+GPUS = torch.cuda.device_count()
 
 
 def _sweep(*args: str):
