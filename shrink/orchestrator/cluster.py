@@ -31,14 +31,15 @@ class ClusterError(RuntimeError):
 
 def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path) -> int:
     """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status."""
-    port = dashboard_port(cluster_file)
-    head = _head_ip(cluster_file)
+    config = read_cluster_file(cluster_file)
+    port = dashboard_port(config)
+    head = _head_ip(cluster_file, config)
     if head is None or not answers(head, port):
         print(f"cluster: no head answers; bringing it up with `ray up -y {cluster_file}`", flush=True)
         up = subprocess.run([_ray_cli(), "up", "-y", str(cluster_file)])
         if up.returncode != 0:
             raise ClusterError(f"`ray up -y {cluster_file}` failed with exit status {up.returncode}")
-        head = _head_ip(cluster_file)
+        head = _head_ip(cluster_file, config)
         if head is None or not wait_until_answers(head, port, timeout_s=300):
             raise ClusterError(
                 f"the cluster's head {head} does not answer on dashboard port {port}: check "
@@ -81,14 +82,19 @@ async def _stream_logs(client, job_id: str) -> None:
         sys.stdout.flush()
 
 
-def dashboard_port(cluster_file: Path) -> int:
-    """The head's dashboard (job server) port: ``--dashboard-port`` in its start commands, else 8265."""
+def read_cluster_file(cluster_file: Path) -> dict:
+    """The cluster-launcher config in ``cluster_file``, checked to be one."""
     try:
         config = yaml.safe_load(Path(cluster_file).read_text())
     except (OSError, yaml.YAMLError) as error:
         raise ClusterError(f"cannot read cluster file {cluster_file}: {error}") from None
     if not isinstance(config, dict) or "provider" not in config or "cluster_name" not in config:
         raise ClusterError(f"{cluster_file} is not a Ray cluster-launcher file (needs cluster_name and provider)")
+    return config
+
+
+def dashboard_port(config: dict) -> int:
+    """The head's dashboard (job server) port: ``--dashboard-port`` in its start commands, else 8265."""
     commands = " ".join(config.get("head_start_ray_commands") or [])
     match = re.search(r"--dashboard-port[= ](\d+)", commands)
     return int(match.group(1)) if match else DASHBOARD_PORT
@@ -115,7 +121,11 @@ def wait_until_answers(host: str, port: int, *, timeout_s: float) -> bool:
     return False
 
 
-def _head_ip(cluster_file: Path) -> str | None:
+def _head_ip(cluster_file: Path, config: dict) -> str | None:
+    """The head's address: given in an on-prem file, else asked of the launcher (None: no head)."""
+    provider = config["provider"]
+    if provider.get("type") == "local" and provider.get("head_ip"):
+        return provider["head_ip"]
     from ray.autoscaler.sdk import get_head_node_ip
 
     try:

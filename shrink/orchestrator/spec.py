@@ -141,6 +141,9 @@ class SweepSpec:
         return Path(raw).expanduser().resolve()
 
 
+IDENTITY = ("model", "strategy", "compression", "seed")  # what tells a sweep's trials apart
+
+
 def trial_label(config: Mapping) -> str:
     """Short human name of one trial: ``small-mlp/global-magnitude/x16/s1``."""
     return f"{config['model']}/{config['strategy']}/x{config['compression']:g}/s{config['seed']}"

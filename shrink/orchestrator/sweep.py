@@ -6,17 +6,21 @@ sweep's parent run with the spec as ``sweep.yaml``, pretrains each base once, th
 """
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import ray
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
+from ray import tune
 
 from shrink.experiment import pretrain
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
+    IDENTITY,
     SpecError,
     SweepSpec,
     absolute_tracking_uri,
@@ -26,7 +30,6 @@ from shrink.orchestrator.spec import (
     trial_label,
 )
 from shrink.orchestrator.trainable import NODE, STATUS, train
-
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,6 @@ def check_local(plan: Plan, *, resume: bool) -> None:
 
 def check_storage(plan: Plan, *, resume: bool) -> None:
     """A new sweep must not overwrite an earlier one's state; ``--resume`` needs one to continue."""
-    from ray import tune
-
     exists = tune.Tuner.can_restore(str(plan.storage))
     if resume and not exists:
         raise SpecError(f"nothing to resume: no sweep state in {plan.storage}; run without --resume")
@@ -130,9 +131,22 @@ def check_storage(plan: Plan, *, resume: bool) -> None:
         )
 
 
-def _quiet() -> dict:
-    import ray
+def check_address(address: str) -> None:
+    """A ``host:port`` address must answer (``ray.init`` would retry it for minutes); ``auto`` is
+    left to Ray."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise SpecError(
+            f"--address {address}: no Ray head answers there ({error.strerror or error}); give the address "
+            "that `ray start --head` printed (host:port), or auto on a cluster node"
+        ) from None
 
+
+def _quiet() -> dict:
     return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
 
 
@@ -141,12 +155,11 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
 
     Raises :class:`SpecError` before anything starts when the spec cannot run here.
     """
-    import ray
-
     plan = Plan.of(spec)
     if address is None:
         check_local(plan, resume=resume)
     else:
+        check_address(address)
         check_storage(plan, resume=resume)
 
     started = time.monotonic()
@@ -174,7 +187,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
     if resume:
         parent = _latest_parent_run(client, experiment_id, spec.name)
         client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
-        _close_abandoned_runs(client, experiment_id, parent, "the sweep's driver stopped")
+        _close_interrupted_runs(client, experiment_id, parent)
     else:
         parent = client.create_run(
             experiment_id, run_name=spec.name, tags={"shrink.kind": "sweep", "shrink.sweep": spec.name}
@@ -191,8 +204,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         started = time.monotonic()
         results = tuner.fit()
         tune_s = time.monotonic() - started
-        _close_abandoned_runs(client, experiment_id, parent, "its worker died before its first checkpoint, "
-                              "so the trial started over in a new run")
+        _delete_superseded_runs(client, experiment_id, parent)
         errored = sum(1 for r in results if r.error is not None)
         failed = sum(1 for r in results if r.error is None and r.metrics.get(STATUS) == "diverged")
         nodes = len({r.metrics[NODE] for r in results if r.error is None})
@@ -226,8 +238,6 @@ def _say(line: str) -> None:
 
 
 def _trainable(spec: SweepSpec):
-    from ray import tune
-
     return tune.with_resources(train, spec.resources.for_tune())
 
 
@@ -237,8 +247,6 @@ def _trial_dirname(trial) -> str:
 
 
 def _tuner(plan: Plan, bases: dict, parent_run_id: str):
-    from ray import tune
-
     spec = plan.spec
     configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
     return tune.Tuner(
@@ -260,8 +268,6 @@ def _tuner(plan: Plan, bases: dict, parent_run_id: str):
 
 
 def _restore(plan: Plan):
-    from ray import tune
-
     return tune.Tuner.restore(str(plan.storage), trainable=_trainable(plan.spec), resume_errored=True)
 
 
@@ -277,15 +283,36 @@ def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> s
     return runs[0].info.run_id
 
 
-def _close_abandoned_runs(client: MlflowClient, experiment_id: str, parent: str, why: str) -> None:
-    """Mark the sweep's trial runs left RUNNING by a process that died as killed, with ``why``.
+def _child_runs(client: MlflowClient, experiment_id: str, parent: str, also: str = "") -> list:
+    """Every run nested under ``parent`` (all pages), optionally filtered further by ``also``."""
+    query = f"tags.`mlflow.parentRunId` = '{parent}'" + (f" and {also}" if also else "")
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], query, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
-    A trial that resumes from a checkpoint reopens its run and finishes it.
-    """
-    runs = client.search_runs(
-        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
-    )
-    for run in runs:
+
+def _close_interrupted_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
+    """Mark the trial runs that a stopped driver left RUNNING as killed; a trial resumed from its
+    checkpoint reopens its run, one that starts over supersedes it."""
+    for run in _child_runs(client, experiment_id, parent, "attributes.status = 'RUNNING'"):
         client.set_tag(run.info.run_id, "shrink.status", "failed")
-        client.set_tag(run.info.run_id, "shrink.failure", f"interrupted: {why}")
+        client.set_tag(run.info.run_id, "shrink.failure", "interrupted: the sweep's driver stopped")
         client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+
+
+def _delete_superseded_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
+    """Delete the runs of trials that started over (their worker or the driver died before a
+    checkpoint) and then finished in a new run: each trial keeps one run."""
+    runs = _child_runs(client, experiment_id, parent)
+    finished = {_identity(run) for run in runs if run.data.tags.get("shrink.status") == "finished"}
+    for run in runs:
+        if run.data.tags.get("shrink.status") != "finished" and _identity(run) in finished:
+            client.delete_run(run.info.run_id)
+
+
+def _identity(run) -> tuple:
+    return tuple(run.data.params.get(key) for key in IDENTITY)

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, run_trial
+from shrink.orchestrator.spec import IDENTITY
 
 STATUS = "shrink_status"  # result key: "finished" or "diverged"
 NODE = "node_id"  # result key: the Ray node the trial reported from
@@ -85,7 +86,7 @@ def finished_run_metrics(trial: TrialConfig) -> dict | None:
     params = trial.flat()
     query = " and ".join(
         [f"tags.`mlflow.parentRunId` = '{trial.parent_run_id}'", "tags.`shrink.status` = 'finished'"]
-        + [f"params.`{key}` = '{params[key]}'" for key in ("model", "strategy", "compression", "seed")]
+        + [f"params.`{key}` = '{params[key]}'" for key in IDENTITY]
     )
     runs = client.search_runs([experiment.experiment_id], query, max_results=1)
     return dict(runs[0].data.metrics) if runs else None

@@ -1,6 +1,7 @@
 """`shrink sweep` on the command line: the dry run, and exit status 2 with one line for bad input."""
 
 import os
+import socket
 
 import pytest
 import torch
@@ -100,3 +101,13 @@ def test_conflicting_options_are_usage_errors(tmp_path):
     result = _sweep(path, "--cluster", str(tmp_path / "c.yaml"), "--address", "auto")
     assert result.exit_code == 2
     assert "--cluster and --address exclude each other" in result.output
+
+
+def test_an_address_where_no_ray_head_answers_exits_2_at_once(tmp_path):
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = _sweep(str(digits_sweep(tmp_path)), "--address", f"127.0.0.1:{port}")
+    assert result.exit_code == 2
+    assert result.output == (f"Error: --address 127.0.0.1:{port}: no Ray head answers there (Connection refused); "
+                             "give the address that `ray start --head` printed (host:port), or auto on a cluster node\n")

@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shrink.orchestrator.cluster import DASHBOARD_PORT, ClusterError, answers, dashboard_port, submit_sweep
+from click.testing import CliRunner
+
+from shrink.cli import main
+from shrink.orchestrator.cluster import (
+    DASHBOARD_PORT,
+    ClusterError,
+    answers,
+    dashboard_port,
+    read_cluster_file,
+    submit_sweep,
+)
 from sweep_testing import digits_sweep, sweep_runs, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,15 +58,14 @@ def test_cluster_file_is_valid_for_rays_launcher_on_aws_and_on_prem():
 
 
 def test_dashboard_port_comes_from_the_head_start_command(tmp_path):
-    assert dashboard_port(CLUSTER_FILE) == DASHBOARD_PORT == 8265
-    custom = tmp_path / "c.yaml"
-    custom.write_text(yaml.safe_dump({"cluster_name": "c", "provider": {"type": "local"},
-                                      "head_start_ray_commands": ["ray start --head --dashboard-port=8300"]}))
+    assert dashboard_port(read_cluster_file(CLUSTER_FILE)) == DASHBOARD_PORT == 8265
+    custom = {"cluster_name": "c", "provider": {"type": "local"},
+              "head_start_ray_commands": ["ray start --head --dashboard-port=8300"]}
     assert dashboard_port(custom) == 8300
     not_a_cluster = tmp_path / "sweep.yaml"
     not_a_cluster.write_text("dataset: digits\n")
     with pytest.raises(ClusterError, match=r"sweep.yaml is not a Ray cluster-launcher file \(needs cluster_name and provider\)$"):
-        dashboard_port(not_a_cluster)
+        read_cluster_file(not_a_cluster)
 
 
 @pytest.fixture(scope="module")
@@ -74,31 +83,41 @@ def ray_head(ray_tmpdir):
     return dashboard
 
 
-def test_sweep_runs_as_a_ray_job_with_the_working_directory(ray_head, tmp_path, capsys):
+def _project(folder: Path) -> Path:
+    """A user's working directory: a checkout of shrink and sweep files."""
+    shutil.copytree(ROOT / "shrink", folder / "shrink", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, tmp_path, monkeypatch):
     assert answers("127.0.0.1", ray_head)
     assert not answers("127.0.0.1", _free_port())
-    working_dir = tmp_path / "project"  # what a user's checkout holds: shrink and the sweep file
-    shutil.copytree(ROOT / "shrink", working_dir / "shrink", ignore=shutil.ignore_patterns("__pycache__"))
-    digits_sweep(working_dir, name="remote")
-    uri = f"sqlite:///{working_dir / 'mlflow.db'}"
+    project = _project(tmp_path / "project")
+    digits_sweep(project, name="remote")
+    # An on-prem cluster file whose head (started above) already answers: no `ray up` needed.
+    (project / "cluster.yaml").write_text(yaml.safe_dump({
+        "cluster_name": "local", "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
+        "auth": {"ssh_user": "nobody"},
+        "head_start_ray_commands": [f"ray start --head --dashboard-port={ray_head}"],
+    }))
+    monkeypatch.chdir(project)
 
-    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["remote.yaml"], working_dir=working_dir)
+    result = CliRunner().invoke(main, ["sweep", "remote.yaml", "--cluster", "cluster.yaml"])
 
-    out = capsys.readouterr().out
-    assert status == 0, out[-3000:]
-    assert "python -m shrink sweep remote.yaml --address auto" in out
-    assert "8/8 done: 8 finished, 0 failed | 0 running | 0 pending" in out  # streamed from the job
-    assert "succeeded" in out.splitlines()[-1]
+    assert result.exit_code == 0, result.output[-3000:]
+    assert f"to http://127.0.0.1:{ray_head}: python -m shrink sweep remote.yaml --address auto" in result.output
+    assert "8/8 done: 8 finished, 0 failed | 0 running | 0 pending" in result.output  # streamed from the job
+    assert result.output.splitlines()[-1].endswith("succeeded")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
     [parent] = sweep_runs(uri)
     runs = trial_runs(uri, parent.info.run_id)
     assert len(runs) == 8 and {r.data.tags["shrink.status"] for r in runs} == {"finished"}
 
 
-def test_failing_job_returns_its_exit_status(ray_head, tmp_path, capsys):
-    working_dir = tmp_path / "project"
-    shutil.copytree(ROOT / "shrink", working_dir / "shrink", ignore=shutil.ignore_patterns("__pycache__"))
-    (working_dir / "bad.yaml").write_text("dataset: digits\nmodels: [nope]\nstrategies: [random]\n"
-                                          "compressions: [2]\nseeds: [0]\n")
-    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["bad.yaml"], working_dir=working_dir)
+def test_a_failing_job_returns_its_exit_status(ray_head, tmp_path, capsys):
+    project = _project(tmp_path / "project")
+    (project / "bad.yaml").write_text("dataset: digits\nmodels: [nope]\nstrategies: [random]\n"
+                                      "compressions: [2]\nseeds: [0]\n")
+    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["bad.yaml"], working_dir=project)
     assert status == 2
     assert "Error: bad.yaml: models: unknown model 'nope'" in capsys.readouterr().out

@@ -45,8 +45,8 @@ def test_killed_driver_resumes_without_training_any_trial_twice(ray_tmpdir, tmp_
     [parent] = sweep_runs(uri)
     assert parent.info.status == "FINISHED"
     runs = trial_runs(uri, parent.info.run_id)
-    finished = [r for r in runs if r.data.tags["shrink.status"] == "finished"]
-    identities = {(r.data.params["strategy"], r.data.params["compression"], r.data.params["seed"]) for r in finished}
-    assert len(finished) == len(identities) == 8  # each trial trained to completion exactly once
-    # Runs that the killed driver's trials left behind are closed, not left running.
-    assert {r.info.status for r in runs if r.data.tags["shrink.status"] != "finished"} <= {"KILLED"}
+    identities = {(r.data.params["strategy"], r.data.params["compression"], r.data.params["seed"]) for r in runs}
+    # Each trial trained to completion exactly once: one finished run per trial, and the runs the
+    # killed driver's trials left behind either continued to the end or were superseded and deleted.
+    assert len(runs) == len(identities) == 8
+    assert {r.data.tags["shrink.status"] for r in runs} == {"finished"}
