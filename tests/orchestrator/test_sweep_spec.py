@@ -24,12 +24,12 @@ finetune: {epochs: 2, lr: 0.001}
 def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
     assert presets() == ["cifar10-resnet56", "demo", "imagenet-resnet18"]
     demo = load_spec()
-    assert (demo.name, demo.dataset, demo.models) == ("demo", "fashion-mnist", ("small-mlp",))
+    assert (demo.name, demo.dataset, demo.models) == ("demo", "fashion-mnist", ("lenet-300-100",))
     assert demo.strategies == BASELINES
     assert demo.compressions == (1, 2, 4, 8, 16, 32)
     assert demo.seeds == (0, 1, 2)
     assert demo.size == 90
-    assert demo.bases() == [("small-mlp", 0)]
+    assert demo.bases() == [("lenet-300-100", 0)]
     assert demo.resources.cpus == 1 and demo.resources.gpus == 0
 
     cifar = load_spec(preset="cifar10-resnet56")
