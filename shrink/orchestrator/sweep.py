@@ -261,6 +261,7 @@ def _tuner(plan: Plan, bases: dict, parent_run_id: str):
             name=spec.name,
             storage_path=str(plan.storage.parent),
             failure_config=tune.FailureConfig(max_failures=spec.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
             callbacks=[Progress()],
         ),

@@ -56,7 +56,7 @@ def pids_with_env(name: str, value: str) -> list[int]:
     return pids
 
 
-def end_processes_with_env(name: str, value: str, grace_s: float = 5.0) -> None:
+def end_processes_with_env(name: str, value: str, grace_s: float = 2.0) -> None:
     """SIGTERM, then SIGKILL after ``grace_s``, every process started with ``name=value``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = pids_with_env(name, value)
