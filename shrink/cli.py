@@ -102,30 +102,32 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
     """
     from dataclasses import replace
 
-    from shrink.orchestrator import ClusterError, Plan, SpecError, check_local, load_spec, run_on_cluster, run_sweep
+    from shrink import orchestrator
 
     if cluster_file and address:
         raise click.UsageError("--cluster and --address exclude each other: --cluster submits with --address auto")
     try:
-        spec = load_spec(spec_file, preset=preset)
+        spec = orchestrator.load_spec(spec_file, preset=preset)
         overrides = {"tracking_uri": tracking_uri, "storage_path": storage_path}
         spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
-        plan = Plan.of(spec)
-        local = address is None and cluster_file is None
-        if dry_run:
-            if local:
-                check_local(plan, resume=resume)
-            click.echo(plan.describe(local=local))
-            return
-        if cluster_file:
+        if cluster_file:  # where it runs, and where results go, are the cluster's to say
+            if dry_run:
+                click.echo(spec.describe())
+                return
             args = _sweep_args(spec_file, preset, resume=resume, tracking_uri=tracking_uri, storage_path=storage_path)
-            raise SystemExit(run_on_cluster(cluster_file, args, working_dir=Path.cwd()))
-        outcome = run_sweep(spec, address=address, resume=resume)
-    except SpecError as error:
+            raise SystemExit(orchestrator.run_on_cluster(cluster_file, args, working_dir=Path.cwd()))
+        if dry_run:
+            plan = orchestrator.Plan.of(spec)
+            if address is None:
+                orchestrator.check_local(plan, resume=resume)
+            click.echo(plan.describe(orchestrator.local_resources() if address is None else None))
+            return
+        outcome = orchestrator.run_sweep(spec, address=address, resume=resume)
+    except orchestrator.SpecError as error:
         failure = click.ClickException(str(error))
         failure.exit_code = 2
         raise failure from None
-    except ClusterError as error:
+    except orchestrator.ClusterError as error:
         raise click.ClickException(str(error)) from None
     click.echo(outcome.summary())
     if not outcome.ok:

@@ -18,7 +18,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 from shrink.orchestrator.cluster import ClusterError, run_on_cluster
-from shrink.orchestrator.spec import SpecError, SweepSpec, load_spec, parse_spec, presets
+from shrink.orchestrator.spec import SpecError, SweepSpec, load_spec, local_resources, parse_spec, presets
 from shrink.orchestrator.sweep import Plan, SweepOutcome, check_local, run_sweep
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "SweepSpec",
     "check_local",
     "load_spec",
+    "local_resources",
     "parse_spec",
     "presets",
     "run_on_cluster",

@@ -135,6 +135,23 @@ class SweepSpec:
             configs.append(TrialConfig.from_dict(trial).to_dict())
         return configs
 
+    def describe(self) -> str:
+        """The grid, its bases and each trial's resources, one trial per table row."""
+        axes = " x ".join(f"{len(values)} {one if len(values) == 1 else many}" for one, many, values in (
+            ("model", "models", self.models), ("strategy", "strategies", self.strategies),
+            ("compression", "compressions", self.compressions), ("seed", "seeds", self.seeds)))
+        rows = [("#", "model", "strategy", "compression", "seed")] + [
+            (str(i), m, s, f"{c:g}", str(seed)) for i, (m, s, c, seed) in enumerate(self.grid(), start=1)
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        return "\n".join([
+            f"sweep {self.name}: {self.size} trials on {self.dataset} ({axes})",
+            "bases: " + ", ".join(f"{m} seed {s}" for m, s in self.bases())
+            + f" (pretrain epochs: {self.pretrain_epochs or 'preset'})",
+            f"each trial: {self.resources.cpus:g} CPU, {self.resources.gpus:g} GPU; retries {self.retries}",
+            *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
+        ])
+
     def resolved_storage_path(self) -> Path:
         """Absolute folder holding Ray Tune's state of every sweep (the sweep's own is ``/<name>``)."""
         raw = self.storage_path or os.environ.get("SHRINK_STORAGE") or "shrink-out/ray"

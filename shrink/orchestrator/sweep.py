@@ -84,32 +84,14 @@ class Plan:
             slots = min(slots, int(available.get("GPU", 0) // resources.gpus))
         return min(slots, self.spec.max_concurrent_trials or slots)
 
-    def describe(self, *, local: bool) -> str:
-        """The grid and the resources, as ``--dry-run`` prints them (``local``: with this machine's)."""
-        spec = self.spec
-        where = "a cluster"
-        if local:
-            available = local_resources()
-            where = (f"this machine: {self.concurrency(available)} at a time on {available['CPU']:g} CPUs, "
-                     f"{available['GPU']:g} GPUs")
-        axes = " x ".join(f"{len(values)} {one if len(values) == 1 else many}" for one, many, values in (
-            ("model", "models", spec.models), ("strategy", "strategies", spec.strategies),
-            ("compression", "compressions", spec.compressions), ("seed", "seeds", spec.seeds)))
-        header = [
-            f"sweep {spec.name}: {spec.size} trials on {spec.dataset} ({axes})",
-            "bases: " + ", ".join(f"{m} seed {s}" for m, s in spec.bases())
-            + f" (pretrain epochs: {spec.pretrain_epochs or 'preset'})",
-            f"resources: {spec.resources.cpus:g} CPU, {spec.resources.gpus:g} GPU per trial on {where}; "
-            f"retries {spec.retries}",
-            f"mlflow: {self.tracking_uri} (experiment {spec.experiment})",
-            f"storage: {self.storage}",
-        ]
-        rows = [("#", "model", "strategy", "compression", "seed")] + [
-            (str(i), m, s, f"{c:g}", str(seed)) for i, (m, s, c, seed) in enumerate(spec.grid(), start=1)
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-        return "\n".join(header + table)
+    def describe(self, available: dict[str, float] | None) -> str:
+        """What ``--dry-run`` prints: the grid, then where it runs (with ``available`` resources, if known)."""
+        lines = [self.spec.describe()]
+        if available is not None:
+            lines.append(f"this machine: {self.concurrency(available)} trials at a time on {available['CPU']:g} "
+                         f"CPUs and {available['GPU']:g} GPUs")
+        lines += [f"mlflow: {self.tracking_uri} (experiment {self.spec.experiment})", f"storage: {self.storage}"]
+        return "\n".join(lines)
 
 
 def check_local(plan: Plan, *, resume: bool) -> None:
