@@ -86,14 +86,19 @@ def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 @main.command()
 @click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--preset", metavar="NAME", help="A built-in sweep: demo (the default), cifar10-resnet56, imagenet-resnet18.")
+@click.option("--preset", metavar="NAME",
+              help="A built-in sweep: demo (the default), cifar10-resnet56, imagenet-resnet18.")
 @click.option("--dry-run", is_flag=True, help="Check the sweep, print its trial grid and resources, and exit.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted sweep without rerunning finished trials.")
-@click.option("--address", metavar="HOST:PORT", help="Attach to a running Ray cluster ('auto' finds a local one) instead of starting Ray here.")
+@click.option("--address", metavar="HOST:PORT",
+              help="Attach to a running Ray cluster ('auto': the one on this node) instead of starting Ray here.")
 @click.option("--cluster", "cluster_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed).")
-@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the sweep file's, else $MLFLOW_TRACKING_URI, else ./mlflow.db).")
-@click.option("--storage-path", metavar="DIR", help="Where Ray Tune keeps the sweep's state, shared by all nodes on a cluster (default: the sweep file's, else $SHRINK_STORAGE, else ./shrink-out/ray).")
+@click.option("--tracking-uri", metavar="URI",
+              help="MLflow tracking URI (default: the sweep file's, else $MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@click.option("--storage-path", metavar="DIR",
+              help="Where Ray Tune keeps sweep state, on a cluster a folder all nodes share "
+                   "(default: the sweep file's, else $SHRINK_STORAGE, else ./shrink-out/ray).")
 def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_uri, storage_path):
     """Fan a grid of pruning trials out with Ray Tune (default: the built-in demo sweep).
 
@@ -135,13 +140,15 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
 
 
 def _sweep_args(spec_file, preset, *, resume, tracking_uri, storage_path) -> list[str]:
-    """The `shrink sweep` arguments a cluster job gets: the sweep file relative to the uploaded working dir."""
+    """The `shrink sweep` arguments a cluster job gets (the sweep file relative to the working directory)."""
     args = []
     if spec_file is not None:
         try:
             args.append(str(spec_file.resolve().relative_to(Path.cwd())))
         except ValueError:
-            raise click.UsageError(f"{spec_file} is outside the working directory, which is what the cluster job gets") from None
+            raise click.UsageError(
+                f"{spec_file} is outside the working directory, which is what the cluster job gets"
+            ) from None
     if preset:
         args += ["--preset", preset]
     if resume:

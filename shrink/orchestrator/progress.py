@@ -72,8 +72,8 @@ class Progress(tune.Callback):
         self._trial_line(trials, trial, f"retrying   after failure {trial.num_failures}, {start}", ended=False)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._trial_line(trials, trial, f"errored    for good after {trial.num_failures} failures; see {trial.error_file}",
-                         ended=True)
+        what = f"errored    for good after {trial.num_failures} failures; see {trial.error_file}"
+        self._trial_line(trials, trial, what, ended=True)
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
         self.print_status(trials, running=False)

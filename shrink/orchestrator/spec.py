@@ -275,6 +275,8 @@ class _Reader:
         seeds = self.seeds()
         shared = {k: self.raw[k] for k in self.raw if k in shared_keys}
         shared["dataset"] = dataset
+        if isinstance(shared.get("data_root"), str):  # trials run in other working directories
+            shared["data_root"] = str(Path(shared["data_root"]).expanduser().resolve())
         finetune = self.mapping("finetune")
         if finetune:
             shared["finetune"] = finetune

@@ -49,17 +49,27 @@ class SweepOutcome:
     tune_s: float
 
     @property
+    def unfinished(self) -> int:
+        """Trials the sweep stopped before (interrupted); ``--resume`` runs them."""
+        return self.total - self.finished - self.failed - self.errored
+
+    @property
     def ok(self) -> bool:
-        """Every trial ran to an end (finished or diverged); none errored for good."""
-        return self.errored == 0
+        """Every trial ran to an end (finished or diverged); none errored for good or was left undone."""
+        return self.errored == 0 and self.unfinished == 0
 
     def summary(self) -> str:
-        """One line for the end of ``shrink sweep``."""
-        return (
+        """What ``shrink sweep`` prints at its end."""
+        lines = [
             f"sweep {self.name}: {self.total} trials, {self.finished} finished, {self.failed} diverged, "
-            f"{self.errored} errored, on {self.nodes} nodes; ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
-            f"trials {self.tune_s:.1f} s; MLflow parent run {self.parent_run_id}; Tune state {self.storage}"
-        )
+            f"{self.errored} errored, {self.unfinished} unfinished; on {self.nodes} nodes",
+            f"wall time: Ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
+            f"trials {self.tune_s:.1f} s",
+            f"MLflow parent run {self.parent_run_id}; Ray Tune state {self.storage}",
+        ]
+        if self.unfinished or self.errored:
+            lines.append("to run the rest: shrink sweep ... --resume (errored trials restart from their checkpoints)")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -187,12 +197,12 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         results = tuner.fit()
         tune_s = time.monotonic() - started
         _delete_superseded_runs(client, experiment_id, parent)
-        errored = sum(1 for r in results if r.error is not None)
-        failed = sum(1 for r in results if r.error is None and r.metrics.get(STATUS) == "diverged")
-        nodes = len({r.metrics[NODE] for r in results if r.error is None})
+        ended = [r.metrics.get(STATUS) for r in results if r.error is None]
         outcome = SweepOutcome(
             name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
-            finished=len(results) - errored - failed, failed=failed, errored=errored, nodes=nodes,
+            finished=ended.count("finished"), failed=ended.count("diverged"),
+            errored=sum(1 for r in results if r.error is not None),
+            nodes=len({r.metrics[NODE] for r in results if NODE in r.metrics}),
             ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s,
         )
         if outcome.ok:

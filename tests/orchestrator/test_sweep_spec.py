@@ -70,6 +70,12 @@ def test_per_trial_bases_give_each_seed_its_own_base():
     assert {(c["seed"], c["base_path"]) for c in configs} == {(0, "/b0.pt"), (1, "/b1.pt")}
 
 
+def test_relative_data_root_is_made_absolute_for_trials_in_other_directories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec(DIGITS + "data_root: data\n")
+    assert spec.shared["data_root"] == str(tmp_path / "data")
+
+
 def test_default_name_is_the_file_name(tmp_path):
     path = tmp_path / "my-sweep.yaml"
     path.write_text(DIGITS.replace("name: tiny\n", ""))
