@@ -412,13 +412,17 @@ class _Reader:
             raise SpecError(f"{self.origin}: {error}") from None
 
     def check_reachable(self, spec: SweepSpec) -> None:
-        """Every compression must be reachable by every model on this dataset."""
+        """Every compression must be reachable by every model on this dataset (models built on the
+        meta device: shapes without weights, so a VGG-16 costs no memory)."""
+        import torch
+
         highest = max(spec.compressions)
         prune_classifier = bool(spec.shared.get("prune_classifier", False))
         info = datasets.info(spec.dataset)
         for name in spec.models:
             try:
-                model = models.create(name, num_classes=info.num_classes, input_shape=info.input_shape)
+                with torch.device("meta"):
+                    model = models.create(name, num_classes=info.num_classes, input_shape=info.input_shape)
             except ValueError as error:
                 raise self.fail("models", f"{name} cannot take {spec.dataset} images {info.input_shape}: {error}")
             reachable = pruning.max_compression(model, prune_classifier=prune_classifier)
