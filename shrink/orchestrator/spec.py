@@ -155,6 +155,9 @@ class SweepSpec:
     def resolved_storage_path(self) -> Path:
         """Absolute folder holding Ray Tune's state of every sweep (the sweep's own is ``/<name>``)."""
         raw = self.storage_path or os.environ.get("SHRINK_STORAGE") or "shrink-out/ray"
+        if "://" in raw:
+            raise SpecError(f"storage_path: {raw} is a URI; give a folder (on a cluster, one that every node "
+                            "mounts: trials share their base checkpoints as files)")
         return Path(raw).expanduser().resolve()
 
 

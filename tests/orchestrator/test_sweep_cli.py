@@ -85,6 +85,13 @@ def test_missing_dataset_files_exit_2(monkeypatch):
     assert result.output.startswith("Error: ") and "cifar10" in result.output
 
 
+def test_storage_must_be_a_folder_not_a_uri(tmp_path):
+    result = _sweep(str(digits_sweep(tmp_path)), "--dry-run", "--storage-path", "s3://bucket/ray")
+    assert result.exit_code == 2
+    assert result.output == ("Error: storage_path: s3://bucket/ray is a URI; give a folder (on a cluster, one that "
+                             "every node mounts: trials share their base checkpoints as files)\n")
+
+
 def test_resume_needs_an_interrupted_sweep(tmp_path):
     result = _sweep(str(digits_sweep(tmp_path)), "--resume")
     assert result.exit_code == 2
