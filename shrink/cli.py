@@ -1,5 +1,7 @@
 """The ``shrink`` command line: a thin layer that parses options and calls the library."""
 
+from pathlib import Path
+
 import click
 
 
@@ -263,3 +265,79 @@ def ui(sweep, host, port, tracking_uri):
         serve(resolve_tracking_uri(tracking_uri), host, port, sweep, echo=click.echo)
     except SweepNotFound as e:
         raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--preset", metavar="NAME",
+              help="A built-in sweep: demo (the default), cifar10-resnet56, imagenet-resnet18.")
+@click.option("--dry-run", is_flag=True, help="Check the sweep, print its trial grid and resources, and exit.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted sweep without rerunning finished trials.")
+@click.option("--address", metavar="HOST:PORT",
+              help="Attach to a running Ray cluster ('auto': the one on this node) instead of starting Ray here.")
+@click.option("--cluster", "cluster_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed).")
+@click.option("--tracking-uri", metavar="URI",
+              help="MLflow tracking URI (default: the sweep file's, else $MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@click.option("--storage-path", metavar="DIR",
+              help="Where Ray Tune keeps sweep state, on a cluster a folder all nodes share "
+                   "(default: the sweep file's, else $SHRINK_STORAGE, else ./shrink-out/ray).")
+def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_uri, storage_path):
+    """Fan a grid of pruning trials out with Ray Tune (default: the built-in demo sweep).
+
+    SPEC_FILE is a YAML sweep file (see shrink/orchestrator/spec.py). Trials are recorded in MLflow
+    under one parent run per sweep; `shrink report` summarises them.
+    """
+    from dataclasses import replace
+
+    from shrink import orchestrator
+
+    if cluster_file and address:
+        raise click.UsageError("--cluster and --address exclude each other: --cluster submits with --address auto")
+    try:
+        spec = orchestrator.load_spec(spec_file, preset=preset)
+        overrides = {"tracking_uri": tracking_uri, "storage_path": storage_path}
+        spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+        if cluster_file:  # where it runs, and where results go, are the cluster's to say
+            if dry_run:
+                click.echo(spec.describe())
+                return
+            args = _sweep_args(spec_file, preset, resume=resume, tracking_uri=tracking_uri, storage_path=storage_path)
+            raise SystemExit(orchestrator.run_on_cluster(cluster_file, args, working_dir=Path.cwd()))
+        if dry_run:
+            plan = orchestrator.Plan.of(spec)
+            if address is None:
+                orchestrator.check_local(plan, resume=resume)
+            click.echo(plan.describe(orchestrator.local_resources() if address is None else None))
+            return
+        outcome = orchestrator.run_sweep(spec, address=address, resume=resume)
+    except orchestrator.SpecError as error:
+        failure = click.ClickException(str(error))
+        failure.exit_code = 2
+        raise failure from None
+    except orchestrator.ClusterError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(outcome.summary())
+    if not outcome.ok:
+        raise SystemExit(1)
+
+
+def _sweep_args(spec_file, preset, *, resume, tracking_uri, storage_path) -> list[str]:
+    """The `shrink sweep` arguments a cluster job gets (the sweep file relative to the working directory)."""
+    args = []
+    if spec_file is not None:
+        try:
+            args.append(str(spec_file.resolve().relative_to(Path.cwd())))
+        except ValueError:
+            raise click.UsageError(
+                f"{spec_file} is outside the working directory, which is what the cluster job gets"
+            ) from None
+    if preset:
+        args += ["--preset", preset]
+    if resume:
+        args.append("--resume")
+    if tracking_uri:
+        args += ["--tracking-uri", tracking_uri]
+    if storage_path:
+        args += ["--storage-path", storage_path]
+    return args

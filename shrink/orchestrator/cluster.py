@@ -1,0 +1,138 @@
+"""``shrink sweep --cluster FILE``: run a sweep as a Ray Job on a cluster made by Ray's cluster launcher.
+
+The cluster file is an ordinary ``ray up`` file (see ``cluster.yaml`` at the repository root). When
+its head does not answer, the cluster is brought up with ``ray up -y FILE``; then ``shrink sweep ...
+--address auto`` is submitted to the head's job server with the working directory as the job's
+``runtime_env``, its logs are streamed here, and its exit status becomes ours. Results stay where
+the cluster puts them: the MLflow server on the head and the shared storage path.
+"""
+
+import asyncio
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+DASHBOARD_PORT = 8265
+# Never uploaded with the working directory: environments, results, caches.
+EXCLUDES = [".git", ".venv", "venv", "shrink-out", "mlruns", "mlflow.db", "__pycache__", "*.egg-info",
+            ".pytest_cache", ".hypothesis"]
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up or reached; the message says what to check."""
+
+
+def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path) -> int:
+    """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status."""
+    config = read_cluster_file(cluster_file)
+    port = dashboard_port(config)
+    head = _head_ip(cluster_file, config)
+    if head is None or not answers(head, port):
+        print(f"cluster: no head answers; bringing it up with `ray up -y {cluster_file}`", flush=True)
+        up = subprocess.run([_ray_cli(), "up", "-y", str(cluster_file)])
+        if up.returncode != 0:
+            raise ClusterError(f"`ray up -y {cluster_file}` failed with exit status {up.returncode}")
+        head = _head_ip(cluster_file, config)
+        if head is None or not wait_until_answers(head, port, timeout_s=300):
+            raise ClusterError(
+                f"the cluster's head {head} does not answer on dashboard port {port}: check "
+                f"`ray monitor {cluster_file}` and that port {port} is open to this machine"
+            )
+    return submit_sweep(f"http://{head}:{port}", sweep_args, working_dir=working_dir)
+
+
+def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path) -> int:
+    """Submit ``python -m shrink sweep SWEEP_ARGS --address auto`` to the job server at ``address``
+    (``http://host:port``), uploading ``working_dir``; stream its logs and return its exit status."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    entrypoint = shlex.join(["python", "-m", "shrink", "sweep", *sweep_args, "--address", "auto"])
+    job_id = client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env={"working_dir": str(working_dir), "excludes": EXCLUDES},
+    )
+    print(f"cluster: submitted Ray Job {job_id} to {address}: {entrypoint}", flush=True)
+    try:
+        asyncio.run(_stream_logs(client, job_id))
+    except KeyboardInterrupt:
+        print(f"\ncluster: stopped following; the job goes on (stop it with `ray job stop {job_id} "
+              f"--address {address}`)", flush=True)
+        raise
+    while (status := client.get_job_status(job_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                                              JobStatus.STOPPED}:
+        time.sleep(0.5)
+    info = client.get_job_info(job_id)
+    print(f"cluster: job {job_id} {status.value.lower()}", flush=True)
+    if info.driver_exit_code is not None:
+        return info.driver_exit_code
+    return 0 if status == JobStatus.SUCCEEDED else 1
+
+
+async def _stream_logs(client, job_id: str) -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def read_cluster_file(cluster_file: Path) -> dict:
+    """The cluster-launcher config in ``cluster_file``, checked to be one."""
+    try:
+        config = yaml.safe_load(Path(cluster_file).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ClusterError(f"cannot read cluster file {cluster_file}: {error}") from None
+    if not isinstance(config, dict) or "provider" not in config or "cluster_name" not in config:
+        raise ClusterError(f"{cluster_file} is not a Ray cluster-launcher file (needs cluster_name and provider)")
+    return config
+
+
+def dashboard_port(config: dict) -> int:
+    """The head's dashboard (job server) port: ``--dashboard-port`` in its start commands, else 8265."""
+    commands = " ".join(config.get("head_start_ray_commands") or [])
+    match = re.search(r"--dashboard-port[= ](\d+)", commands)
+    return int(match.group(1)) if match else DASHBOARD_PORT
+
+
+def answers(host: str, port: int, timeout_s: float = 5.0) -> bool:
+    """Whether an HTTP server answers at ``host:port`` (any status, authorised or not)."""
+    try:
+        urllib.request.urlopen(f"http://{host}:{port}/api/version", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def wait_until_answers(host: str, port: int, *, timeout_s: float) -> bool:
+    """Poll :func:`answers` until it does or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if answers(host, port):
+            return True
+        time.sleep(2)
+    return False
+
+
+def _head_ip(cluster_file: Path, config: dict) -> str | None:
+    """The head's address: given in an on-prem file, else asked of the launcher (None: no head)."""
+    provider = config["provider"]
+    if provider.get("type") == "local" and provider.get("head_ip"):
+        return provider["head_ip"]
+    from ray.autoscaler.sdk import get_head_node_ip
+
+    try:
+        return get_head_node_ip(str(cluster_file))
+    except RuntimeError:  # the launcher knows no running head for this cluster
+        return None
+
+
+def _ray_cli() -> str:
+    return str(Path(sys.executable).with_name("ray"))

@@ -1,0 +1,445 @@
+"""The sweep file: plain data describing a grid of trials, validated completely before anything starts.
+
+A sweep file is YAML. ``dataset``, ``models``, ``strategies``, ``compressions`` and ``seeds`` are
+required; everything else has a default::
+
+    name: demo                       # parent MLflow run and Ray storage folder (default: file name)
+    dataset: fashion-mnist
+    models: [small-mlp]
+    strategies: [global-magnitude, random]
+    compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model
+    seeds: [0, 1, 2]
+    pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
+    finetune: {epochs: 2, patience: 1, lr: 1.0e-3}   # any fine-tuning field, the rest from presets
+    resources: {cpus: 1, gpus: 0}    # per trial; a fraction of a GPU lets trials share one
+    max_concurrent_trials: 4         # default: as many as the resources allow
+    retries: 2                       # restarts from the last checkpoint when a worker dies
+    tracking_uri: sqlite:////abs/mlflow.db   # default: $MLFLOW_TRACKING_URI, else ./mlflow.db
+    experiment: shrink               # MLflow experiment
+    storage_path: /shared/ray        # Ray Tune storage; default $SHRINK_STORAGE, else ./shrink-out/ray
+    data_root: /data                 # and any other TrialConfig field shared by every trial
+
+Errors are :class:`SpecError`, one line naming the file, the key, what is wrong and what is allowed.
+"""
+
+import dataclasses
+import itertools
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from shrink import datasets, models, pruning
+from shrink.experiment import TrialConfig
+from shrink.experiment.tracking import DEFAULT_EXPERIMENT
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+DEFAULT_PRESET = "demo"
+PER_TRIAL = "per-trial"
+
+_SWEPT = {"model": "models", "strategy": "strategies", "compression": "compressions", "seed": "seeds"}
+_SET_BY_SWEEP = {
+    "base_path", "base_sha256", "device", "threads", "tracking_uri", "experiment_name",
+    "parent_run_id", "sweep",
+}
+_SPEC_KEYS = {
+    "name", "dataset", "models", "strategies", "compressions", "seeds", "pretrain", "finetune",
+    "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path",
+}
+_REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class SpecError(ValueError):
+    """A sweep file is invalid; the message is one line saying what is wrong and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial holds while it runs."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def for_tune(self) -> dict[str, float]:
+        """The resource request in the form ``tune.with_resources`` takes."""
+        return {"cpu": self.cpus, "gpu": self.gpus}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: the grid, the settings shared by every trial, and how to run it."""
+
+    name: str
+    dataset: str
+    models: tuple[str, ...]
+    strategies: tuple[str, ...]
+    compressions: tuple[float, ...]
+    seeds: tuple[int, ...]
+    shared: Mapping = field(default_factory=dict)  # TrialConfig fields common to all trials
+    pretrain_epochs: int | None = None
+    base_seed: int | str = 0  # an int, or PER_TRIAL
+    resources: Resources = Resources()
+    max_concurrent_trials: int | None = None
+    retries: int = 2
+    tracking_uri: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    storage_path: str | None = None
+    text: str = ""  # the YAML it was read from, logged as the parent run's artifact
+
+    @property
+    def size(self) -> int:
+        """Number of trials in the grid."""
+        return len(self.models) * len(self.strategies) * len(self.compressions) * len(self.seeds)
+
+    def base_seed_for(self, seed: int) -> int:
+        """The seed of the pretrained base that a trial with ``seed`` prunes."""
+        return seed if self.base_seed == PER_TRIAL else self.base_seed
+
+    def bases(self) -> list[tuple[str, int]]:
+        """The (model, base seed) pairs to pretrain before fan-out, in grid order."""
+        seeds = dict.fromkeys(self.base_seed_for(s) for s in self.seeds)
+        return [(m, s) for m in self.models for s in seeds]
+
+    def grid(self) -> list[tuple[str, str, float, int]]:
+        """Every (model, strategy, compression, seed) of the sweep, model-major."""
+        return list(itertools.product(self.models, self.strategies, self.compressions, self.seeds))
+
+    def trial_configs(self, bases: Mapping, *, tracking_uri: str, parent_run_id: str | None) -> list[dict]:
+        """Expand the grid into TrialConfig dicts, in :meth:`grid` order.
+
+        ``bases`` maps each pair of :meth:`bases` to its ``BaseCheckpoint`` (``path``, ``sha256``).
+        """
+        configs = []
+        for model, strategy, compression, seed in self.grid():
+            base = bases[(model, self.base_seed_for(seed))]
+            trial = {
+                **self.shared,
+                "model": model,
+                "strategy": strategy,
+                "compression": compression,
+                "seed": seed,
+                "base_path": str(base.path),
+                "base_sha256": base.sha256,
+                "device": "cuda" if self.resources.gpus else "cpu",
+                "threads": max(1, int(self.resources.cpus)),
+                "tracking_uri": tracking_uri,
+                "experiment_name": self.experiment,
+                "parent_run_id": parent_run_id,
+                "sweep": self.name,
+            }
+            configs.append(TrialConfig.from_dict(trial).to_dict())
+        return configs
+
+    def describe(self) -> str:
+        """The grid, its bases and each trial's resources, one trial per table row."""
+        axes = " x ".join(f"{len(values)} {one if len(values) == 1 else many}" for one, many, values in (
+            ("model", "models", self.models), ("strategy", "strategies", self.strategies),
+            ("compression", "compressions", self.compressions), ("seed", "seeds", self.seeds)))
+        rows = [("#", "model", "strategy", "compression", "seed")] + [
+            (str(i), m, s, f"{c:g}", str(seed)) for i, (m, s, c, seed) in enumerate(self.grid(), start=1)
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        return "\n".join([
+            f"sweep {self.name}: {self.size} trials on {self.dataset} ({axes})",
+            "bases: " + ", ".join(f"{m} seed {s}" for m, s in self.bases())
+            + f" (pretrain epochs: {self.pretrain_epochs or 'preset'})",
+            f"each trial: {self.resources.cpus:g} CPU, {self.resources.gpus:g} GPU; retries {self.retries}",
+            *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
+        ])
+
+    def resolved_storage_path(self) -> Path:
+        """Absolute folder holding Ray Tune's state of every sweep (the sweep's own is ``/<name>``)."""
+        raw = self.storage_path or os.environ.get("SHRINK_STORAGE") or "shrink-out/ray"
+        if "://" in raw:
+            raise SpecError(f"storage_path: {raw} is a URI; give a folder (on a cluster, one that every node "
+                            "mounts: trials share their base checkpoints as files)")
+        return Path(raw).expanduser().resolve()
+
+
+IDENTITY = ("model", "strategy", "compression", "seed")  # what tells a sweep's trials apart
+
+
+def trial_label(config: Mapping) -> str:
+    """Short human name of one trial: ``small-mlp/global-magnitude/x16/s1``."""
+    return f"{config['model']}/{config['strategy']}/x{config['compression']:g}/s{config['seed']}"
+
+
+def presets() -> list[str]:
+    """Names of the built-in sweep files (``--preset``)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_spec(path: str | Path | None = None, *, preset: str | None = None) -> SweepSpec:
+    """Read and validate a sweep file, or a preset by name; neither gives the demo preset."""
+    if path is not None and preset is not None:
+        raise SpecError("give a sweep file or --preset, not both")
+    if path is None:
+        preset = preset or DEFAULT_PRESET
+        if preset not in presets():
+            raise SpecError(f"unknown preset {preset!r}; presets: {', '.join(presets())}")
+        path = PRESETS_DIR / f"{preset}.yaml"
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError(f"cannot read sweep file {path}: {error.strerror}") from None
+    return parse_spec(text, origin=path.name, default_name=path.stem)
+
+
+def parse_spec(text: str, *, origin: str = "<sweep>", default_name: str = "sweep") -> SweepSpec:
+    """Validate a sweep file's text completely (names, ranges, reachable compressions); see module doc."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{origin}: malformed YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: a sweep file is a YAML mapping of keys (dataset, models, ...)")
+    return _Reader(raw, origin).spec(text, default_name)
+
+
+def check_data(spec: SweepSpec) -> None:
+    """Fail unless the dataset's files are where the trials will look for them."""
+    try:
+        datasets.locate(spec.dataset, root=spec.shared.get("data_root"))
+    except datasets.DatasetNotFound as error:
+        raise SpecError(str(error)) from None
+
+
+def check_resources(spec: SweepSpec, available: Mapping[str, float], where: str) -> None:
+    """Fail unless one trial's resources fit into ``available`` (``{"CPU": n, "GPU": g}``) on ``where``."""
+    cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
+    if spec.resources.cpus > cpus:
+        raise SpecError(
+            f"resources.cpus: a trial asks for {spec.resources.cpus:g} CPUs but {where} has {cpus:g}; "
+            f"ask for at most {cpus:g}"
+        )
+    if spec.resources.gpus > gpus:
+        raise SpecError(
+            f"resources.gpus: a trial asks for {spec.resources.gpus:g} GPUs but {where} has {gpus:g}; "
+            + ("set gpus: 0 to train on CPUs" if gpus == 0 else f"ask for at most {gpus:g}")
+        )
+
+
+def local_resources() -> dict[str, float]:
+    """CPUs and GPUs of this machine, in Ray's resource names."""
+    import torch
+
+    return {"CPU": float(len(os.sched_getaffinity(0))), "GPU": float(torch.cuda.device_count())}
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """Make a relative ``sqlite:///file.db`` absolute: trials run in other working directories."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+class _Reader:
+    """Reads one raw mapping key by key, each error naming the file and the key."""
+
+    def __init__(self, raw: dict, origin: str):
+        self.raw, self.origin = raw, origin
+
+    def fail(self, key: str, problem: str) -> SpecError:
+        return SpecError(f"{self.origin}: {key}: {problem}")
+
+    def spec(self, text: str, default_name: str) -> SweepSpec:
+        shared_keys = {f.name for f in dataclasses.fields(TrialConfig)} - set(_SWEPT) - _SET_BY_SWEEP
+        for key in self.raw:
+            if key in _SPEC_KEYS:
+                continue
+            if key in _SWEPT:
+                raise self.fail(key, f"is swept: list the values under {_SWEPT[key]!r}")
+            if key in _SET_BY_SWEEP:
+                raise self.fail(key, "is set by the sweep for every trial and cannot be given")
+            if key not in shared_keys:
+                allowed = ", ".join(sorted(_SPEC_KEYS | shared_keys))
+                raise self.fail(str(key), f"unknown key; known keys: {allowed}")
+        missing = [k for k in _REQUIRED if k not in self.raw]
+        if missing:
+            raise SpecError(f"{self.origin}: missing required keys: {', '.join(missing)}")
+
+        name = self.raw.get("name", default_name)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise self.fail("name", f"{name!r} is not a name (letters, digits, '_', '.', '-')")
+        dataset = self.dataset()
+        model_names = self.names("models", self.model)
+        strategies = self.names("strategies", self.strategy)
+        compressions = self.numbers("compressions")
+        seeds = self.seeds()
+        shared = {k: self.raw[k] for k in self.raw if k in shared_keys}
+        shared["dataset"] = dataset
+        if isinstance(shared.get("data_root"), str):  # trials run in other working directories
+            shared["data_root"] = str(Path(shared["data_root"]).expanduser().resolve())
+        finetune = self.mapping("finetune")
+        if finetune:
+            shared["finetune"] = finetune
+        pretrain = self.mapping("pretrain")
+        unknown = set(pretrain) - {"epochs", "seed"}
+        if unknown:
+            raise self.fail("pretrain", f"unknown key {sorted(unknown)[0]!r}; known keys: epochs, seed")
+        epochs = pretrain.get("epochs")
+        if epochs is not None and not _is_int(epochs, minimum=1):
+            raise self.fail("pretrain.epochs", f"{epochs!r} is not a whole number >= 1")
+        base_seed = pretrain.get("seed", 0)
+        if base_seed != PER_TRIAL and not _is_int(base_seed, minimum=0):
+            raise self.fail("pretrain.seed", f"{base_seed!r} is neither a whole number >= 0 nor {PER_TRIAL!r}")
+
+        spec = SweepSpec(
+            name=name,
+            dataset=dataset,
+            models=model_names,
+            strategies=strategies,
+            compressions=compressions,
+            seeds=seeds,
+            shared=shared,
+            pretrain_epochs=epochs,
+            base_seed=base_seed,
+            resources=self.resources(),
+            max_concurrent_trials=self.optional_int("max_concurrent_trials", minimum=1),
+            retries=self.optional_int("retries", minimum=0, default=2),
+            tracking_uri=self.optional_str("tracking_uri"),
+            experiment=self.optional_str("experiment") or DEFAULT_EXPERIMENT,
+            storage_path=self.optional_str("storage_path"),
+            text=text,
+        )
+        self.check_trial_fields(spec)
+        self.check_reachable(spec)
+        return spec
+
+    # -- the grid --------------------------------------------------------------------------------
+
+    def dataset(self) -> str:
+        name = self.raw["dataset"]
+        known = [d.name for d in datasets.available()]
+        if name not in known:
+            raise self.fail("dataset", f"unknown dataset {name!r}; known: {', '.join(known)}")
+        return name
+
+    def model(self, name: str) -> str:
+        known = [m.name for m in models.available()]
+        if name not in known:
+            raise self.fail("models", f"unknown model {name!r}; known: {', '.join(known)}")
+        return name
+
+    def strategy(self, name: str) -> str:
+        try:
+            return pruning.resolve_strategy(name)
+        except ValueError as error:
+            raise self.fail("strategies", str(error)) from None
+
+    def names(self, key: str, resolve) -> tuple[str, ...]:
+        values = self.raw[key]
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            raise self.fail(key, f"{values!r} is not a non-empty list of names")
+        resolved = tuple(resolve(v) for v in values)
+        self.unique(key, resolved)
+        return resolved
+
+    def numbers(self, key: str) -> tuple[float, ...]:
+        values = self.raw[key]
+        if not isinstance(values, list) or not values:
+            raise self.fail(key, f"{values!r} is not a non-empty list of numbers")
+        for value in values:
+            if not _is_number(value) or not math.isfinite(value) or value < 1:
+                raise self.fail(key, f"{value!r} is not a compression ratio; ratios are numbers >= 1 (1 = dense)")
+        self.unique(key, values)
+        return tuple(float(v) for v in values)
+
+    def seeds(self) -> tuple[int, ...]:
+        values = self.raw["seeds"]
+        if not isinstance(values, list) or not values or not all(_is_int(v, minimum=0) for v in values):
+            raise self.fail("seeds", f"{values!r} is not a non-empty list of whole numbers >= 0")
+        self.unique("seeds", values)
+        return tuple(values)
+
+    def unique(self, key: str, values) -> None:
+        seen = set()
+        for value in values:
+            if value in seen:
+                raise self.fail(key, f"{value!r} is listed twice")
+            seen.add(value)
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def mapping(self, key: str) -> dict:
+        value = self.raw.get(key) or {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"{value!r} is not a mapping of settings")
+        return value
+
+    def resources(self) -> Resources:
+        raw = self.mapping("resources")
+        unknown = set(raw) - {"cpus", "gpus"}
+        if unknown:
+            raise self.fail("resources", f"unknown key {sorted(unknown)[0]!r}; known keys: cpus, gpus")
+        cpus, gpus = raw.get("cpus", 1), raw.get("gpus", 0)
+        if not _is_number(cpus) or cpus <= 0:
+            raise self.fail("resources.cpus", f"{cpus!r} is not a number of CPUs > 0")
+        if not _is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise self.fail(
+                "resources.gpus", f"{gpus!r} is not a GPU share: 0, a fraction below 1, or a whole number"
+            )
+        return Resources(cpus=float(cpus), gpus=float(gpus))
+
+    def optional_int(self, key: str, *, minimum: int, default: int | None = None) -> int | None:
+        value = self.raw.get(key, default)
+        if value is not None and not _is_int(value, minimum=minimum):
+            raise self.fail(key, f"{value!r} is not a whole number >= {minimum}")
+        return value
+
+    def optional_str(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise self.fail(key, f"{value!r} is not a non-empty string")
+        return value
+
+    # -- whole-spec checks -----------------------------------------------------------------------
+
+    def check_trial_fields(self, spec: SweepSpec) -> None:
+        """Build the first trial's config so that a wrong shared field fails now, not in a worker."""
+        probe = {**spec.shared, "model": spec.models[0], "strategy": spec.strategies[0],
+                 "compression": spec.compressions[0], "seed": spec.seeds[0]}
+        try:
+            TrialConfig.from_dict(probe)
+        except (TypeError, ValueError) as error:
+            raise SpecError(f"{self.origin}: {error}") from None
+
+    def check_reachable(self, spec: SweepSpec) -> None:
+        """Every compression must be reachable by every model on this dataset (models built on the
+        meta device: shapes without weights, so a VGG-16 costs no memory)."""
+        import torch
+
+        highest = max(spec.compressions)
+        prune_classifier = bool(spec.shared.get("prune_classifier", False))
+        info = datasets.info(spec.dataset)
+        for name in spec.models:
+            try:
+                with torch.device("meta"):
+                    model = models.create(name, num_classes=info.num_classes, input_shape=info.input_shape)
+            except ValueError as error:
+                raise self.fail("models", f"{name} cannot take {spec.dataset} images {info.input_shape}: {error}")
+            reachable = pruning.max_compression(model, prune_classifier=prune_classifier)
+            if highest > reachable:
+                raise self.fail(
+                    "compressions",
+                    f"{highest:g}x is unreachable for {name} (at most {reachable:.4g}x with "
+                    f"prune_classifier: {str(prune_classifier).lower()})",
+                )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value, *, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

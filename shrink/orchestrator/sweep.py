@@ -1,0 +1,311 @@
+"""Run a sweep: pretrain the bases once, fan the grid out with Ray Tune, record everything in MLflow.
+
+The driver (this process) validates the spec, creates the MLflow store and experiment, opens the
+sweep's parent run with the spec as ``sweep.yaml``, pretrains each base once, then hands the grid to
+``tune.Tuner``; every trial is a nested MLflow run written by ``run_trial`` in a Ray worker.
+"""
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from shrink.experiment import pretrain
+from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
+from shrink.orchestrator.progress import Progress
+from shrink.orchestrator.spec import (
+    IDENTITY,
+    SpecError,
+    SweepSpec,
+    absolute_tracking_uri,
+    check_data,
+    check_resources,
+    local_resources,
+    trial_label,
+)
+from shrink.orchestrator.trainable import NODE, STATUS, train
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a finished sweep did, with the wall times of its phases."""
+
+    name: str
+    parent_run_id: str
+    storage: Path
+    total: int
+    finished: int
+    failed: int  # diverged: recorded as failed runs, not retried
+    errored: int  # retries exhausted
+    nodes: int  # Ray nodes that trials finished on
+    ray_start_s: float
+    pretrain_s: float
+    tune_s: float
+
+    @property
+    def unfinished(self) -> int:
+        """Trials the sweep stopped before (interrupted); ``--resume`` runs them."""
+        return self.total - self.finished - self.failed - self.errored
+
+    @property
+    def ok(self) -> bool:
+        """Every trial ran to an end (finished or diverged); none errored for good or was left undone."""
+        return self.errored == 0 and self.unfinished == 0
+
+    def summary(self) -> str:
+        """What ``shrink sweep`` prints at its end."""
+        lines = [
+            f"sweep {self.name}: {self.total} trials, {self.finished} finished, {self.failed} diverged, "
+            f"{self.errored} errored, {self.unfinished} unfinished; on {self.nodes} nodes",
+            f"wall time: Ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
+            f"trials {self.tune_s:.1f} s",
+            f"MLflow parent run {self.parent_run_id}; Ray Tune state {self.storage}",
+        ]
+        if self.unfinished or self.errored:
+            lines.append("to run the rest: shrink sweep ... --resume (errored trials restart from their checkpoints)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where and how a sweep will run, resolved from its spec and the environment."""
+
+    spec: SweepSpec
+    tracking_uri: str
+    storage: Path  # the sweep's own Tune folder: <storage_path>/<name>
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> "Plan":
+        """Resolve the tracking URI and storage folder (absolute: trials run in other directories)."""
+        uri = absolute_tracking_uri(resolve_tracking_uri(spec.tracking_uri))
+        return cls(spec, uri, spec.resolved_storage_path() / spec.name)
+
+    def concurrency(self, available: dict[str, float]) -> int:
+        """How many trials can run at once on ``available`` resources."""
+        resources = self.spec.resources
+        slots = int(available.get("CPU", 0) // resources.cpus)
+        if resources.gpus:
+            slots = min(slots, int(available.get("GPU", 0) // resources.gpus))
+        return min(slots, self.spec.max_concurrent_trials or slots)
+
+    def describe(self, available: dict[str, float] | None) -> str:
+        """What ``--dry-run`` prints: the grid, then where it runs (with ``available`` resources, if known)."""
+        lines = [self.spec.describe()]
+        if available is not None:
+            lines.append(f"this machine: {self.concurrency(available)} trials at a time on {available['CPU']:g} "
+                         f"CPUs and {available['GPU']:g} GPUs")
+        lines += [f"mlflow: {self.tracking_uri} (experiment {self.spec.experiment})", f"storage: {self.storage}"]
+        return "\n".join(lines)
+
+
+def check_local(plan: Plan, *, resume: bool) -> None:
+    """Everything that can be checked on this machine before Ray starts: data, resources, storage."""
+    check_data(plan.spec)
+    check_resources(plan.spec, local_resources(), "this machine")
+    check_storage(plan, resume=resume)
+
+
+def check_storage(plan: Plan, *, resume: bool) -> None:
+    """A new sweep must not overwrite an earlier one's state; ``--resume`` needs one to continue."""
+    exists = tune.Tuner.can_restore(str(plan.storage))
+    if resume and not exists:
+        raise SpecError(f"nothing to resume: no sweep state in {plan.storage}; run without --resume")
+    if not resume and exists:
+        raise SpecError(
+            f"sweep {plan.spec.name!r} already has state in {plan.storage}: pass --resume to continue it, "
+            "or remove that folder (or rename the sweep) to start over"
+        )
+
+
+def check_address(address: str) -> None:
+    """A ``host:port`` address must answer (``ray.init`` would retry it for minutes); ``auto`` is
+    left to Ray."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise SpecError(
+            f"--address {address}: no Ray head answers there ({error.strerror or error}); give the address "
+            "that `ray start --head` printed (host:port), or auto on a cluster node"
+        ) from None
+
+
+def _quiet() -> dict:
+    return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
+
+
+def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False) -> SweepOutcome:
+    """Run (or with ``resume`` continue) a sweep on a local Ray, or on the cluster at ``address``.
+
+    Raises :class:`SpecError` before anything starts when the spec cannot run here.
+    """
+    plan = Plan.of(spec)
+    if address is None:
+        check_local(plan, resume=resume)
+    else:
+        check_address(address)
+        check_storage(plan, resume=resume)
+
+    started = time.monotonic()
+    if address is None:
+        available = local_resources()
+        ray.init(address="local", num_cpus=int(available["CPU"]), num_gpus=int(available["GPU"]),
+                 include_dashboard=False, **_quiet())
+    else:
+        ray.init(address=address, **_quiet())
+    ray_start_s = time.monotonic() - started
+    try:
+        if address is not None:
+            check_data(spec)
+            check_resources(spec, ray.cluster_resources(), f"the cluster at {address}")
+        _say(f"ray: started in {ray_start_s:.1f} s; {plan.concurrency(ray.cluster_resources())} trials at a time")
+        return _run(plan, resume=resume, ray_start_s=ray_start_s)
+    finally:
+        ray.shutdown()
+
+
+def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
+    spec = plan.spec
+    client = MlflowClient(tracking_uri=plan.tracking_uri)
+    experiment_id = ensure_experiment(plan.tracking_uri, spec.experiment)
+    if resume:
+        parent = _latest_parent_run(client, experiment_id, spec.name)
+        client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
+        _close_interrupted_runs(client, experiment_id, parent)
+    else:
+        parent = client.create_run(
+            experiment_id, run_name=spec.name, tags={"shrink.kind": "sweep", "shrink.sweep": spec.name}
+        ).info.run_id
+        client.log_text(parent, spec.text, "sweep.yaml")
+        client.log_param(parent, "trials", spec.size)
+    _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")
+
+    status = RunStatus.FAILED
+    try:
+        started = time.monotonic()
+        tuner = _restore(plan) if resume else _tuner(plan, _pretrain_bases(spec), parent)
+        pretrain_s = time.monotonic() - started
+        started = time.monotonic()
+        results = tuner.fit()
+        tune_s = time.monotonic() - started
+        _delete_superseded_runs(client, experiment_id, parent)
+        ended = [r.metrics.get(STATUS) for r in results if r.error is None]
+        outcome = SweepOutcome(
+            name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
+            finished=ended.count("finished"), failed=ended.count("diverged"),
+            errored=sum(1 for r in results if r.error is not None),
+            nodes=len({r.metrics[NODE] for r in results if NODE in r.metrics}),
+            ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s,
+        )
+        if outcome.ok:
+            status = RunStatus.FINISHED
+        return outcome
+    finally:
+        client.set_terminated(parent, status=RunStatus.to_string(status))
+
+
+def _pretrain_bases(spec: SweepSpec) -> dict:
+    """Pretrain (or find in the cache) each base once, in the driver, before fan-out."""
+    split = {key: spec.shared[key] for key in ("data_root", "val_fraction", "split_seed") if key in spec.shared}
+    bases = {}
+    for model, seed in spec.bases():
+        started = time.monotonic()
+        base = pretrain(model, spec.dataset, epochs=spec.pretrain_epochs, seed=seed, progress=_say, **split)
+        _say(f"base {model} seed {seed}: {base.path} (sha256 {base.sha256[:12]}) in "
+             f"{time.monotonic() - started:.1f} s")
+        bases[(model, seed)] = base
+    return bases
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _trainable(spec: SweepSpec):
+    return tune.with_resources(train, spec.resources.for_tune())
+
+
+def _trial_dirname(trial) -> str:
+    """Short, readable trial folders (Tune's default repeats the whole config)."""
+    return f"{trial.trial_id}-{trial_label(trial.config['trial']).replace('/', '-')}"
+
+
+def _tuner(plan: Plan, bases: dict, parent_run_id: str):
+    spec = plan.spec
+    configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
+    return tune.Tuner(
+        _trainable(spec),
+        param_space={"trial": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=spec.max_concurrent_trials,
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(plan.storage.parent),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
+            verbose=0,
+            callbacks=[Progress()],
+        ),
+    )
+
+
+def _restore(plan: Plan):
+    return tune.Tuner.restore(str(plan.storage), trainable=_trainable(plan.spec), resume_errored=True)
+
+
+def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> str:
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`shrink.kind` = 'sweep' and tags.`shrink.sweep` = '{name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise SpecError(f"nothing to resume: no parent run of sweep {name!r} in this MLflow experiment")
+    return runs[0].info.run_id
+
+
+def _child_runs(client: MlflowClient, experiment_id: str, parent: str, also: str = "") -> list:
+    """Every run nested under ``parent`` (all pages), optionally filtered further by ``also``."""
+    query = f"tags.`mlflow.parentRunId` = '{parent}'" + (f" and {also}" if also else "")
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], query, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _close_interrupted_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
+    """Mark the trial runs that a stopped driver left RUNNING as killed; a trial resumed from its
+    checkpoint reopens its run, one that starts over supersedes it."""
+    for run in _child_runs(client, experiment_id, parent, "attributes.status = 'RUNNING'"):
+        client.set_tag(run.info.run_id, "shrink.status", "failed")
+        client.set_tag(run.info.run_id, "shrink.failure", "interrupted: the sweep's driver stopped")
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+
+
+def _delete_superseded_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
+    """Delete the runs of trials that started over (their worker or the driver died before a
+    checkpoint) and then finished in a new run: each trial keeps one run."""
+    runs = _child_runs(client, experiment_id, parent)
+    finished = {_identity(run) for run in runs if run.data.tags.get("shrink.status") == "finished"}
+    for run in runs:
+        if run.data.tags.get("shrink.status") != "finished" and _identity(run) in finished:
+            client.delete_run(run.info.run_id)
+
+
+def _identity(run) -> tuple:
+    return tuple(run.data.params.get(key) for key in IDENTITY)

@@ -1,0 +1,92 @@
+"""One trial under Ray Tune: ``run_trial`` with checkpoints and per-epoch metrics carried by Tune reports.
+
+Tune restarts a trial whose worker died from its last reported checkpoint (``FailureConfig``); a
+trial that diverges is reported as a result with ``shrink_status: diverged`` and returns normally,
+so Tune records it as done and does not retry it.
+"""
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+
+import ray
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, run_trial
+from shrink.orchestrator.spec import IDENTITY
+
+STATUS = "shrink_status"  # result key: "finished" or "diverged"
+NODE = "node_id"  # result key: the Ray node the trial reported from
+
+
+class TuneCheckpointer:
+    """A ``Checkpointer`` backed by Tune: each saved state travels with the next epoch's report."""
+
+    def __init__(self):
+        self._unreported: str | None = None  # folder holding the state saved since the last report
+
+    def load(self) -> dict | None:
+        """The state of the checkpoint Tune restored this trial from, if any."""
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return DirectoryCheckpointer(folder).load()
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` now (the live tensors change in the next epoch); it is reported next."""
+        self._discard()
+        self._unreported = tempfile.mkdtemp(prefix="shrink-ckpt-")
+        DirectoryCheckpointer(self._unreported).save(state)
+
+    def report(self, epoch: int, metrics: Mapping) -> None:
+        """The ``reporter`` of ``run_trial``: one Tune report per epoch, with the saved state if any."""
+        checkpoint = tune.Checkpoint.from_directory(self._unreported) if self._unreported else None
+        tune.report({**metrics, "epoch": epoch, NODE: _node_id()}, checkpoint=checkpoint)
+        self._discard()
+
+    def _discard(self) -> None:
+        if self._unreported:
+            shutil.rmtree(self._unreported, ignore_errors=True)
+            self._unreported = None
+
+
+def train(config: dict) -> None:
+    """Tune function trainable: run the trial whose ``TrialConfig`` dict is ``config["trial"]``.
+
+    Every report names the Ray node it comes from; the last one carries the final metrics and
+    ``shrink_status``.
+    """
+    trial = TrialConfig.from_dict(config["trial"])
+    checkpointer = TuneCheckpointer()
+    final = finished_run_metrics(trial) if tune.get_checkpoint() is None else None
+    if final is None:
+        try:
+            final = run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report)
+        except TrialDiverged as error:
+            final = {STATUS: "diverged", "failure": str(error)}
+    tune.report({STATUS: "finished", **final, NODE: _node_id()})
+
+
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
+def finished_run_metrics(trial: TrialConfig) -> dict | None:
+    """Final metrics of this trial's finished MLflow run in the same sweep, if one exists.
+
+    Tune saves its experiment state every few seconds, so after the driver is killed a trial that
+    finished after the last save restarts from scratch; this finds its run instead of training again.
+    """
+    if trial.parent_run_id is None:
+        return None
+    client = MlflowClient(tracking_uri=trial.tracking_uri)
+    experiment = client.get_experiment_by_name(trial.experiment_name)
+    params = trial.flat()
+    query = " and ".join(
+        [f"tags.`mlflow.parentRunId` = '{trial.parent_run_id}'", "tags.`shrink.status` = 'finished'"]
+        + [f"params.`{key}` = '{params[key]}'" for key in IDENTITY]
+    )
+    runs = client.search_runs([experiment.experiment_id], query, max_results=1)
+    return dict(runs[0].data.metrics) if runs else None

@@ -1,0 +1,123 @@
+"""`shrink sweep --cluster`: the cluster file, and the sweep submitted as a Ray Job to a real head.
+
+`ray up` itself needs SSH to the cluster's machines, which this machine does not run; the job
+submission path is exercised against a head started here with `ray start --head` on 127.0.0.1.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from click.testing import CliRunner
+
+from shrink.cli import main
+from shrink.orchestrator.cluster import (
+    DASHBOARD_PORT,
+    ClusterError,
+    answers,
+    dashboard_port,
+    read_cluster_file,
+    submit_sweep,
+)
+from sweep_testing import digits_sweep, sweep_runs, trial_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_FILE = ROOT / "cluster.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_cluster_file_is_valid_for_rays_launcher_on_aws_and_on_prem():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    aws = yaml.safe_load(CLUSTER_FILE.read_text())
+    validate_config(prepare_config(aws))
+    workers = aws["available_node_types"]["gpu_worker"]
+    assert (workers["min_workers"], workers["max_workers"]) == (1, 4)
+    assert aws["available_node_types"]["head"]["resources"] == {"CPU": 0, "GPU": 0}
+    assert any("mlflow server" in command and "--port 5000" in command for command in aws["head_start_ray_commands"])
+    assert any("pip install" in command and "~/shrink" in command for command in aws["setup_commands"])
+
+    # The on-prem recipe in the file's header: a local provider, no node types.
+    on_prem = {**aws, "provider": {"type": "local", "head_ip": "10.0.0.10", "worker_ips": ["10.0.0.11", "10.0.0.12"]},
+               "auth": {"ssh_user": "you", "ssh_private_key": "~/.ssh/id_ed25519"}}
+    del on_prem["available_node_types"], on_prem["head_node_type"]
+    prepared = prepare_config(on_prem)
+    validate_config(prepared)
+    assert prepared["max_workers"] == 2
+
+
+def test_dashboard_port_comes_from_the_head_start_command(tmp_path):
+    assert dashboard_port(read_cluster_file(CLUSTER_FILE)) == DASHBOARD_PORT == 8265
+    custom = {"cluster_name": "c", "provider": {"type": "local"},
+              "head_start_ray_commands": ["ray start --head --dashboard-port=8300"]}
+    assert dashboard_port(custom) == 8300
+    not_a_cluster = tmp_path / "sweep.yaml"
+    not_a_cluster.write_text("dataset: digits\n")
+    with pytest.raises(ClusterError, match=r"sweep.yaml is not a Ray cluster-launcher file \(needs cluster_name and provider\)$"):
+        read_cluster_file(not_a_cluster)
+
+
+@pytest.fixture(scope="module")
+def ray_head(ray_tmpdir):
+    """A Ray head on 127.0.0.1 with its job server (its port is returned), for this module; the
+    ray_tmpdir fixture ends its processes by PID afterwards."""
+    port, dashboard = _free_port(), _free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
+         f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=2",
+         f"--temp-dir={ray_tmpdir}", "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )
+    return dashboard
+
+
+def _project(folder: Path) -> Path:
+    """A user's working directory: a checkout of shrink and sweep files."""
+    shutil.copytree(ROOT / "shrink", folder / "shrink", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, tmp_path, monkeypatch):
+    assert answers("127.0.0.1", ray_head)
+    assert not answers("127.0.0.1", _free_port())
+    project = _project(tmp_path / "project")
+    digits_sweep(project, name="remote")
+    # An on-prem cluster file whose head (started above) already answers: no `ray up` needed.
+    (project / "cluster.yaml").write_text(yaml.safe_dump({
+        "cluster_name": "local", "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
+        "auth": {"ssh_user": "nobody"},
+        "head_start_ray_commands": [f"ray start --head --dashboard-port={ray_head}"],
+    }))
+    monkeypatch.chdir(project)
+
+    result = CliRunner().invoke(main, ["sweep", "remote.yaml", "--cluster", "cluster.yaml"])
+
+    assert result.exit_code == 0, result.output[-3000:]
+    assert f"to http://127.0.0.1:{ray_head}: python -m shrink sweep remote.yaml --address auto" in result.output
+    assert "8/8 done: 8 finished, 0 failed | 0 running | 0 pending" in result.output  # streamed from the job
+    assert result.output.splitlines()[-1].endswith("succeeded")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    [parent] = sweep_runs(uri)
+    runs = trial_runs(uri, parent.info.run_id)
+    assert len(runs) == 8 and {r.data.tags["shrink.status"] for r in runs} == {"finished"}
+
+
+def test_a_failing_job_returns_its_exit_status(ray_head, tmp_path, capsys):
+    project = _project(tmp_path / "project")
+    (project / "bad.yaml").write_text("dataset: digits\nmodels: [nope]\nstrategies: [random]\n"
+                                      "compressions: [2]\nseeds: [0]\n")
+    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["bad.yaml"], working_dir=project)
+    assert status == 2
+    assert "Error: bad.yaml: models: unknown model 'nope'" in capsys.readouterr().out

@@ -1,0 +1,145 @@
+"""Sweep files: the presets, the grid expansion, and one clear error per kind of bad input."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from shrink.orchestrator import SpecError, load_spec, parse_spec, presets
+from shrink.orchestrator.spec import check_data, check_resources
+
+BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random")
+
+DIGITS = """
+name: tiny
+dataset: digits
+models: [small-mlp]
+strategies: [GlobalMagWeight, random]
+compressions: [2, 4]
+seeds: [0, 1]
+finetune: {epochs: 2, lr: 0.001}
+"""
+
+
+def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
+    assert presets() == ["cifar10-resnet56", "demo", "imagenet-resnet18"]
+    demo = load_spec()
+    assert (demo.name, demo.dataset, demo.models) == ("demo", "fashion-mnist", ("lenet-300-100",))
+    assert demo.strategies == BASELINES
+    assert demo.compressions == (1, 2, 4, 8, 16, 32)
+    assert demo.seeds == (0, 1, 2)
+    assert demo.size == 90
+    assert demo.bases() == [("lenet-300-100", 0)]
+    assert demo.resources.cpus == 1 and demo.resources.gpus == 0
+
+    cifar = load_spec(preset="cifar10-resnet56")
+    assert (cifar.dataset, cifar.models, cifar.size) == ("cifar10", ("resnet56",), 90)
+    assert cifar.shared["finetune"] == {"optimizer": "adam", "lr": 3e-4, "batch_size": 64, "epochs": 30}
+    imagenet = load_spec(preset="imagenet-resnet18")
+    assert (imagenet.dataset, imagenet.models, imagenet.size) == ("imagenet", ("resnet18",), 90)
+    assert imagenet.shared["finetune"] == {
+        "optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "nesterov": True, "batch_size": 256, "epochs": 20,
+    }
+    assert imagenet.strategies == cifar.strategies == BASELINES
+
+
+def test_grid_expands_to_one_trial_config_per_point():
+    spec = parse_spec(DIGITS)
+    assert spec.strategies == ("global-magnitude", "random")  # ShrinkBench alias resolved
+    base = SimpleNamespace(path=Path("/bases/b.pt"), sha256="a" * 64)
+    configs = spec.trial_configs({("small-mlp", 0): base}, tracking_uri="sqlite:////x.db", parent_run_id="p1")
+    assert [(c["strategy"], c["compression"], c["seed"]) for c in configs] == [
+        ("global-magnitude", 2, 0), ("global-magnitude", 2, 1), ("global-magnitude", 4, 0),
+        ("global-magnitude", 4, 1), ("random", 2, 0), ("random", 2, 1), ("random", 4, 0), ("random", 4, 1),
+    ]
+    first = configs[0]
+    assert first["model"] == "small-mlp" and first["dataset"] == "digits"
+    assert (first["base_path"], first["base_sha256"]) == ("/bases/b.pt", "a" * 64)
+    assert (first["device"], first["threads"]) == ("cpu", 1)
+    assert (first["tracking_uri"], first["experiment_name"], first["parent_run_id"], first["sweep"]) == (
+        "sqlite:////x.db", "shrink", "p1", "tiny")
+    assert first["finetune"]["epochs"] == 2 and first["finetune"]["lr"] == 0.001
+
+
+def test_per_trial_bases_give_each_seed_its_own_base():
+    spec = parse_spec(DIGITS + "pretrain: {seed: per-trial, epochs: 3}\n")
+    assert spec.bases() == [("small-mlp", 0), ("small-mlp", 1)]
+    assert spec.pretrain_epochs == 3
+    bases = {key: SimpleNamespace(path=Path(f"/b{key[1]}.pt"), sha256=str(key[1]) * 64) for key in spec.bases()}
+    configs = spec.trial_configs(bases, tracking_uri="sqlite:////x.db", parent_run_id=None)
+    assert {(c["seed"], c["base_path"]) for c in configs} == {(0, "/b0.pt"), (1, "/b1.pt")}
+
+
+def test_relative_data_root_is_made_absolute_for_trials_in_other_directories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec(DIGITS + "data_root: data\n")
+    assert spec.shared["data_root"] == str(tmp_path / "data")
+
+
+def test_default_name_is_the_file_name(tmp_path):
+    path = tmp_path / "my-sweep.yaml"
+    path.write_text(DIGITS.replace("name: tiny\n", ""))
+    assert load_spec(path).name == "my-sweep"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("models: [small-mlp]", "models: [tiny-net]"), "models: unknown model 'tiny-net'; known: "),
+        (("[GlobalMagWeight, random]", "[GlobalMagWeight, snip]"), "strategies: unknown strategy 'snip'"),
+        (("dataset: digits", "dataset: mnist-2"), "dataset: unknown dataset 'mnist-2'; known: "),
+        (("[2, 4]", "[0.5, 2]"), "compressions: 0.5 is not a compression ratio; ratios are numbers >= 1"),
+        (("[2, 4]", "[2, 8]"), "compressions: 8x is unreachable for small-mlp (at most 6.766x with prune_classifier: false)"),
+        (("[2, 4]", "[2, 2]"), "compressions: 2 is listed twice"),
+        (("seeds: [0, 1]", "seeds: [0, -1]"), "seeds: [0, -1] is not a non-empty list of whole numbers >= 0"),
+        (("finetune: {epochs: 2, lr: 0.001}", "finetune: {epochs: 2, lr: -1}"), "finetune.lr must be > 0, got -1"),
+        (("finetune: {epochs: 2, lr: 0.001}", "finetune: {epoch: 2}"), "unknown trial config key 'finetune.epoch'"),
+        (("name: tiny", "name: tiny\nmodel: small-mlp"), "model: is swept: list the values under 'models'"),
+        (("name: tiny", "name: tiny\ndevice: cuda"), "device: is set by the sweep for every trial"),
+        (("name: tiny", "name: tiny\nworkers: 3"), "workers: unknown key; known keys: "),
+        (("name: tiny", "name: tiny\nresources: {cpus: 0}"), "resources.cpus: 0 is not a number of CPUs > 0"),
+        (("name: tiny", "name: tiny\nresources: {gpus: 1.5}"), "resources.gpus: 1.5 is not a GPU share"),
+        (("name: tiny", "name: tiny\nretries: -1"), "retries: -1 is not a whole number >= 0"),
+        (("name: tiny", "name: a/b"), "name: 'a/b' is not a name"),
+        (("seeds: [0, 1]\n", ""), "missing required keys: seeds"),
+        (("seeds: [0, 1]", "seeds: [0, 1]]"), "malformed YAML at line 7, column 14: expected <block end>"),
+    ],
+)
+def test_each_bad_spec_fails_with_one_line_naming_key_and_rule(change, message):
+    old, new = change
+    assert old in DIGITS
+    with pytest.raises(SpecError) as error:
+        parse_spec(DIGITS.replace(old, new), origin="tiny.yaml")
+    text = str(error.value)
+    assert "\n" not in text
+    assert text.startswith("tiny.yaml: ")
+    assert message in text
+
+
+def test_a_sweep_file_must_be_a_mapping():
+    with pytest.raises(SpecError, match=r"^s.yaml: a sweep file is a YAML mapping"):
+        parse_spec("- just\n- a list\n", origin="s.yaml")
+
+
+def test_unknown_preset_and_missing_file(tmp_path):
+    with pytest.raises(SpecError, match=r"^unknown preset 'cifar100'; presets: cifar10-resnet56, demo, imagenet-resnet18$"):
+        load_spec(preset="cifar100")
+    with pytest.raises(SpecError, match=r"^cannot read sweep file .*nope.yaml: No such file or directory$"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_missing_dataset_files_are_named_before_anything_starts(monkeypatch):
+    monkeypatch.delenv("SHRINK_DATA", raising=False)
+    spec = load_spec(preset="cifar10-resnet56")  # no CIFAR-10 files on this machine, nor downloads
+    with pytest.raises(SpecError, match=r"cifar10") as error:
+        check_data(spec)
+    assert "\n" not in str(error.value)
+
+
+def test_resources_must_fit_where_the_sweep_runs():
+    spec = parse_spec(DIGITS + "resources: {cpus: 4, gpus: 0.5}\n")
+    with pytest.raises(SpecError, match=r"^resources.cpus: a trial asks for 4 CPUs but this machine has 2; ask for at most 2$"):
+        check_resources(spec, {"CPU": 2, "GPU": 1}, "this machine")
+    with pytest.raises(SpecError, match=r"^resources.gpus: a trial asks for 0.5 GPUs but this machine has 0; set gpus: 0"):
+        check_resources(spec, {"CPU": 8, "GPU": 0}, "this machine")
+    check_resources(spec, {"CPU": 4, "GPU": 1}, "this machine")
