@@ -65,12 +65,15 @@ def test_dashboard_port_comes_from_the_head_start_command(tmp_path):
 def ray_head(ray_tmpdir):
     """A Ray head on 127.0.0.1 with its job server (its port is returned), for this module; the
     ray_tmpdir fixture ends its processes by PID afterwards."""
-    port, dashboard = free_port(), free_port()
+    dashboard = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # Every port Ray would otherwise take at a fixed default is chosen free: other Ray heads on this
+    # machine must not collide with this one (a job agent that cannot bind leaves jobs unaccepted).
     subprocess.run(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
-         f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=2",
-         f"--temp-dir={ray_tmpdir}", "--disable-usage-stats"],
+         f"--port={free_port()}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
+         f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
+         "--num-cpus=2", f"--temp-dir={ray_tmpdir}", "--disable-usage-stats"],
         env=env, check=True, capture_output=True, timeout=120,
     )
     return dashboard
