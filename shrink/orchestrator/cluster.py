@@ -55,10 +55,8 @@ def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path) -> i
 
     client = JobSubmissionClient(address)
     entrypoint = shlex.join(["python", "-m", "shrink", "sweep", *sweep_args, "--address", "auto"])
-    job_id = client.submit_job(
-        entrypoint=entrypoint,
-        runtime_env={"working_dir": str(working_dir), "excludes": EXCLUDES},
-    )
+    job_id = _submit(client, address, entrypoint=entrypoint,
+                     runtime_env={"working_dir": str(working_dir), "excludes": EXCLUDES})
     print(f"cluster: submitted Ray Job {job_id} to {address}: {entrypoint}", flush=True)
     try:
         asyncio.run(_stream_logs(client, job_id))
@@ -74,6 +72,19 @@ def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path) -> i
     if info.driver_exit_code is not None:
         return info.driver_exit_code
     return 0 if status == JobStatus.SUCCEEDED else 1
+
+
+def _submit(client, address: str, **job) -> str:
+    """Submit the job, waiting up to a minute for the head's job agent, which can start well after
+    the dashboard answers (a fresh or busy head)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as error:
+            if "No available agent" not in str(error) or time.monotonic() > deadline:
+                raise ClusterError(f"the job server at {address} did not take the sweep: {error}") from None
+        time.sleep(2)
 
 
 async def _stream_logs(client, job_id: str) -> None:

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -33,6 +34,18 @@ def trial_runs(tracking_uri: str, parent_run_id: str) -> list:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("shrink")
     return client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def identity(run) -> tuple[str, str, str]:
+    """(strategy, compression, seed) of a trial run, as MLflow stores the params."""
+    return run.data.params["strategy"], run.data.params["compression"], run.data.params["seed"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def sweep_runs(tracking_uri: str) -> list:

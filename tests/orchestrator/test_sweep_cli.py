@@ -1,14 +1,13 @@
 """`shrink sweep` on the command line: the dry run, and exit status 2 with one line for bad input."""
 
 import os
-import socket
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from shrink.cli import main
-from sweep_testing import digits_sweep
+from sweep_testing import digits_sweep, free_port
 
 
 CPUS = len(os.sched_getaffinity(0))
@@ -109,9 +108,7 @@ def test_conflicting_options_are_usage_errors(tmp_path):
 
 
 def test_an_address_where_no_ray_head_answers_exits_2_at_once(tmp_path):
-    with socket.socket() as sock:  # a port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     result = _sweep(str(digits_sweep(tmp_path)), "--address", f"127.0.0.1:{port}")
     assert result.exit_code == 2
     assert result.output == (f"Error: --address 127.0.0.1:{port}: no Ray head answers there (Connection refused); "

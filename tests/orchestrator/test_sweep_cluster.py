@@ -6,7 +6,6 @@ submission path is exercised against a head started here with `ray start --head`
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,16 +24,10 @@ from shrink.orchestrator.cluster import (
     read_cluster_file,
     submit_sweep,
 )
-from sweep_testing import digits_sweep, sweep_runs, trial_runs
+from sweep_testing import digits_sweep, free_port, sweep_runs, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_FILE = ROOT / "cluster.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_cluster_file_is_valid_for_rays_launcher_on_aws_and_on_prem():
@@ -72,12 +65,15 @@ def test_dashboard_port_comes_from_the_head_start_command(tmp_path):
 def ray_head(ray_tmpdir):
     """A Ray head on 127.0.0.1 with its job server (its port is returned), for this module; the
     ray_tmpdir fixture ends its processes by PID afterwards."""
-    port, dashboard = _free_port(), _free_port()
+    dashboard = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # Every port Ray would otherwise take at a fixed default is chosen free: other Ray heads on this
+    # machine must not collide with this one (a job agent that cannot bind leaves jobs unaccepted).
     subprocess.run(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
-         f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=2",
-         f"--temp-dir={ray_tmpdir}", "--disable-usage-stats"],
+         f"--port={free_port()}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
+         f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
+         "--num-cpus=2", f"--temp-dir={ray_tmpdir}", "--disable-usage-stats"],
         env=env, check=True, capture_output=True, timeout=120,
     )
     return dashboard
@@ -91,7 +87,7 @@ def _project(folder: Path) -> Path:
 
 def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, tmp_path, monkeypatch):
     assert answers("127.0.0.1", ray_head)
-    assert not answers("127.0.0.1", _free_port())
+    assert not answers("127.0.0.1", free_port())
     project = _project(tmp_path / "project")
     digits_sweep(project, name="remote")
     # An on-prem cluster file whose head (started above) already answers: no `ray up` needed.

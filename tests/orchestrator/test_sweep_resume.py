@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from sweep_testing import digits_sweep, end_processes_with_env, sweep_runs, trial_runs
+from sweep_testing import digits_sweep, end_processes_with_env, identity, sweep_runs, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_killed_driver_resumes_without_training_any_trial_twice(ray_tmpdir, tmp_
     [parent] = sweep_runs(uri)
     assert parent.info.status == "FINISHED"
     runs = trial_runs(uri, parent.info.run_id)
-    identities = {(r.data.params["strategy"], r.data.params["compression"], r.data.params["seed"]) for r in runs}
+    identities = {identity(run) for run in runs}
     # Each trial trained to completion exactly once: one finished run per trial, and the runs the
     # killed driver's trials left behind either continued to the end or were superseded and deleted.
     assert len(runs) == len(identities) == 8

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from shrink.orchestrator import load_spec, run_sweep
-from sweep_testing import digits_sweep, pids_with_env, sweep_runs, trial_runs
+from sweep_testing import digits_sweep, identity, pids_with_env, sweep_runs, trial_runs
 
 # small-mlp on 1x8x8 digits: 64x100 + 100 and 100x10 + 10 parameters.
 SIZE = 7510
@@ -35,10 +35,6 @@ def cluster(ray_tmpdir):
     cluster.shutdown()
 
 
-def _identity(run) -> tuple[str, str, str]:
-    return run.data.params["strategy"], run.data.params["compression"], run.data.params["seed"]
-
-
 def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_path, capsys):
     path = digits_sweep(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -56,7 +52,7 @@ def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_pa
     assert Path(spec_copy).read_text() == path.read_text()
 
     runs = trial_runs(uri, parent.info.run_id)
-    assert sorted(_identity(run) for run in runs) == GRID
+    assert sorted(identity(run) for run in runs) == GRID
     bases = {run.data.tags["shrink.base_sha256"] for run in runs}
     assert len(bases) == 1
     client = MlflowClient(uri)
@@ -140,5 +136,5 @@ def test_removing_a_node_mid_sweep_loses_no_trial(cluster, tmp_path, capsys):
     assert interrupted[0].endswith(retried.replace("/", "-"))  # the trial on the removed node
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = trial_runs(uri, outcome.parent_run_id)
-    assert sorted(_identity(run) for run in runs) == GRID  # the retried trial continued its own run
+    assert sorted(identity(run) for run in runs) == GRID  # the retried trial continued its own run
     assert {run.data.tags["shrink.status"] for run in runs} == {"finished"}
