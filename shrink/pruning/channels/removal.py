@@ -1,0 +1,67 @@
+"""Physical removal: turn a channel-masked model into a smaller dense one that computes the same.
+
+torch-pruning removes the channels (and every dependent slice) from the modules; this module
+decides which channels from the masks and checks the result against the masked model, so a
+dependency the graph got wrong fails loudly here instead of yielding a different network.
+"""
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from shrink.pruning.channels.groups import trace_channels
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+class RemovalMismatch(RuntimeError):
+    """The physically pruned model does not compute what the masked model computes."""
+
+
+def physically_prune(model: nn.Module, masks: dict[str, Tensor], inputs: Tensor) -> nn.Module:
+    """A smaller copy of ``model`` without the channels that ``masks`` remove entirely.
+
+    A channel is removed when every slice of its group (filter rows, BatchNorm entries, the next
+    layers' input slices) is masked; anything else masked stays as zeros. The copy's outputs on
+    ``inputs`` must equal the masked model's to float tolerance, else :class:`RemovalMismatch`.
+    ``model`` itself is not modified.
+    """
+    pruned = copy.deepcopy(model)
+    params = dict(pruned.named_parameters())
+    unknown = sorted(set(masks) - set(params))
+    if unknown:
+        raise KeyError(f"masks name parameters the model does not have: {', '.join(unknown[:5])}")
+    with torch.no_grad():
+        for name, mask in masks.items():
+            params[name].mul_(mask.to(params[name].device))
+    training = pruned.training
+    pruned.eval()
+    with torch.no_grad():
+        expected = pruned(inputs)
+    traced = trace_channels(pruned, inputs)
+    removals = []
+    for group in traced.groups:
+        cleared = torch.ones(group.channels, dtype=torch.bool)
+        for s in group.slices:
+            if s.param not in masks:
+                cleared[:] = False
+                break
+            alive = masks[s.param].cpu().index_select(s.dim, s.index).movedim(s.dim, 0).reshape(len(s.index), -1).any(1)
+            cleared[s.channel[alive]] = False
+        channels = cleared.nonzero().flatten().tolist()[: group.channels - 1]
+        if channels:
+            removals.append((traced.modules[group.root], channels))
+    for root, channels in removals:
+        pruner = traced.graph.get_pruner_of_module(root)
+        traced.graph.get_pruning_group(root, pruner.prune_out_channels, channels).prune()
+    with torch.no_grad():
+        actual = pruned(inputs)
+    pruned.train(training)
+    if actual.shape != expected.shape or not torch.allclose(actual, expected, rtol=RTOL, atol=ATOL):
+        worst = (actual - expected).abs().max().item() if actual.shape == expected.shape else float("nan")
+        raise RemovalMismatch(
+            f"the physically pruned model differs from the masked one (max abs difference {worst:.3g}, "
+            f"shapes {tuple(actual.shape)} vs {tuple(expected.shape)}): the dependency graph mis-modelled a coupling"
+        )
+    return pruned
