@@ -65,7 +65,7 @@ def trace_channels(model: nn.Module, inputs: Tensor) -> ChannelGraph:
 
     The model is traced in eval mode, so BatchNorm running statistics are not touched.
     """
-    classifiers = [m for m in model.modules() if getattr(m, "is_classifier", False)]
+    classifiers = {id(m) for c in model.modules() if getattr(c, "is_classifier", False) for m in c.modules()}
     if not classifiers:
         raise ValueError(
             "channel pruning needs the classifier marked with `is_classifier = True` "
@@ -96,12 +96,12 @@ def _unsupported(graph, group, classifiers, names) -> str | None:
     channels = graph.get_out_channels(group[0].dep.target.module)
     for item in group:
         module = item.dep.target.module
-        if not isinstance(module, nn.Module) or not any(True for _ in module.parameters(recurse=False)):
-            if isinstance(module, nn.Parameter):
-                return "couples a bare nn.Parameter"
+        if isinstance(module, nn.Parameter):
+            return "couples a bare nn.Parameter"
+        if not _has_parameters(module):
             continue
         out = graph.is_out_channel_pruning_fn(item.dep.handler)
-        if out and any(module is c for c in classifiers):
+        if out and id(module) in classifiers:
             return f"writes the outputs of classifier '{names[module]}'"
         if not isinstance(module, (_CONV, nn.Linear, _NORM)):
             return f"couples {type(module).__name__} '{names[module]}' (only Conv, Linear, BatchNorm are sliced)"
@@ -118,7 +118,7 @@ def _unsupported(graph, group, classifiers, names) -> str | None:
 def _slices(graph, item, names) -> list[Slice]:
     """The parameter slices of one (dependency, indices) item of a full group."""
     module = item.dep.target.module
-    if not isinstance(module, nn.Module) or not any(True for _ in module.parameters(recurse=False)):
+    if not _has_parameters(module):
         return []
     name = names[module]
     index = torch.as_tensor(item.idxs, dtype=torch.long)
@@ -130,3 +130,8 @@ def _slices(graph, item, names) -> list[Slice]:
         bias = [Slice(f"{name}.bias", 0, index, channel)] if module.bias is not None else []
         return [Slice(f"{name}.weight", 0, index, channel, "filter"), *bias]
     return [Slice(f"{name}.weight", 1, index, channel)]
+
+
+def _has_parameters(module) -> bool:
+    """Whether a graph node is a module with parameters of its own (not a parameter-free op)."""
+    return isinstance(module, nn.Module) and next(module.parameters(recurse=False), None) is not None
