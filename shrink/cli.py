@@ -19,3 +19,39 @@ def main() -> None:
 @main.group("list")
 def list_() -> None:
     """List what shrink knows: strategies, models, datasets."""
+
+
+@list_.command("models")
+def list_models() -> None:
+    """Models of the zoo: name, parameters, input shape (C, H, W), classes, source paper."""
+    from shrink import models
+
+    click.echo(f"{'name':<14} {'params':>12}  {'input':<12} {'classes':>7}  paper")
+    for model in models.available():
+        shape = "x".join(map(str, model.input_shape))
+        params = models.parameter_count(model.name)
+        click.echo(f"{model.name:<14} {params:>12,}  {shape:<12} {model.num_classes:>7}  {model.paper}")
+
+
+@list_.command("datasets")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Also look for the files here.")
+@click.option("-v", "--verbose", is_flag=True, help="Say where shrink looked for missing datasets and how to provide them.")
+def list_datasets(data_root: str | None, verbose: bool) -> None:
+    """Datasets: name, input shape (C, H, W), classes, family, where the files are, training augmentation."""
+    from shrink import datasets
+
+    click.echo(f"{'name':<14} {'input':<10} {'classes':>7}  {'family':<9} {'files':<40} augmentation")
+    missing = []
+    for dataset in datasets.available():
+        shape = "x".join(map(str, dataset.input_shape))
+        try:
+            where = str(datasets.locate(dataset.name, data_root))
+        except datasets.DatasetNotFound as err:
+            where = "missing"
+            missing.append(str(err))
+        row = f"{dataset.name:<14} {shape:<10} {dataset.num_classes:>7}  {dataset.family:<9} {where:<40}"
+        click.echo(f"{row} {dataset.augmentation}")
+    if missing and verbose:
+        click.echo("\n" + "\n".join(missing))
+    elif missing:
+        click.echo(f"\n{len(missing)} missing: shrink list datasets -v says where shrink looked and how to provide them")

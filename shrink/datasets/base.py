@@ -1,0 +1,107 @@
+"""What every dataset shares: its description, the ``Split`` contract, the errors, where files are looked for."""
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+SPLITS = ("train", "val", "test")
+FAMILIES = ("mnist", "cifar", "imagenet", "digits")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A named dataset: image shape ``(C, H, W)``, class count, per-channel normalization, family, and
+    the training augmentation in words."""
+
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    family: str
+    augmentation: str
+    source: str
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: unknown family {self.family!r}; families: {', '.join(FAMILIES)}")
+
+
+class UnknownDataset(ValueError):
+    """A dataset name that shrink does not know."""
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A dataset's files are in none of the places searched; the message says where and how to provide them."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file that exists but is not in the expected format."""
+
+
+class Split(ABC):
+    """One split (``train``, ``val`` or ``test``) of a dataset, ready to be batched.
+
+    ``split_hash`` identifies the train/validation carve-out that ``train`` and ``val`` come from; the
+    three splits of one ``load`` configuration share it.
+    """
+
+    def __init__(self, info: DatasetInfo, split: str, split_hash: str):
+        self.info = info
+        self.split = split
+        self.split_hash = split_hash
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def batches(
+        self, batch_size: int, *, train: bool, device: str | torch.device = "cpu", seed: int | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Normalized float32 images and int64 labels, ``batch_size`` at a time, on ``device``.
+
+        ``train=True`` shuffles (seeded by ``seed``; ``None`` draws from torch's global generator),
+        augments, and drops the last incomplete batch; otherwise every example once, in a fixed order,
+        without augmentation.
+        """
+
+    @abstractmethod
+    def sample(self, n: int, *, seed: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
+        """``n`` distinct examples drawn with ``seed``, normalized, without augmentation."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.info.name}/{self.split}: {len(self)} examples, split {self.split_hash}>"
+
+
+def check_batch_size(batch_size: int) -> None:
+    """``ValueError`` unless ``batch_size`` is a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def check_sample_size(n: int, available: int, what: str) -> None:
+    """``ValueError`` unless ``1 <= n <= available``."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= available:
+        raise ValueError(f"sample size must be an integer in [1, {available}] for {what}, got {n!r}")
+
+
+def cache_root() -> Path:
+    """shrink's cache directory: ``$SHRINK_CACHE``, default ``~/.cache/shrink``."""
+    return Path(os.environ.get("SHRINK_CACHE") or Path.home() / ".cache" / "shrink")
+
+
+def search_dirs(name: str, root: str | os.PathLike | None, system_dirs: tuple[Path, ...] = ()) -> list[Path]:
+    """Where dataset ``name`` is looked for, in order: ``root`` and ``root/<name>`` when given,
+    ``$SHRINK_DATA/<name>``, ``$SHRINK_CACHE/<name>`` (default ``~/.cache/shrink/<name>``), then
+    ``system_dirs`` (e.g. a Debian package's directory)."""
+    dirs = [Path(root), Path(root) / name] if root is not None else []
+    if os.environ.get("SHRINK_DATA"):
+        dirs.append(Path(os.environ["SHRINK_DATA"]) / name)
+    dirs.append(cache_root() / name)
+    dirs.extend(system_dirs)
+    return dirs
