@@ -55,3 +55,28 @@ def list_datasets(data_root: str | None, verbose: bool) -> None:
         click.echo("\n" + "\n".join(missing))
     elif missing:
         click.echo(f"\n{len(missing)} missing: shrink list datasets -v says where shrink looked and how to provide them")
+
+
+@list_.command("strategies")
+def list_strategies() -> None:
+    """Pruning strategies: name, ShrinkBench aliases, whether they need data, description."""
+    from shrink.pruning import strategies
+    from shrink.pruning.registry import MATCHED
+
+    try:
+        registered = strategies()
+    except ImportError as error:
+        raise click.ClickException(str(error)) from error
+    rows = [
+        (s.name, ", ".join(s.aliases) or "-", "yes" if s.needs_data else "no", s.description)
+        for s in registered.values()
+    ]
+    rows += [(f"{family}:<strategy>", "-", "as <strategy>", text) for family, (_, text) in MATCHED.items()]
+    _echo_table(("name", "aliases", "needs data", "description"), rows)
+
+
+def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print rows as left-aligned columns separated by two spaces."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

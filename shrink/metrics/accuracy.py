@@ -1,0 +1,38 @@
+"""Exact accuracy over a whole data set: counts, not averages of per-batch averages."""
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from shrink.eval_mode import eval_mode
+
+
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device | str | None = None
+) -> dict:
+    """Top-1/top-5 accuracy and mean cross-entropy of ``model`` over every example of ``batches``.
+
+    Returns ``{"top1", "top5", "loss", "n"}``: fractions of correct examples in [0, 1] counted over all
+    ``n`` examples (a short last batch weighs by its size), and the loss summed per example over ``n``.
+    Top-5 is top-min(5, classes). Runs in eval mode without gradients on ``device`` (default: the
+    device of the model's parameters; the CPU for a model without any).
+    """
+    if device is None:
+        device = next(model.parameters(), torch.empty(0)).device
+    top1 = top5 = n = 0
+    loss = 0.0
+    with eval_mode(model), torch.no_grad():
+        for inputs, targets in batches:
+            inputs, targets = inputs.to(device), targets.to(device)
+            logits = model(inputs)
+            loss += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
+            best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            hits = best == targets[:, None]
+            top1 += int(hits[:, 0].sum())
+            top5 += int(hits.any(dim=1).sum())
+            n += len(targets)
+    if n == 0:
+        raise ValueError("evaluate() got no examples: the batches are empty")
+    return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "n": n}

@@ -1,0 +1,36 @@
+"""Pruning: strategies, exact selection, and masks that stay exact through training.
+
+``prune(model, strategy, compression)`` prunes in place so that total / nonzero parameters equals
+``compression`` to within one parameter. Strategies are scoring functions in one registry
+(``strategies()``), extended with ``@register_strategy`` or the ``shrink.strategies`` entry-point group.
+This package never imports Ray or MLflow.
+"""
+
+from shrink.pruning import strategies as _builtins  # noqa: F401  (registers the built-in strategies)
+from shrink.pruning.budget import max_compression, prunable_layers
+from shrink.pruning.masks import apply_masks, get_masks, keep_masked, load_pruned
+from shrink.pruning.prune import prune
+from shrink.pruning.registry import (
+    ScoreContext,
+    Strategy,
+    get_strategy,
+    register_strategy,
+    resolve_strategy,
+    strategies,
+)
+
+__all__ = [
+    "ScoreContext",
+    "Strategy",
+    "apply_masks",
+    "get_masks",
+    "get_strategy",
+    "keep_masked",
+    "load_pruned",
+    "max_compression",
+    "prunable_layers",
+    "prune",
+    "register_strategy",
+    "resolve_strategy",
+    "strategies",
+]

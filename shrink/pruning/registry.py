@@ -1,0 +1,162 @@
+"""The registry of pruning strategies: built-ins, ``@register_strategy`` plug-ins and entry points.
+
+A strategy is a scoring function ``score(ctx: ScoreContext) -> dict[str, Tensor]`` that gives every
+prunable weight a non-negative score of the weight's shape (float, or int32 for exact ranks); the highest
+scores are kept. Its ``scope`` says how the kept count is spread: ``global`` ranks all weights together,
+``layer`` keeps the same fraction of every layer. Selection itself is shared (``shrink.pruning.select``).
+
+Third-party packages add strategies without forking: decorate the scoring function with
+``@register_strategy`` in a module and name that module in the entry-point group ``shrink.strategies``;
+the group is imported the first time the registry is read.
+
+``random-matched:<strategy>`` and ``magnitude-matched:<strategy>`` are derived on demand from any
+registered strategy: random or magnitude scores, selected with exactly the per-layer kept counts that
+``<strategy>`` produces on the same model.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import torch
+from torch import Tensor, nn
+
+ENTRY_POINT_GROUP = "shrink.strategies"
+SCOPES = ("global", "layer")
+# Matched families: prefix -> (the registered strategy whose scores they select, one-line description).
+MATCHED = {
+    "random-matched": ("random", "random weights, with exactly the per-layer sparsities of <strategy>"),
+    "magnitude-matched": ("layer-magnitude", "|w|, with exactly the per-layer sparsities of <strategy>"),
+}
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """What a scoring function may look at: the model, the layers owning the prunable weights (keyed by
+    the weight's parameter name, in model order), the batch for data-driven strategies, and a CPU
+    generator for random ones (seeded from ``prune``'s ``seed``, else torch's global generator)."""
+
+    model: nn.Module
+    layers: dict[str, nn.Module]
+    inputs: Tensor | None
+    targets: Tensor | None
+    generator: torch.Generator
+
+    @property
+    def weights(self) -> dict[str, nn.Parameter]:
+        """The prunable weights by parameter name."""
+        return {name: layer.weight for name, layer in self.layers.items()}
+
+
+ScoreFn = Callable[[ScoreContext], dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy. ``matched`` is set for ``<family>:<strategy>`` names: the strategy whose
+    per-layer kept counts are reproduced."""
+
+    name: str
+    score: ScoreFn
+    scope: str
+    description: str
+    needs_data: bool
+    aliases: tuple[str, ...] = ()
+    matched: "Strategy | None" = None
+
+
+_registry: dict[str, Strategy] = {}
+_aliases: dict[str, str] = {}
+_plugins_loaded = False
+
+
+def register_strategy(
+    name: str,
+    *,
+    scope: str = "global",
+    aliases: tuple[str, ...] = (),
+    description: str,
+    needs_data: bool = False,
+) -> Callable[[ScoreFn], ScoreFn]:
+    """Decorator registering a scoring function as strategy ``name`` (kebab-case); returns it unchanged.
+
+    ``scope`` is ``global`` (rank all prunable weights together) or ``layer`` (same fraction per layer);
+    ``needs_data`` strategies get ``inputs``/``targets``; ``description`` is one line.
+    """
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+        raise ValueError(f"strategy name {name!r} must be kebab-case: lowercase words joined by '-'")
+    if any(not alias or ":" in alias for alias in aliases):
+        raise ValueError(f"strategy {name}: aliases must be non-empty and without ':', got {aliases}")
+    if scope not in SCOPES:
+        raise ValueError(f"strategy {name}: scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if not description or "\n" in description:
+        raise ValueError(f"strategy {name}: description must be one non-empty line")
+    for taken in (name, *aliases):
+        if taken in _registry or taken in _aliases or taken in MATCHED:
+            raise ValueError(f"strategy name or alias {taken!r} is already registered")
+
+    def register(score: ScoreFn) -> ScoreFn:
+        _registry[name] = Strategy(name, score, scope, description, needs_data, tuple(aliases))
+        _aliases.update(dict.fromkeys(aliases, name))
+        return score
+
+    return register
+
+
+def strategies() -> dict[str, Strategy]:
+    """The registered strategies by canonical name (built-ins and plug-ins), in registration order."""
+    _load_plugins()
+    return dict(_registry)
+
+
+def resolve_strategy(name: str) -> str:
+    """Canonical name for a strategy name or alias, including ``<family>:<strategy>`` matched names."""
+    if not isinstance(name, str):
+        raise TypeError(f"strategy must be a name (str), got {type(name).__name__}")
+    _load_plugins()
+    family, _, base = name.partition(":")
+    if base:
+        if family not in MATCHED:
+            raise ValueError(f"unknown strategy family {family!r} in {name!r}; known: {', '.join(MATCHED)}")
+        if ":" in base:
+            raise ValueError(f"{name!r}: a matched strategy must match a registered strategy, not another match")
+        return f"{family}:{resolve_strategy(base)}"
+    if name in _registry:
+        return name
+    if name in _aliases:
+        return _aliases[name]
+    known = ", ".join([*_registry, *(f"{family}:<strategy>" for family in MATCHED)])
+    raise ValueError(f"unknown strategy {name!r}; known: {known} (aliases: {', '.join(_aliases)})")
+
+
+def get_strategy(name: str) -> Strategy:
+    """The ``Strategy`` for a name or alias; matched names are built from their two parts."""
+    canonical = resolve_strategy(name)
+    family, _, base = canonical.partition(":")
+    if not base:
+        return _registry[canonical]
+    source, description = MATCHED[family]
+    return Strategy(
+        name=canonical,
+        score=_registry[source].score,
+        scope="layer",
+        description=description.replace("<strategy>", base),
+        needs_data=_registry[base].needs_data,
+        matched=_registry[base],
+    )
+
+
+def _load_plugins() -> None:
+    """Import the modules named in the ``shrink.strategies`` entry-point group, once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as error:
+            raise ImportError(
+                f"strategy plug-in {entry_point.name} = {entry_point.value} failed to load: {error}"
+            ) from error
