@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from shrink.pruning.channels.groups import trace_channels
+from shrink.pruning.masks import remove_masks
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -23,11 +24,13 @@ def physically_prune(model: nn.Module, masks: dict[str, Tensor], inputs: Tensor)
     """A smaller copy of ``model`` without the channels that ``masks`` remove entirely.
 
     A channel is removed when every slice of its group (filter rows, BatchNorm entries, the next
-    layers' input slices) is masked; anything else masked stays as zeros. The copy's outputs on
+    layers' input slices) is masked; anything else masked stays as zeros. The copy carries no masks
+    (``shrink.pruning.masks``): it is a plain dense model. The copy's outputs on
     ``inputs`` must equal the masked model's to float tolerance, else :class:`RemovalMismatch`.
     ``model`` itself is not modified.
     """
     pruned = copy.deepcopy(model)
+    remove_masks(pruned)
     params = dict(pruned.named_parameters())
     unknown = sorted(set(masks) - set(params))
     if unknown:

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from shrink.pruning.budget import check_compression
 from shrink.pruning.channels.groups import ChannelGroup, trace_channels
 from shrink.pruning.channels.removal import RemovalMismatch, physically_prune
 from shrink.pruning.channels.scores import channel_scores
@@ -43,8 +44,7 @@ def channel_masks(
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown channel scope {scope!r}; known: {', '.join(SCOPES)}")
-    if not compression >= 1:
-        raise ValueError(f"compression must be a ratio >= 1 (dense size / pruned size), got {compression}")
+    check_compression(compression)
     traced = trace_channels(model, inputs)
     params = dict(model.named_parameters())
     order = _removal_order(traced.groups, params, criterion, scope)
