@@ -5,10 +5,11 @@ resnet56 (CIFAR shape, 3x32x32) and torchvision resnet18 (ImageNet shape, 3x224x
 Weights are freshly initialised (no trained weights are available offline): latency does not
 depend on the values, only the channels chosen do.
 
-    python bench/structured.py [--repeats 10] [--warmup 3] [--models resnet56,resnet18]
+    python bench/structured.py [--repeats 10] [--warmup 3] [--models resnet56,resnet18] [--threads N]
 
 Prints one row per (model, compression, device, batch): median milliseconds (interquartile range)
-of the dense, the physically pruned and the masked model, and the speedups over dense.
+of the dense, the physically pruned and the masked model, and the speedups over dense. The three
+models' passes are interleaved, so a busy machine slows them alike; the ratios are the figures.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import sys
 import torch
 
 from shrink import models, pruning
-from shrink.metrics.latency import latency, measured_speedup
+from shrink.metrics import compare_latency, measured_speedup
 from shrink.pruning.channels import physically_prune
 
 COMPRESSIONS = (2.0, 4.0)
@@ -30,7 +31,10 @@ def main() -> None:
     parser.add_argument("--models", default="resnet56,resnet18")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"{'model':9} {'ratio':>6} {'params':>10} {'device':40} {'batch':>5} "
           f"{'dense ms':>16} {'pruned ms':>16} {'masked ms':>16} {'pruned x':>8} {'masked x':>8}")
@@ -47,8 +51,8 @@ def main() -> None:
             achieved = sum(p.numel() for p in dense.parameters()) / params
             for device in devices:
                 _progress(f"{name} {compression:g}x on {device}")
-                timed = {label: latency(model, shape, BATCHES, device=device, warmup=args.warmup, repeats=args.repeats)
-                         for label, model in (("dense", dense), ("pruned", small), ("masked", masked))}
+                timed = compare_latency({"dense": dense, "pruned": small, "masked": masked}, shape, BATCHES,
+                                        device=device, warmup=args.warmup, repeats=args.repeats)
                 pruned_x = measured_speedup(timed["dense"], timed["pruned"])
                 masked_x = measured_speedup(timed["dense"], timed["masked"])
                 for batch in BATCHES:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from shrink.metrics.latency import Latency, latency, measured_speedup
+from shrink.metrics import Latency, compare_latency, latency, measured_speedup
 
 
 class Sleeper(nn.Module):
@@ -34,12 +34,16 @@ def test_median_and_spread_per_batch_size_with_the_device():
     assert model.training  # the mode is restored
 
 
-def test_speedup_is_the_ratio_of_medians():
-    dense = latency(Sleeper(0.02), (4,), batch_sizes=(2,), warmup=0, repeats=5)
-    pruned = latency(Sleeper(0.01), (4,), batch_sizes=(2,), warmup=0, repeats=5)
-    speedup = measured_speedup(dense, pruned)
+def test_compared_models_are_interleaved_and_the_speedup_is_the_ratio_of_medians():
+    order = []
+    slow, fast = Sleeper(0.02), Sleeper(0.01)
+    slow.register_forward_hook(lambda *_: order.append("slow"))
+    fast.register_forward_hook(lambda *_: order.append("fast"))
+    timed = compare_latency({"dense": slow, "pruned": fast}, (4,), batch_sizes=(2,), warmup=1, repeats=5)
+    assert order == ["slow", "fast"] * 6
+    speedup = measured_speedup(timed["dense"], timed["pruned"])
     assert list(speedup) == [2]
-    assert speedup[2] == dense[2].median_ms / pruned[2].median_ms
+    assert speedup[2] == timed["dense"][2].median_ms / timed["pruned"][2].median_ms
     assert 1.5 < speedup[2] < 2.05
 
 
