@@ -75,7 +75,7 @@ def starting_state(variant: str, *, base, model_name: str, num_classes: int, see
     """The parameters and buffers ``variant`` restarts the pruned model from (None: keep the pruned ones):
     the base's early checkpoint for ``weight-rewind``, a fresh seeded initialisation for ``scratch``."""
     if variant == "weight-rewind":
-        from shrink.experiment.pretrain import load_base
+        from shrink.experiment.bases import load_base
 
         rewind = base.sidecar.get("rewind")
         if rewind is None:
