@@ -80,3 +80,186 @@ def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _library_errors() -> tuple[type[Exception], ...]:
+    """The library's own failures, shown as one-line errors rather than tracebacks."""
+    from shrink import datasets, experiment
+
+    return (datasets.DatasetNotFound, datasets.DatasetFormatError, experiment.CheckpointMismatch,
+            experiment.TrialDiverged, experiment.RecordingError, experiment.MaskDrift)
+
+
+def _stderr_line(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command()
+@click.option("--model", required=True, help="Model name (see `shrink list models`).")
+@click.option("--dataset", required=True, help="Dataset name (see `shrink list datasets`).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's number of epochs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Cache root [default: $SHRINK_CACHE/bases].")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset files are.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True, help="Share of the training set held out for validation.")
+@click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+def pretrain(model, dataset, epochs, seed, out, data_root, val_fraction, split_seed, device, threads) -> None:
+    """Train a dense base model with its family's recipe, or reuse the cached one.
+
+    Prints the checkpoint's path and sha256; the JSON sidecar beside it holds the rest.
+    """
+    from shrink import experiment
+
+    try:
+        base = experiment.pretrain(model, dataset, epochs=epochs, seed=seed, cache_dir=out, data_root=data_root,
+                                   val_fraction=val_fraction, split_seed=split_seed, device=device,
+                                   threads=threads, progress=_stderr_line)
+    except experiment.ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except _library_errors() as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"path    {base.path}\nsha256  {base.sha256}\n"
+               f"val     top-1 {base.sidecar['val']['top1']:.4f}  top-5 {base.sidecar['val']['top5']:.4f}\n"
+               f"test    top-1 {base.sidecar['test']['top1']:.4f}  top-5 {base.sidecar['test']['top5']:.4f}")
+
+
+@main.command()
+@click.option("--model", required=True, help="Model name (see `shrink list models`).")
+@click.option("--dataset", required=True, help="Dataset name (see `shrink list datasets`).")
+@click.option("--strategy", required=True, help="Pruning strategy (see `shrink list strategies`).")
+@click.option("--compression", type=click.FloatRange(min=1), required=True,
+              help="Target compression ratio (total / nonzero parameters).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--base", "base_path", type=click.Path(dir_okay=False, exists=True),
+              help="Base checkpoint (its sidecar gives the hash) [default: the cached pretrained base].")
+@click.option("--epochs", type=click.IntRange(min=0), help="Fine-tuning epochs [default: family preset].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Fine-tuning learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Fine-tuning batch size.")
+@click.option("--patience", type=click.IntRange(min=1), help="Early-stopping patience in epochs.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset files are.")
+@click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--deterministic", is_flag=True, help="Use deterministic algorithms only.")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA, off on CPU].")
+@click.option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else ./mlflow.db].")
+@click.option("--experiment", "experiment_name", default="shrink", show_default=True, help="MLflow experiment.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False),
+              help="Save the trial's state here every epoch, and resume from it when present.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Any other trial config field, e.g. finetune.optimizer=sgd or prune_classifier=true.")
+def trial(settings, checkpoint_dir, **options) -> None:
+    """Run one trial: prune a base, fine-tune with early stopping, evaluate, record in MLflow.
+
+    Prints one line per epoch to stderr and the final metrics as JSON to stdout.
+    """
+    import json
+
+    from shrink import experiment
+
+    values = {k: v for k, v in options.items() if v is not None and k not in _FINETUNE_OPTIONS}
+    finetune = {k: options[k] for k in _FINETUNE_OPTIONS if options[k] is not None}
+    values["finetune"] = finetune
+    for setting in settings:
+        key, value = _parse_setting(setting)
+        (finetune if key.startswith("finetune.") else values)[key.removeprefix("finetune.")] = value
+    checkpointer = experiment.DirectoryCheckpointer(checkpoint_dir) if checkpoint_dir else None
+    try:
+        config = experiment.TrialConfig.from_dict(values)
+        result = experiment.run_trial(config, checkpointer=checkpointer, reporter=_print_epoch)
+    except experiment.ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except _library_errors() as error:
+        raise click.ClickException(f"{type(error).__name__}: {error}") from None
+    click.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+_FINETUNE_OPTIONS = ("epochs", "lr", "batch_size", "patience")
+
+
+def _parse_setting(setting: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as YAML (numbers, true/false, null, strings)."""
+    import re
+
+    import yaml
+
+    key, sep, text = setting.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"expected KEY=VALUE, got {setting!r}", param_hint="--set")
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", text):
+        return key, float(text)  # YAML 1.1 reads 3e-4 (no dot) as a string
+    return key, yaml.safe_load(text) if text else None
+
+
+def _print_epoch(epoch: int, metrics: dict) -> None:
+    click.echo(f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  val top-1 {metrics['val_top1']:.4f}  "
+               f"val loss {metrics['val_loss']:.4f}  {metrics['epoch_time_s']:.1f}s "
+               f"({metrics['images_per_s']:.0f} img/s)", err=True)
+
+
+# --- shrink report, shrink check, shrink ui (shrink.report) ---
+
+SWEEP_ARGUMENT = click.argument("sweep", required=False)
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri", metavar="URI",
+    help="MLflow tracking store [default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db].",
+)
+
+
+@main.command("report")
+@SWEEP_ARGUMENT
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Output directory [default: shrink-out/report/<sweep>].")
+@click.option("--literature", is_flag=True,
+              help="Overlay published results (Blalock et al. 2020) on matching figures.")
+@TRACKING_URI_OPTION
+def report(sweep, out_dir, literature, tracking_uri):
+    """Tables, figures, report.md and the checklist of SWEEP (default: the newest sweep)."""
+    from shrink.report import SweepNotFound, build_report, format_checklist
+
+    try:
+        result = build_report(sweep, tracking_uri=tracking_uri, out_dir=out_dir,
+                              literature=literature, log=click.echo)
+    except SweepNotFound as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(format_checklist(result.checks))
+    click.echo(f"report: {result.out_dir / 'report.md'}")
+
+
+@main.command("check")
+@SWEEP_ARGUMENT
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any item fails.")
+@TRACKING_URI_OPTION
+def check(sweep, strict, tracking_uri):
+    """Audit SWEEP (default: the newest) against the paper's Appendix B checklist."""
+    from shrink.report import SweepNotFound, check_sweep, format_checklist
+
+    try:
+        _, items = check_sweep(sweep, tracking_uri=tracking_uri, log=click.echo)
+    except SweepNotFound as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(format_checklist(items))
+    failed = sum(not item.passed for item in items)
+    if strict and failed:
+        click.echo(f"{failed} of {len(items)} checklist items failed", err=True)
+        raise SystemExit(1)
+
+
+@main.command("ui")
+@SWEEP_ARGUMENT
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; any other than 127.0.0.1 exposes the UI beyond this machine.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@TRACKING_URI_OPTION
+def ui(sweep, host, port, tracking_uri):
+    """Start the MLflow UI on the sweep's tracking store and print its URL (SWEEP: the run to link)."""
+    from shrink.experiment.tracking import resolve_tracking_uri
+    from shrink.report import SweepNotFound
+    from shrink.report.ui import serve
+
+    try:
+        serve(resolve_tracking_uri(tracking_uri), host, port, sweep, echo=click.echo)
+    except SweepNotFound as e:
+        raise click.ClickException(str(e)) from e

@@ -1,0 +1,140 @@
+"""One fine-tuning epoch of a pruned CIFAR ResNet: shrink's trial loop against a plain PyTorch loop
+fed by a torchvision DataLoader (ShrinkBench's approach), in the same run, on the same images.
+
+The images are synthetic (uniform noise, random labels) in the CIFAR-10 pickle format, so no
+download is needed; throughput does not depend on their content. The default 10,000 images (9,000
+after the validation carve-out, a fifth of CIFAR-10's epoch) keep the run to a few minutes on 2 cores. Both loops run the fine-tuning
+preset (Adam, lr 3e-4, batch 64) with random-crop and flip augmentation on the same pruned model
+(global magnitude, 4x); the plain loop re-applies the masks after each step as ShrinkBench does.
+
+    python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--workers 2] [--threads N]
+
+Prints images/s of each loop and their ratio (target on CPU: shrink at least 1.5x the plain loop).
+On a busy machine two torch threads can be far slower than one; ``--threads 1`` compares like with like
+(each DataLoader worker uses one thread).
+"""
+
+import argparse
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's shrink, not an installed one
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """Synthetic images in CIFAR-10's python pickle layout under ``root/cifar-10-batches-py``; returns
+    the training images (N x 32 x 32 x 3 uint8, as torchvision's CIFAR10 holds them) and labels."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    data = rng.integers(0, 256, (n_train + n_test, 3072), dtype=np.uint8)
+    labels = rng.integers(0, 10, n_train + n_test).tolist()
+    bounds = [n_train * i // 5 for i in range(6)] + [n_train + n_test]
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name, start, end in zip(names, bounds, bounds[1:]):
+        (folder / name).write_bytes(pickle.dumps({b"data": data[start:end], b"labels": labels[start:end]}))
+    return data[:n_train].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels[:n_train]
+
+
+class PlainCifar(torch.utils.data.Dataset):
+    """What torchvision's CIFAR10 does per item (uint8 HWC array -> PIL -> transforms), minus its
+    MD5 check of the official files."""
+
+    def __init__(self, images: np.ndarray, labels: list[int], transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def plain_epoch(model, masks: dict, loader, device: str) -> tuple[int, float]:
+    """A plain PyTorch fine-tuning epoch; returns (images, seconds)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    params = dict(model.named_parameters())
+    model.train()
+    n, start = 0, time.perf_counter()
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for name, mask in masks.items():
+                params[name].mul_(mask)
+        n += len(y)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return n, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10_000, help="synthetic training images")
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain loop")
+    parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
+    parser.add_argument("--amp", action="store_true", help="shrink loop with bf16 autocast (a trial's amp=true)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import torchvision.transforms as T
+
+    from shrink import datasets, models, pruning
+    from shrink.experiment import PRESETS
+    from shrink.experiment.loop import Compute, make_optimizer, train_epoch
+    from shrink.experiment.runtime import hardware
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="shrink-bench-") as tmp:
+        images, labels = write_cifar10(Path(tmp), args.images, 1000)
+        train = datasets.load("cifar10", "train", root=tmp)
+        model = models.create(args.model, num_classes=10)
+        compute = Compute.for_model(model, args.device, amp=args.amp or None)
+        model = compute.prepare(model)
+        masks = pruning.prune(model, "global-magnitude", 4.0)
+
+        plain_model = models.create(args.model, num_classes=10).to(args.device)  # contiguous (NCHW) weights
+        plain_model.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain_model.state_dict()})
+        n = len(train)  # the same number of images as shrink's training split
+        transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                               T.Normalize(MEAN, STD)])
+        dataset = PlainCifar(images[:n], labels[:n], transform)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=args.workers,
+                                             pin_memory=args.device.startswith("cuda"),
+                                             persistent_workers=False)
+
+        optimizer = make_optimizer(model, PRESETS["cifar"])
+        pruning.keep_masked(model, optimizer)
+        print(f"{args.model}, {n} synthetic CIFAR-shaped images, batch 64, on {args.device} "
+              f"({hardware(args.device)}), amp={compute.amp}, channels_last={compute.channels_last}")
+        start = time.perf_counter()
+        stats = train_epoch(model, optimizer, train.batches(64, train=True, device=args.device, seed=1), compute)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        shrink_rate = stats.n / (time.perf_counter() - start)
+        plain_n, plain_s = plain_epoch(plain_model, masks, loader, args.device)
+        plain_rate = plain_n / plain_s
+    print(f"shrink loop:                 {shrink_rate:8.1f} images/s")
+    print(f"plain loop + DataLoader({args.workers}):  {plain_rate:8.1f} images/s")
+    print(f"ratio:                       {shrink_rate / plain_rate:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

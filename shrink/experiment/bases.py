@@ -1,0 +1,154 @@
+"""Dense base models: trained once with the family's recipe, cached by (model, dataset, recipe,
+seed, train/val carve-out), named by the sha256 of their contents and verified on every load.
+
+Every trial prunes the same base, named by hash (Blalock et al.: "using the same initial model
+is essential"). A cache entry is a directory holding ``base-<16 hex>.pt`` (the state dict) and
+``base-<16 hex>.json`` (the sidecar), the sidecar written last.
+"""
+
+import functools
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from shrink.experiment.checkpoint import atomic_write
+from shrink.experiment.data import load_splits
+from shrink.experiment.errors import CheckpointMismatch, ConfigError
+from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
+from shrink.experiment.recipes import recipe_for
+from shrink.experiment.runtime import (configure_torch, default_device, git_commit, hardware,
+                                       seed_everything, versions)
+
+_stderr = functools.partial(print, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class BaseCheckpoint:
+    """A base model on disk: its ``path``, the ``sha256`` of the file, and its ``sidecar`` (dict)."""
+
+    path: Path
+    sha256: str
+    sidecar: dict
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "BaseCheckpoint":
+        """The checkpoint at ``path`` with the sidecar beside it, its hash verified against the sidecar."""
+        path = Path(path)
+        sidecar_path = path.with_suffix(".json")
+        if not path.is_file():
+            raise CheckpointMismatch(f"base checkpoint {path} does not exist")
+        if not sidecar_path.is_file():
+            raise CheckpointMismatch(f"base checkpoint {path} has no sidecar {sidecar_path.name} beside it; "
+                                     "give its sha256 explicitly")
+        sidecar = json.loads(sidecar_path.read_text())
+        actual = file_sha256(path)
+        if actual != sidecar["sha256"]:
+            raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, its sidecar says "
+                                     f"{sidecar['sha256']}")
+        return cls(path, actual, sidecar)
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where bases are cached: ``cache_dir``, else ``$SHRINK_CACHE/bases``, else ``~/.cache/shrink/bases``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("SHRINK_CACHE") or Path.home() / ".cache" / "shrink").expanduser() / "bases"
+
+
+def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int = 0,
+             cache_dir: str | os.PathLike | None = None, data_root: str | None = None,
+             val_fraction: float = 0.1, split_seed: int = 0, device: str | None = None,
+             threads: int | None = None, progress: Callable[[str], None] | None = _stderr) -> BaseCheckpoint:
+    """Train ``model`` on ``dataset``'s training split with the family's recipe (``epochs``
+    overrides its length), or return the cached base when one exists for the same key.
+
+    Prints one line per epoch through ``progress`` (``None``: silent).
+    """
+    from shrink import datasets, models
+
+    family = datasets.info(dataset).family
+    models.info(model)
+    recipe = recipe_for(family, epochs)
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    entry = cache_root(cache_dir) / f"{model}_{dataset}_{recipe.name}_seed{seed}_val{val_fraction:g}s{split_seed}"
+    cached = sorted(entry.glob("base-*.json"))
+    if cached:
+        return BaseCheckpoint.open(cached[0].with_suffix(".pt"))
+
+    device = device or default_device()
+    configure_torch(device, threads, deterministic=False)
+    seed_everything(seed)
+    train, val, test = load_splits(dataset, data_root, val_fraction, split_seed)
+    net = models.create(model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
+    compute = Compute.for_model(net, device)
+    net = compute.prepare(net)
+    optimizer = make_optimizer(net, recipe)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
+                if recipe.schedule == "cosine" else None)
+    start = time.perf_counter()
+    for epoch in range(1, recipe.epochs + 1):
+        stats = train_epoch(net, optimizer, train.batches(recipe.batch_size, train=True, device=device,
+                                                          seed=epoch_seed(seed, epoch)), compute)
+        scores = evaluate(net, val, compute)
+        if schedule is not None:
+            schedule.step()
+        if progress:
+            progress(f"pretrain {model} on {dataset}: epoch {epoch}/{recipe.epochs} loss {stats.loss:.4f} "
+                     f"val top-1 {scores['top1']:.4f} {stats.seconds:.1f}s ({stats.images_per_s:.0f} img/s)")
+    sidecar = {
+        "model": model, "dataset": dataset, "family": family, "recipe": {"name": recipe.name, **asdict(recipe)},
+        "seed": seed, "val_fraction": val_fraction, "split_seed": split_seed, "split_hash": train.split_hash,
+        "val": _scores(scores), "test": _scores(evaluate(net, test, compute)),
+        "train_loss": stats.loss, "wall_time_s": time.perf_counter() - start,
+        "device": device, "hardware": hardware(device), "versions": json.loads(versions()),
+        "git_commit": git_commit(),
+    }
+    base = _save(net, entry, sidecar)
+    if progress:
+        progress(f"pretrain {model} on {dataset}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
+                 f"test top-1 {sidecar['test']['top1']:.4f})")
+    return base
+
+
+def load_base(path: str | os.PathLike, sha256: str) -> dict:
+    """The state dict in ``path``, after checking that the file's sha256 is ``sha256``."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointMismatch(f"base checkpoint {path} does not exist") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, expected {sha256}: "
+                                 "it is not the base this trial names")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's contents, in hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _save(net: torch.nn.Module, entry: Path, sidecar: dict) -> BaseCheckpoint:
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, buffer)
+    data = buffer.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    path = entry / f"base-{sha256[:16]}.pt"
+    sidecar = {"file": path.name, "sha256": sha256, **sidecar}
+    atomic_write(path, data)
+    atomic_write(path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+    return BaseCheckpoint(path, sha256, sidecar)
+
+
+def _scores(scores: dict) -> dict:
+    return {k: scores[k] for k in ("top1", "top5", "loss")}

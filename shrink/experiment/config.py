@@ -1,0 +1,203 @@
+"""Trial configuration: plain dataclasses, the paper's fine-tuning presets per dataset family,
+and validation that fails with a one-line message before any expensive work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+
+from shrink.experiment.errors import ConfigError
+from shrink.experiment.tracking import DEFAULT_EXPERIMENT
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How the pruned model is fine-tuned. ``None`` fields take the dataset family's preset."""
+
+    optimizer: str | None = None  # "adam" or "sgd"
+    lr: float | None = None  # fixed learning rate
+    batch_size: int | None = None
+    epochs: int | None = None  # at most this many epochs (0: evaluate the pruned model as is)
+    momentum: float | None = None  # SGD only (0 for Adam)
+    nesterov: bool | None = None  # SGD with momentum only
+    weight_decay: float | None = None
+    patience: int | None = None  # stop after this many epochs without a val top-1 gain
+    min_delta: float | None = None  # the smallest val top-1 gain that counts as one
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        checks = [
+            (self.optimizer is None or self.optimizer in OPTIMIZERS,
+             f"finetune.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.lr is None or self.lr > 0, f"finetune.lr must be > 0, got {self.lr}"),
+            (self.batch_size is None or self.batch_size >= 1,
+             f"finetune.batch_size must be >= 1, got {self.batch_size}"),
+            (self.epochs is None or self.epochs >= 0, f"finetune.epochs must be >= 0, got {self.epochs}"),
+            (self.momentum is None or 0 <= self.momentum < 1,
+             f"finetune.momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay is None or self.weight_decay >= 0,
+             f"finetune.weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.patience is None or self.patience >= 1,
+             f"finetune.patience must be >= 1, got {self.patience}"),
+            (self.min_delta is None or self.min_delta >= 0,
+             f"finetune.min_delta must be >= 0, got {self.min_delta}"),
+        ]
+        _raise_first(checks)
+
+    def resolved(self, family: str) -> FinetuneConfig:
+        """This config with unset fields taken from ``family``'s preset, checked as a whole."""
+        preset = PRESETS[family]
+        done = FinetuneConfig(**{
+            f.name: getattr(preset, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        })
+        if done.optimizer == "adam" and (done.momentum or done.nesterov):
+            raise ConfigError("finetune.momentum and finetune.nesterov apply to optimizer 'sgd' only")
+        if done.nesterov and not done.momentum:
+            raise ConfigError("finetune.nesterov needs finetune.momentum > 0")
+        return done
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial: which base to prune, how, how to fine-tune, where to record.
+
+    Build from plain values with :meth:`from_dict`; :meth:`resolved` fills every default
+    (presets, device, threads, canonical strategy name) so the record is complete.
+    """
+
+    model: str
+    dataset: str
+    strategy: str
+    compression: float  # total parameters / nonzero parameters to reach
+    seed: int = 0  # seeds Python, NumPy and torch, the pruning batch and the shuffling
+    data_root: str | None = None  # where the dataset files are (default: shrink.datasets' search)
+    val_fraction: float = 0.1  # share of the official training set held out for validation
+    split_seed: int = 0  # seeds the train/val carve-out
+    base_path: str | None = None  # base checkpoint (default: pretrain or reuse the cached one)
+    base_sha256: str | None = None  # its expected hash (default: from the sidecar beside it)
+    prune_batch_size: int = 256  # training examples that data-driven strategies score on
+    prune_classifier: bool = False  # prune the classifier layer too
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    device: str | None = None  # "cpu", "cuda", "cuda:N"; default CUDA when present
+    threads: int | None = None  # CPU threads for torch (default: torch's current setting)
+    deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
+    amp: bool | None = None  # bf16 autocast; default on for CUDA, off on CPU
+    tracking_uri: str | None = None  # default: resolve_tracking_uri()
+    experiment_name: str = DEFAULT_EXPERIMENT
+    parent_run_id: str | None = None  # nests the trial's run under a sweep's run
+    sweep: str | None = None  # the sweep's name, recorded as a tag
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        checks = [
+            (self.compression >= 1, f"compression must be >= 1, got {self.compression}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
+            (self.prune_batch_size >= 1, f"prune_batch_size must be >= 1, got {self.prune_batch_size}"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.device is None or re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None,
+             f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"),
+            (self.base_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", self.base_sha256) is not None,
+             f"base_sha256 must be 64 lowercase hex digits, got {self.base_sha256!r}"),
+            (self.base_sha256 is None or self.base_path is not None, "base_sha256 is set but base_path is not"),
+        ]
+        _raise_first(checks)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrialConfig:
+        """Build from plain values (YAML, JSON, a Ray Tune config); unknown keys are an error."""
+        values = dict(values)
+        _reject_unknown(cls, values, "")
+        finetune = values.pop("finetune", None) or {}
+        if isinstance(finetune, dict):
+            _reject_unknown(FinetuneConfig, finetune, "finetune.")
+            finetune = FinetuneConfig(**finetune)
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   and f.name not in values]
+        if missing:
+            raise ConfigError(f"trial config is missing {', '.join(missing)}")
+        return cls(**values, finetune=finetune)
+
+    def to_dict(self) -> dict:
+        """Plain nested values; ``from_dict(to_dict())`` round-trips."""
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict:
+        """Every field with nested ones flattened with dots (``finetune.lr``): the MLflow params."""
+        out = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                out[key] = value
+        return out
+
+    def resolved(self) -> TrialConfig:
+        """Check the names (model, dataset, strategy) and fill every default but the base,
+        which :func:`shrink.experiment.run_trial` resolves (it may need pretraining)."""
+        import torch
+
+        from shrink import datasets, models, pruning
+
+        try:
+            family = datasets.info(self.dataset).family
+            models.info(self.model)
+            strategy = pruning.resolve_strategy(self.strategy)
+        except ValueError as error:  # unknown names: the registries' messages list the known ones
+            raise ConfigError(str(error)) from None
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} was asked for but CUDA is not available here")
+        return dataclasses.replace(
+            self,
+            strategy=strategy,
+            finetune=self.finetune.resolved(family),
+            device=device,
+            threads=self.threads or torch.get_num_threads(),
+            amp=device.startswith("cuda") if self.amp is None else self.amp,
+        )
+
+
+def _check_types(obj) -> None:
+    """Each field holds a value of its annotated type (an int passes for a float, a bool for nothing else)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        allowed = typing.get_args(hints[f.name]) if isinstance(hints[f.name], types.UnionType) else (hints[f.name],)
+        allowed = tuple(type(None) if a is None else a for a in allowed)
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        ok = ok or (float in allowed and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            names = " or ".join("None" if a is type(None) else a.__name__ for a in allowed)
+            raise ConfigError(f"{type(obj).__name__}.{f.name} must be {names}, got {value!r}")
+
+
+def _reject_unknown(cls, values: dict, prefix: str) -> None:
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown trial config key {prefix + unknown[0]!r}; "
+                          f"allowed: {', '.join(prefix + k for k in known)}")
+
+
+def _raise_first(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+# The fine-tuning presets of Blalock et al. (2020), section 7: fixed learning rate, no schedule.
+_CIFAR = FinetuneConfig("adam", 3e-4, 64, 30, 0.0, False, 0.0, 5, 0.0)
+PRESETS: dict[str, FinetuneConfig] = {
+    "cifar": _CIFAR,
+    "mnist": _CIFAR,
+    "digits": _CIFAR,
+    "imagenet": FinetuneConfig("sgd", 1e-3, 256, 20, 0.9, True, 0.0, 5, 0.0),
+}

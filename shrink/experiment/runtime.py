@@ -1,0 +1,84 @@
+"""The process settings a run depends on (seeds, determinism, threads, device) and the facts
+recorded about them (hardware, library versions, git commit)."""
+
+import functools
+import json
+import os
+import platform
+import random
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LIBRARIES = ("shrink", "torch", "torchvision", "numpy", "mlflow", "ray")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA) from ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure_torch(device: str, threads: int | None, deterministic: bool) -> None:
+    """Set torch's thread count (CPU), and turn deterministic algorithms on or off for this run."""
+    if threads and not device.startswith("cuda"):
+        torch.set_num_threads(threads)
+    if deterministic and device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)  # the first call imports inductor (~2 s)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = device.startswith("cuda") and not deterministic
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is present, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def hardware(device: str) -> str:
+    """The GPU's name, or the CPU's model and torch's thread count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{_cpu_model()} (torch threads: {torch.get_num_threads()})"
+
+
+@functools.cache
+def versions() -> str:
+    """Installed versions of Python and the libraries a result depends on, as JSON."""
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return json.dumps(found, sort_keys=True)
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the shrink source tree (``+dirty`` with local changes), or None outside git."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+@functools.cache
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,55 @@
+"""Aggregate the per-trial table over seeds: one row per (dataset, model, strategy, compression)."""
+
+import numpy as np
+import pandas as pd
+
+GROUP = ["dataset", "model", "strategy", "compression"]
+STATUSES = ("finished", "failed", "running")
+SUMMARY_METRICS = (
+    "test_top1", "test_top5", "delta_top1", "delta_top5", "dense_test_top1",
+    "compression_ratio", "theoretical_speedup", "epochs_run", "wall_time_s",
+)
+STATS = ("mean", "std", "stderr")
+
+
+def _stats(finished: pd.DataFrame, keys: list[str], metrics) -> pd.DataFrame:
+    """``<metric>_mean``, ``_std`` (sample, ddof=1: NaN for one trial) and ``_stderr`` per group."""
+    grouped = finished.groupby(keys, sort=True, dropna=False)[list(metrics)]
+    mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    stderr = std / np.sqrt(count)
+    parts = {f"{m}_{s}": table[m] for m in metrics for s, table in zip(STATS, (mean, std, stderr))}
+    return pd.DataFrame(parts, index=mean.index)
+
+
+def summarize(trials: pd.DataFrame) -> pd.DataFrame:
+    """The summary table over seeds.
+
+    Columns: the group keys ``dataset, model, strategy, compression``; ``count`` (finished
+    trials, the ones averaged), ``failed`` and ``running`` (counted, never averaged); then
+    ``<metric>_mean``, ``<metric>_std`` and ``<metric>_stderr`` (std / sqrt(count)) for each of
+    :data:`SUMMARY_METRICS`. Groups whose trials all failed keep a row with NaN statistics.
+    """
+    counts = (
+        trials.groupby([*GROUP, "status"], sort=True, dropna=False).size()
+        .unstack("status", fill_value=0)
+        .reindex(columns=list(STATUSES), fill_value=0)
+        .rename(columns={"finished": "count"})
+    )
+    finished = trials[trials["status"] == "finished"]
+    summary = counts.join(_stats(finished, GROUP, SUMMARY_METRICS), how="left")
+    summary.columns.name = None
+    return summary.reset_index().astype({"count": "int64", "failed": "int64", "running": "int64"})
+
+
+def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:
+    """The dense control per (dataset, model) over its finished trials.
+
+    Columns: ``dataset, model, count, bases`` (distinct base checkpoints) and mean/std/stderr of
+    ``dense_test_top1`` and ``dense_test_top5``.
+    """
+    finished = trials[trials["status"] == "finished"]
+    keys = ["dataset", "model"]
+    grouped = finished.groupby(keys, sort=True, dropna=False)
+    head = pd.DataFrame({"count": grouped.size(), "bases": grouped["base_sha256"].nunique()})
+    stats = _stats(finished, keys, ("dense_test_top1", "dense_test_top5"))
+    return head.join(stats).reset_index()

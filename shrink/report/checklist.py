@@ -1,0 +1,165 @@
+"""The paper's Appendix B checklist, audited on a sweep's per-trial table.
+
+Each item is judged per (dataset, model) over the finished trials and says why it passed or
+failed. Strategy names are shrink's canonical ones (the trial records its resolved config).
+"""
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+MIN_POINTS = 5  # pruned operating points (compression > 1) per strategy
+MIN_SEEDS = 3
+SUBSTANTIAL_DROP = 0.05  # a mean top-1 drop of 5 points or more counts as substantial
+MANY_CLASSES = 10  # datasets with more classes must report top-5
+RANDOM = ("random", "layer-random")
+MAGNITUDE = ("global-magnitude", "layer-magnitude")
+MATCHED = ("random-matched", "magnitude-matched")
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One checklist item: its name, whether the sweep passes it, and why."""
+
+    name: str
+    passed: bool
+    reason: str
+
+
+def is_baseline(strategy: str) -> bool:
+    """Random and magnitude pruning, including the per-layer-matched variants."""
+    return strategy in RANDOM or strategy in MAGNITUDE or strategy.partition(":")[0] in MATCHED
+
+
+def _pairs(finished: pd.DataFrame):
+    return finished.groupby(["dataset", "model"], sort=True)
+
+
+def _label(key) -> str:
+    return "/".join(str(k) for k in key)
+
+
+def _operating_points(finished):
+    problems, drops = [], []
+    for key, pair in _pairs(finished):
+        pruned = pair[pair["compression"] > 1]
+        counts = pruned.groupby("strategy")["compression"].nunique()
+        few = [f"{s} ({counts.get(s, 0)})" for s in sorted(pair["strategy"].unique())
+               if counts.get(s, 0) < MIN_POINTS]
+        if few:
+            problems.append(f"{_label(key)}: fewer than {MIN_POINTS} compressions > 1 for {', '.join(few)}")
+        means = pruned.groupby(["strategy", "compression"])["delta_top1"].mean()
+        worst = -means.min() if len(means) else float("nan")
+        if not worst >= SUBSTANTIAL_DROP:
+            problems.append(f"{_label(key)}: largest mean top-1 drop {100 * worst:.1f} points, "
+                            f"none reaches {100 * SUBSTANTIAL_DROP:.0f}")
+        else:
+            drops.append(f"{_label(key)} drops up to {100 * worst:.1f} points")
+    return not problems, "; ".join(problems) or (
+        f">= {MIN_POINTS} compressions > 1 per strategy; " + "; ".join(drops))
+
+
+def _seeds(finished):
+    seeds = finished.groupby(["dataset", "model", "strategy", "compression"])["seed"].nunique()
+    few = seeds[seeds < MIN_SEEDS]
+    if len(few):
+        shown = ", ".join(f"{s} at {c:g}x ({n})" for (_, _, s, c), n in few.head(4).items())
+        more = f" and {len(few) - 4} more" if len(few) > 4 else ""
+        return False, f"{len(few)} of {len(seeds)} points have fewer than {MIN_SEEDS} seeds: {shown}{more}"
+    return True, f"every point has >= {MIN_SEEDS} seeds (min {seeds.min()}); mean and std in the summary"
+
+
+def _baseline(names, what):
+    def check(finished):
+        missing = [_label(k) for k, pair in _pairs(finished) if not set(names) & set(pair["strategy"])]
+        if missing:
+            return False, f"no {what} baseline ({' or '.join(names)}) for {', '.join(missing)}"
+        found = sorted(set(names) & set(finished["strategy"]))
+        return True, f"{', '.join(found)} present"
+    return check
+
+
+def _matched(finished):
+    missing, covered = [], []
+    for key, pair in _pairs(finished):
+        present = set(pair["strategy"])
+        for strategy in sorted(s for s in present if not is_baseline(s)):
+            lacking = [f"{kind}:{strategy}" for kind in MATCHED if f"{kind}:{strategy}" not in present]
+            (missing if lacking else covered).append((key, strategy, lacking))
+    if missing:
+        return False, "missing " + "; ".join(f"{', '.join(lack)} ({_label(k)})" for k, _, lack in missing)
+    if not covered:
+        return True, "no strategy besides the random and magnitude baselines: nothing to match"
+    return True, "matched baselines present for " + ", ".join(s for _, s, _ in covered)
+
+
+def _recorded(columns, what):
+    def check(finished):
+        lacking = finished[columns].isna().any(axis=1).sum()
+        if lacking:
+            return False, f"{lacking} of {len(finished)} finished trials lack {what} ({', '.join(columns)})"
+        return True, f"{what} recorded for all {len(finished)} finished trials"
+    return check
+
+
+def _top5(finished):
+    lacking = finished[finished["test_top5"].isna()]
+    if lacking.empty:
+        return True, f"top-5 recorded for all {len(finished)} finished trials"
+    from shrink.datasets import UnknownDataset, info  # imports torch: only when top-5 is missing
+
+    problems = []
+    for dataset, trials in lacking.groupby("dataset", sort=True):
+        try:
+            classes = info(dataset).num_classes
+        except UnknownDataset:
+            problems.append(f"{dataset} (class count unknown, {len(trials)} without top-5)")
+            continue
+        if classes > MANY_CLASSES:
+            problems.append(f"{dataset} ({classes} classes, {len(trials)} without top-5)")
+    if problems:
+        return False, f"top-5 missing on {', '.join(problems)}"
+    return True, f"top-5 missing only on datasets with <= {MANY_CLASSES} classes, where it is not required"
+
+
+def _same_base(finished):
+    if finished["base_sha256"].isna().any():
+        return False, f"{finished['base_sha256'].isna().sum()} finished trials lack shrink.base_sha256"
+    bases = finished.groupby(["dataset", "model", "seed"])["base_sha256"].nunique()
+    mixed = bases[bases > 1]
+    if len(mixed):
+        shown = ", ".join(f"{d}/{m} seed {s}" for d, m, s in mixed.index[:4])
+        return False, f"strategies start from different base checkpoints at {shown}"
+    hashes = sorted(finished["base_sha256"].unique())
+    return True, f"one base per (dataset, model, seed) shared by every strategy: {', '.join(h[:12] for h in hashes)}"
+
+
+CHECKS = (
+    ("operating points", _operating_points),
+    ("seeds", _seeds),
+    ("random baseline", _baseline(RANDOM, "random-pruning")),
+    ("magnitude baseline", _baseline(MAGNITUDE, "magnitude")),
+    ("matched baselines", _matched),
+    ("compression and speedup", _recorded(["compression_ratio", "theoretical_speedup"], "both metrics")),
+    ("top-5", _top5),
+    ("dense control", _recorded(["dense_test_top1", "dense_test_top5", "dense_val_top1"], "dense metrics")),
+    ("library and hardware", _recorded(["versions", "hardware"], "versions and hardware")),
+    ("same base checkpoint", _same_base),
+)
+
+
+def run_checklist(trials: pd.DataFrame) -> list[CheckItem]:
+    """Audit the per-trial table (see :func:`shrink.report.runs.trials_frame`) against the
+    checklist; every item fails when no trial finished."""
+    finished = trials[trials["status"] == "finished"]
+    if finished.empty:
+        return [CheckItem(name, False, "no finished trials") for name, _ in CHECKS]
+    return [CheckItem(name, *check(finished)) for name, check in CHECKS]
+
+
+def format_checklist(items: list[CheckItem]) -> str:
+    """The checklist as a fixed-width text table: item, PASS/FAIL, why."""
+    width = max(len(item.name) for item in items)
+    lines = [f"{'item':<{width}}  result  why"]
+    lines += [f"{i.name:<{width}}  {'PASS' if i.passed else 'FAIL':<6}  {i.reason}" for i in items]
+    return "\n".join(lines)

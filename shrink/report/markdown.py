@@ -1,0 +1,145 @@
+"""report.md: the setup, the summary table, the figures and the checklist of one sweep."""
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from shrink.report.checklist import CheckItem
+from shrink.report.runs import Sweep
+
+BOOKKEEPING = {"params.base_sha256", "params.experiment_name", "params.parent_run_id",
+               "params.sweep", "params.tracking_uri"}  # shown elsewhere or store-specific
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± std`` (std omitted when undefined, n/a when there is no mean)."""
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{scale * mean:.{digits}f}"
+    return text if math.isnan(std) else f"{text} ± {scale * std:.{digits}f}"
+
+
+def _values(series: pd.Series) -> str:
+    values = sorted(str(v) for v in series.dropna().unique())
+    return ", ".join(values) if values else "not recorded"
+
+
+def _settings(trials: pd.DataFrame, columns: list[str]) -> str:
+    if not columns:
+        return "not recorded"
+    return _table(["setting", "value"], [[c.removeprefix("params."), _values(trials[c])] for c in columns])
+
+
+def _setup(trials: pd.DataFrame, controls: pd.DataFrame) -> str:
+    finished = trials[trials["status"] == "finished"]
+    rows = []
+    for _, c in controls.iterrows():
+        pair = finished[(finished["dataset"] == c["dataset"]) & (finished["model"] == c["model"])]
+        rows.append([
+            c["dataset"], c["model"], int(c["count"]),
+            " ".join(f"`{h}`" for h in sorted(pair["base_sha256"].dropna().unique())) or "not recorded",
+            _values(pair["split_hash"]),
+            _pm(c["dense_test_top1_mean"], c["dense_test_top1_std"], 100),
+            _pm(c["dense_test_top5_mean"], c["dense_test_top5_std"], 100),
+        ])
+    models = _table(["dataset", "model", "finished trials", "base checkpoint (sha256)",
+                     "split hash", "dense test top-1 (%)", "dense test top-5 (%)"], rows)
+    params = [c for c in trials.columns if c.startswith("params.") and c not in BOOKKEEPING]
+    recipe = [c for c in params if c.startswith("params.finetune.")]
+    other = [c for c in params if c not in recipe]
+    versions = {}
+    for text in finished["versions"].dropna().unique():
+        for library, version in json.loads(text).items():
+            versions.setdefault(library, set()).add(str(version))
+    return "\n\n".join([
+        "## Setup",
+        models,
+        "Fine-tuning recipe (every value used in the sweep):",
+        _settings(trials, recipe),
+        "Other trial settings:",
+        _settings(trials, other),
+        "Library versions:",
+        _table(["library", "version"], [[k, ", ".join(sorted(v))] for k, v in sorted(versions.items())]),
+        f"Hardware: {_values(finished['hardware'])} (device: {_values(finished['device'])}; "
+        f"bf16 autocast: {_values(finished['amp'])}; channels_last: {_values(finished['channels_last'])}). "
+        f"shrink git commit: {_values(finished['git_commit'])}.",
+    ])
+
+
+def _results(summary: pd.DataFrame) -> str:
+    rows = [[
+        r["dataset"], r["model"], r["strategy"], f"{r['compression']:g}", r["count"], r["failed"],
+        _pm(r["test_top1_mean"], r["test_top1_std"], 100),
+        _pm(r["test_top5_mean"], r["test_top5_std"], 100),
+        _pm(r["delta_top1_mean"], r["delta_top1_std"], 100),
+        _pm(r["compression_ratio_mean"], r["compression_ratio_std"]),
+        _pm(r["theoretical_speedup_mean"], r["theoretical_speedup_std"]),
+        _pm(r["epochs_run_mean"], r["epochs_run_std"], digits=1),
+        _pm(r["wall_time_s_mean"], r["wall_time_s_std"], digits=1),
+    ] for _, r in summary.iterrows()]
+    return "\n\n".join([
+        "## Results",
+        "Mean ± sample standard deviation (ddof=1) over seeds of the finished trials; `n` counts "
+        "them, `failed` counts failed trials (never averaged). Standard errors are in "
+        "`summary.parquet`. Compression = original parameters / nonzero parameters; speedup = "
+        "original multiply-adds / nonzero multiply-adds; Δ top-1 = pruned minus dense, in points.",
+        _table(["dataset", "model", "strategy", "compression", "n", "failed", "top-1 (%)",
+                "top-5 (%)", "Δ top-1", "achieved compression", "theoretical speedup",
+                "epochs", "wall time (s)"], rows),
+    ])
+
+
+def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
+                  controls: pd.DataFrame, checks: list[CheckItem], figures: list[Path],
+                  overlays: list[str] | None = None) -> str:
+    """The Markdown report; ``figures`` are paths relative to the report's directory and
+    ``overlays`` the ``dataset/model`` figures with published results (None: not asked for)."""
+    counts = trials["status"].value_counts()
+    parts = [
+        f"# Pruning report: sweep `{sweep.name}`",
+        f"MLflow parent run `{sweep.run_id}` (experiment {sweep.experiment_id}, started "
+        f"{datetime.fromtimestamp(sweep.start_time / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC) in "
+        f"`{sweep.tracking_uri}`: {len(trials)} trials, {counts.get('finished', 0)} finished, "
+        f"{counts.get('failed', 0)} failed, {counts.get('running', 0)} running.",
+        _setup(trials, controls),
+        _results(summary),
+        "## Figures",
+        "Error bars: sample std over seeds. Grey band: the dense control, mean ± std of the "
+        "trials' dense test top-1.",
+    ]
+    if overlays:
+        parts.append(
+            f"Published results (Blalock et al. 2020 survey data, from ShrinkBench, MIT license) "
+            f"for {', '.join(overlays)} appear in a second row as the change in top-1 from each "
+            f"paper's own dense baseline (named in the legend); their speedups use each paper's "
+            f"own FLOP count."
+        )
+    elif overlays is not None:
+        parts.append("The survey data (Blalock et al. 2020) has no published results for these "
+                     "datasets and models.")
+    parts += [f"![{f.stem}]({f.as_posix()})" for f in figures if f.suffix == ".png"]
+    parts += [
+        "## Checklist (Blalock et al. 2020, Appendix B)",
+        _table(["item", "result", "why"], [[i.name, "PASS" if i.passed else "FAIL", i.reason] for i in checks]),
+    ]
+    failed = trials[trials["status"] == "failed"]
+    if len(failed):
+        parts += ["## Failed trials", _table(
+            ["run", "dataset", "model", "strategy", "compression", "seed", "reason"],
+            [[r["run_id"], r["dataset"], r["model"], r["strategy"], f"{r['compression']:g}",
+              r["seed"], r["failure"]] for _, r in failed.iterrows()],
+        )]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,42 @@
+"""``shrink ui``: the MLflow UI on a sweep's tracking store, bound to 127.0.0.1 by default."""
+
+import os
+import sys
+
+from shrink.report.runs import Sweep, find_sweep, list_sweeps
+
+
+def ui_url(host: str, port: int, sweep: Sweep | None = None) -> str:
+    """The UI's address, pointing at the sweep's parent run when one is given."""
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if sweep is None:
+        return base
+    return f"{base}/#/experiments/{sweep.experiment_id}/runs/{sweep.run_id}"
+
+
+def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """``mlflow server`` on the store with one worker (a light process), bound to ``host``."""
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+            "--host", host, "--port", str(port), "--workers", "1"]
+
+
+def serve(tracking_uri: str, host: str, port: int, name: str | None = None, echo=print) -> None:
+    """Print the URL, then replace this process with the MLflow server (it runs until stopped).
+
+    ``name`` selects the sweep the URL points at (default: the newest, if the store has any).
+    A store that is already a server (``http(s)://``) is not served again: its URL is printed.
+    """
+    if tracking_uri.startswith(("http://", "https://")):
+        echo(f"The tracking store is an MLflow server already: open {tracking_uri}")
+        return
+    if name is not None:
+        sweep = find_sweep(tracking_uri, name)
+    else:  # the newest sweep, if any: a store without sweeps is still worth browsing
+        sweeps = list_sweeps(tracking_uri)
+        sweep = sweeps[0] if sweeps else None
+    echo(f"MLflow UI for {tracking_uri} at {ui_url(host, port, sweep)} (Ctrl-C stops it)")
+    if host not in ("127.0.0.1", "localhost"):
+        echo(f"listening on {host}: reachable from other machines")
+    sys.stdout.flush()
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    os.execve(sys.executable, server_command(tracking_uri, host, port), env)

@@ -1,0 +1,54 @@
+"""TrialConfig: presets per family, strict parsing, flattening for MLflow."""
+
+import pytest
+
+from shrink.experiment import PRESETS, ConfigError, FinetuneConfig, TrialConfig
+
+BASE = {"model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4}
+
+
+def test_presets_are_the_papers():
+    cifar, imagenet = PRESETS["cifar"], PRESETS["imagenet"]
+    assert (cifar.optimizer, cifar.lr, cifar.batch_size, cifar.epochs) == ("adam", 3e-4, 64, 30)
+    assert (imagenet.optimizer, imagenet.lr, imagenet.batch_size, imagenet.epochs) == ("sgd", 1e-3, 256, 20)
+    assert (imagenet.momentum, imagenet.nesterov) == (0.9, True)
+    assert PRESETS["mnist"] == PRESETS["digits"] == cifar
+
+
+def test_unset_finetune_fields_take_the_family_preset_and_set_ones_win():
+    done = FinetuneConfig(lr=0.01, epochs=2).resolved("imagenet")
+    assert done == FinetuneConfig("sgd", 0.01, 256, 2, 0.9, True, 0.0, 5, 0.0)
+
+
+def test_from_dict_round_trips_and_flattens_with_dots():
+    config = TrialConfig.from_dict({**BASE, "finetune": {"lr": 0.5, "epochs": 3}, "seed": 7})
+    assert TrialConfig.from_dict(config.to_dict()) == config
+    flat = config.flat()
+    assert flat["finetune.lr"] == 0.5 and flat["finetune.epochs"] == 3 and flat["seed"] == 7
+    assert "finetune" not in flat
+    assert len(flat) == 20 + 9  # 20 top-level fields besides finetune, 9 finetune fields
+
+
+@pytest.mark.parametrize("values, message", [
+    ({**BASE, "lr": 0.1}, "unknown trial config key 'lr'; allowed: model, dataset"),
+    ({**BASE, "finetune": {"learning_rate": 0.1}}, "unknown trial config key 'finetune.learning_rate'"),
+    ({"model": "small-mlp"}, "trial config is missing dataset, strategy, compression"),
+    ({**BASE, "compression": 0.5}, "compression must be >= 1, got 0.5"),
+    ({**BASE, "compression": "4"}, "TrialConfig.compression must be float, got '4'"),
+    ({**BASE, "seed": True}, "TrialConfig.seed must be int, got True"),
+    ({**BASE, "device": "gpu"}, "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ({**BASE, "val_fraction": 1.0}, "val_fraction must be in (0, 1), got 1.0"),
+    ({**BASE, "base_sha256": "ab"}, "base_sha256 must be 64 lowercase hex digits"),
+    ({**BASE, "finetune": {"optimizer": "rmsprop"}}, "finetune.optimizer must be one of adam, sgd"),
+    ({**BASE, "finetune": {"patience": 0}}, "finetune.patience must be >= 1, got 0"),
+])
+def test_bad_values_fail_with_one_line_that_names_the_field(values, message):
+    with pytest.raises(ConfigError) as caught:
+        TrialConfig.from_dict(values)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_momentum_with_adam_is_rejected_when_resolved():
+    with pytest.raises(ConfigError, match="apply to optimizer 'sgd' only"):
+        FinetuneConfig(momentum=0.9).resolved("cifar")

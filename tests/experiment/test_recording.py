@@ -1,0 +1,51 @@
+"""TrialRecorder: what lands in MLflow, reopening a run, and loud failures."""
+
+import pandas as pd
+import pytest
+
+from shrink.experiment import RecordingError
+from shrink.experiment.recording import TrialRecorder
+
+
+def test_a_run_is_created_reopened_and_finished_with_batched_writes(mlflow_uri, read_run, tmp_path):
+    recorder = TrialRecorder.create(mlflow_uri, "exp", run_name="r", params={"a": 1, "finetune.lr": 0.5},
+                                    tags={"shrink.kind": "trial", "mlflow.parentRunId": None})
+    recorder.log_metrics({"val_top1": 0.5}, step=1)
+    recorder.fail("Boom: out of luck")
+    recorder = TrialRecorder.reopen(mlflow_uri, recorder.run_id)
+    recorder.log_metrics({"val_top1": 0.75}, step=2)
+    recorder.log_artifacts(pd.DataFrame({"name": ["fc.weight"], "density": [0.25]}), {"seed": 3})
+    recorder.finish({"test_top1": 0.9})
+
+    run, history = read_run(recorder.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "r"
+    assert run.data.params == {"a": "1", "finetune.lr": "0.5"}
+    assert run.data.tags["shrink.kind"] == "trial" and run.data.tags["shrink.status"] == "finished"
+    assert "shrink.failure" not in run.data.tags and "mlflow.parentRunId" not in run.data.tags
+    assert history == {"val_top1": [(1, 0.5), (2, 0.75)], "test_top1": [(0, 0.9)]}
+    artifacts = tmp_path / "mlruns"
+    assert (next(artifacts.rglob("layers.csv"))).read_text() == "name,density\nfc.weight,0.25\n"
+    assert (next(artifacts.rglob("config.json"))).read_text() == '{\n  "seed": 3\n}\n'
+
+
+def test_a_failed_run_says_why(mlflow_uri, read_run):
+    recorder = TrialRecorder.create(mlflow_uri, "exp", run_name="r", params={}, tags={})
+    recorder.fail("TrialDiverged: epoch 1: training loss became nan")
+    run, _ = read_run(recorder.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["shrink.status"] == "failed"
+    assert run.data.tags["shrink.failure"] == "TrialDiverged: epoch 1: training loss became nan"
+
+
+def test_logging_errors_raise_recording_error_naming_the_store(tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    with pytest.raises(RecordingError, match=f"MLflow at {uri}: creating the trial's run failed: "):
+        TrialRecorder.create(uri, "exp", run_name="r", params={}, tags={})
+
+
+def test_logging_to_a_deleted_run_raises_recording_error(mlflow_uri):
+    recorder = TrialRecorder.create(mlflow_uri, "exp", run_name="r", params={}, tags={})
+    recorder.client.delete_run(recorder.run_id)
+    with pytest.raises(RecordingError, match=rf"logging train_loss \(run {recorder.run_id}\) failed"):
+        recorder.log_metrics({"train_loss": 1.0}, step=1)

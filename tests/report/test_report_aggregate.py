@@ -1,0 +1,63 @@
+"""Summary over seeds: exact means, sample stds and standard errors against a hand computation."""
+
+import math
+
+import pytest
+from report_sweeps import small_sweep, table, trial
+
+from shrink.report.aggregate import GROUP, STATS, SUMMARY_METRICS, dense_controls, summarize
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return summarize(table(small_sweep())).set_index(["strategy", "compression"])
+
+
+def test_one_row_per_group_with_fixed_columns(summary):
+    assert list(summary.index) == [("global-magnitude", 1.0), ("global-magnitude", 2.0), ("global-magnitude", 4.0),
+                                   ("random", 1.0), ("random", 2.0), ("random", 4.0)]
+    columns = list(summarize(table(small_sweep())).columns)
+    assert columns[:7] == [*GROUP, "count", "failed", "running"]
+    assert columns[7:] == [f"{m}_{s}" for m in SUMMARY_METRICS for s in STATS]
+
+
+def test_mean_sample_std_and_stderr_match_hand_computation(summary):
+    # global-magnitude 4x: top-1 0.90, 0.92, 0.97 -> mean 0.93, squared deviations 9+1+16 (1e-4),
+    # sample variance 26e-4 / 2 = 13e-4.
+    row = summary.loc[("global-magnitude", 4.0)]
+    assert row["test_top1_mean"] == pytest.approx(0.93, abs=1e-12)
+    assert row["test_top1_std"] == pytest.approx(math.sqrt(13e-4), abs=1e-12)
+    assert row["test_top1_stderr"] == pytest.approx(math.sqrt(13e-4) / math.sqrt(3), abs=1e-12)
+    assert row["delta_top1_mean"] == pytest.approx(0.93 - 0.98, abs=1e-12)
+    assert row["theoretical_speedup_mean"] == pytest.approx(3.4) and row["theoretical_speedup_std"] == 0
+    assert row["wall_time_s_mean"] == 11.0 and row["wall_time_s_std"] == 1.0  # 10, 11, 12 s
+    # global-magnitude 2x: 0.95, 0.96, 0.97 -> 0.96 +- 0.01
+    row = summary.loc[("global-magnitude", 2.0)]
+    assert (row["test_top1_mean"], row["test_top1_std"]) == pytest.approx((0.96, 0.01), abs=1e-12)
+
+
+def test_failed_trials_are_counted_not_averaged(summary):
+    # random 4x: finished 0.5, 0.7, 0.6 (-> 0.6 +- 0.1); the failed seed 3 is only counted.
+    row = summary.loc[("random", 4.0)]
+    assert (row["count"], row["failed"], row["running"]) == (3, 1, 0)
+    assert (row["test_top1_mean"], row["test_top1_std"]) == pytest.approx((0.6, 0.1), abs=1e-12)
+    assert summary.loc[("random", 2.0), "failed"] == 0
+
+
+def test_single_trial_has_undefined_std_and_all_failed_group_keeps_a_row():
+    trials = table([trial("random", 2, 0, 0.5), trial("random", 4, 0, 0.0, failure="diverged")])
+    summary = summarize(trials).set_index("compression")
+    assert summary.loc[2.0, "count"] == 1 and summary.loc[2.0, "test_top1_mean"] == 0.5
+    assert math.isnan(summary.loc[2.0, "test_top1_std"]) and math.isnan(summary.loc[2.0, "test_top1_stderr"])
+    assert (summary.loc[4.0, "count"], summary.loc[4.0, "failed"]) == (0, 1)
+    assert math.isnan(summary.loc[4.0, "test_top1_mean"])
+
+
+def test_dense_controls_per_dataset_and_model():
+    trials = table([trial("random", 2, s, 0.5, dense=d, base=f"base{s}") for s, d in enumerate((0.97, 0.98, 0.99))]
+                   + [trial("random", 2, 9, 0.0, failure="diverged", dense=0.10)])
+    controls = dense_controls(trials)
+    assert len(controls) == 1
+    row = controls.iloc[0]
+    assert (row["dataset"], row["model"], row["count"], row["bases"]) == ("mnist", "lenet-300-100", 3, 3)
+    assert (row["dense_test_top1_mean"], row["dense_test_top1_std"]) == pytest.approx((0.98, 0.01), abs=1e-12)

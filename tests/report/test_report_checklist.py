@@ -1,0 +1,140 @@
+"""The Appendix B checklist: each item fails for the reason it names."""
+
+import math
+
+import pytest
+from click.testing import CliRunner
+from report_sweeps import table, trial, write_sweep
+
+from shrink.cli import main
+from shrink.report.checklist import format_checklist, run_checklist
+
+COMPRESSIONS = (1, 2, 4, 8, 16, 32)
+RATES = {  # top-1 lost per doubling of compression
+    "global-magnitude": 0.01, "random": 0.05, "global-gradient": 0.015,
+    "random-matched:global-gradient": 0.04, "magnitude-matched:global-gradient": 0.012,
+}
+
+
+def complete(rates=RATES, compressions=COMPRESSIONS, seeds=(0, 1, 2)):
+    """Trials of a sweep that passes every item, unless the strategies and their top-1 lost per
+    doubling (``rates``), the compressions or the seeds say otherwise."""
+    return [trial(s, c, seed, 0.98 - rate * math.log2(c))
+            for s, rate in rates.items() for c in compressions for seed in seeds]
+
+
+def only(*strategies):
+    return {s: RATES[s] for s in strategies}
+
+
+def verdicts(trials):
+    return {item.name: (item.passed, item.reason) for item in run_checklist(table(trials))}
+
+
+def failing(trials):
+    return {name: reason for name, (passed, reason) in verdicts(trials).items() if not passed}
+
+
+def test_a_complete_sweep_passes_every_item():
+    result = verdicts(complete())
+    assert all(passed for passed, _ in result.values()), result
+    assert len(result) == 10
+    assert result["operating points"][1] == (
+        ">= 5 compressions > 1 per strategy; mnist/lenet-300-100 drops up to 25.0 points")
+    assert result["matched baselines"][1] == "matched baselines present for global-gradient"
+    assert result["seeds"][1] == "every point has >= 3 seeds (min 3); mean and std in the summary"
+
+
+def test_missing_random_baseline_fails_that_item_only():
+    assert failing(complete(only(*(s for s in RATES if s != "random")))) == {
+        "random baseline": "no random-pruning baseline (random or layer-random) for mnist/lenet-300-100"}
+
+
+def test_two_seeds_fail_the_seeds_item():
+    assert failing(complete(seeds=(0, 1))) == {"seeds": (
+        "30 of 30 points have fewer than 3 seeds: global-gradient at 1x (2), global-gradient at 2x (2), "
+        "global-gradient at 4x (2), global-gradient at 8x (2) and 26 more")}
+
+
+def test_missing_magnitude_baseline_and_matched_baseline():
+    assert failing(complete(only("random", "global-gradient", "random-matched:global-gradient"))) == {
+        "magnitude baseline": "no magnitude baseline (global-magnitude or layer-magnitude) for mnist/lenet-300-100",
+        "matched baselines": "missing magnitude-matched:global-gradient (mnist/lenet-300-100)",
+    }
+
+
+def test_operating_points_need_five_compressions_and_a_substantial_drop():
+    assert failing(complete(compressions=(1, 2, 4, 8, 16))) == {"operating points": (
+        "mnist/lenet-300-100: fewer than 5 compressions > 1 for global-gradient (4), global-magnitude (4), "
+        "magnitude-matched:global-gradient (4), random (4), random-matched:global-gradient (4)")}
+    gentle = complete({"global-magnitude": 0.005, "random": 0.009})  # at most 4.5 points lost
+    assert failing(gentle) == {
+        "operating points": "mnist/lenet-300-100: largest mean top-1 drop 4.5 points, none reaches 5"}
+
+
+def test_different_bases_across_strategies_fail():
+    trials = complete()
+    for t in trials:
+        if t["params"]["strategy"] == "random" and t["params"]["seed"] == "1":
+            t["tags"]["shrink.base_sha256"] = "cd" * 32
+    assert failing(trials) == {"same base checkpoint": (
+        "strategies start from different base checkpoints at mnist/lenet-300-100 seed 1")}
+
+
+def test_unrecorded_metrics_and_tags_fail():
+    trials = complete()
+    del trials[0]["tags"]["shrink.hardware"]
+    del trials[1]["metrics"]["theoretical_speedup"]
+    del trials[2]["metrics"]["dense_test_top1"]
+    assert failing(trials) == {
+        "library and hardware": "1 of 90 finished trials lack versions and hardware (versions, hardware)",
+        "compression and speedup": "1 of 90 finished trials lack both metrics (compression_ratio, theoretical_speedup)",
+        "dense control": ("1 of 90 finished trials lack dense metrics "
+                          "(dense_test_top1, dense_test_top5, dense_val_top1)"),
+    }
+
+
+def test_top5_is_required_only_for_datasets_with_many_classes():
+    mnist = complete()
+    for t in mnist[:4]:
+        del t["metrics"]["test_top5"]
+    assert verdicts(mnist)["top-5"] == (
+        True, "top-5 missing only on datasets with <= 10 classes, where it is not required")
+    many = complete() + [trial("random", 2, 0, 0.5, dataset="cifar100"), trial("random", 2, 0, 0.5, dataset="tiny")]
+    for t in many[-2:]:
+        del t["metrics"]["test_top5"]
+    assert verdicts(many)["top-5"] == (
+        False, "top-5 missing on cifar100 (100 classes, 1 without top-5), tiny (class count unknown, 1 without top-5)")
+
+
+def test_no_finished_trials_fails_everything():
+    items = run_checklist(table([trial("random", 2, 0, 0.0, failure="diverged")]))
+    assert [(i.passed, i.reason) for i in items] == [(False, "no finished trials")] * 10
+
+
+def test_format_is_one_line_per_item():
+    text = format_checklist(run_checklist(table(complete(seeds=(0, 1)))))
+    lines = text.splitlines()
+    assert len(lines) == 11
+    assert lines[0] == "item                     result  why"
+    assert lines[2].startswith("seeds                    FAIL    30 of 30 points")
+
+
+@pytest.fixture(scope="module")
+def check_store(make_store):
+    uri = make_store()
+    write_sweep(uri, "complete", complete(only("global-magnitude", "random")))
+    write_sweep(uri, "two-seeds", complete(only("global-magnitude", "random"), seeds=(0, 1)))
+    return uri
+
+
+def test_check_command_strict_exit_status(check_store):
+    runner = CliRunner()
+    ok = runner.invoke(main, ["check", "complete", "--strict", "--tracking-uri", check_store])
+    assert ok.exit_code == 0, ok.output
+    assert "seeds                    PASS" in ok.output
+    lax = runner.invoke(main, ["check", "two-seeds", "--tracking-uri", check_store])
+    assert lax.exit_code == 0 and "seeds                    FAIL    12 of 12 points" in lax.output
+    strict = runner.invoke(main, ["check", "two-seeds", "--strict", "--tracking-uri", check_store])
+    assert strict.exit_code == 1
+    assert strict.output.endswith("1 of 10 checklist items failed\n")

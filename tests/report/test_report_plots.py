@@ -1,0 +1,63 @@
+"""Figure content: stable strategy styles, log2 ticks, std error bars, dense band, paper legend."""
+
+import math
+
+import pytest
+from matplotlib.collections import PathCollection
+from report_sweeps import table, trial
+
+from shrink.report.aggregate import dense_controls, summarize
+from shrink.report.literature import load_literature
+from shrink.report.plots import STYLES, plot_figure, strategy_style
+
+
+def test_styles_are_fixed_per_strategy_whatever_the_order():
+    assert strategy_style("global-magnitude") == {"color": "tab:blue", "marker": "o", "linestyle": "-"}
+    names = ["my-plugin", "other-plugin", "random"]
+    first = [strategy_style(n) for n in names]
+    assert [strategy_style(n) for n in reversed(names)] == list(reversed(first))
+    assert strategy_style("random-matched:global-gradient") == {"color": "tab:orange", "marker": "x", "linestyle": ":"}
+    assert strategy_style("magnitude-matched:my-plugin")["color"] == strategy_style("my-plugin")["color"]
+    assert len({c for c, _ in STYLES.values()}) == len(STYLES)  # built-ins never share a colour
+
+
+def _figure(compressions, seeds_top1, papers=None):
+    trials = table([trial("global-magnitude", c, seed, top1, dense=0.97 + 0.01 * seed,
+                          dataset="cifar10", model="resnet56")
+                    for c in compressions for seed, top1 in enumerate(seeds_top1)])
+    summary, control = summarize(trials), dense_controls(trials).iloc[0]
+    return plot_figure(summary, control, papers)
+
+
+def test_axes_are_log2_with_ticks_from_1_to_32_extended_to_the_data():
+    fig = _figure((1, 2, 4), (0.9, 0.9, 0.9))
+    compression, speedup = fig.axes[:2]
+    assert compression.get_xscale() == "log"
+    assert list(compression.get_xticks()) == [1, 2, 4, 8, 16, 32]
+    assert compression.get_xlabel().startswith("compression ratio (log2 scale)\n= original parameters / nonzero")
+    assert speedup.get_xlabel().endswith("= original multiply-adds / nonzero multiply-adds")
+    wide = _figure((1, 100), (0.9, 0.9, 0.9))
+    assert list(wide.axes[0].get_xticks()) == [2.0**k for k in range(8)]  # up to 128
+
+
+def test_error_bars_are_the_sample_std_and_the_band_is_dense_mean_pm_std():
+    # top-1 0.90, 0.92, 0.97: mean 93%, std sqrt(13)%. Dense 97, 98, 99% at each of 2
+    # compressions: 6 trials, squared deviations 4 (points^2), std sqrt(4 / 5).
+    fig = _figure((1, 2), (0.90, 0.92, 0.97))
+    ax = fig.axes[0]
+    bars = ax.containers[0].lines[2][0].get_segments()
+    assert [y for s in bars for y in (s[0][1], s[1][1])] == pytest.approx([93 - math.sqrt(13), 93 + math.sqrt(13)] * 2)
+    band = ax.patches[0]
+    assert (band.get_y(), band.get_height()) == pytest.approx((98 - math.sqrt(0.8), 2 * math.sqrt(0.8)))
+
+
+def test_published_points_are_labelled_with_their_own_baselines():
+    literature = load_literature()
+    papers = literature[(literature["dataset"] == "cifar10") & (literature["model"] == "resnet56")]
+    fig = _figure((1, 2), (0.9, 0.9, 0.9), papers)
+    assert len(fig.axes) == 4 and fig.axes[2].get_ylabel() == "change in test top-1 vs. dense (points)"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(labels) == 12
+    assert "pcas (dense 93.04%)" in labels and "apple-pfa (dense not reported)" in labels
+    plotted = sum(len(c.get_offsets()) for ax in fig.axes[2:] for c in ax.collections if isinstance(c, PathCollection))
+    assert plotted == papers["compression"].notna().sum() + papers["speedup"].notna().sum()

@@ -1,0 +1,89 @@
+"""`shrink ui` serves the MLflow UI on 127.0.0.1 only and prints its URL."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from click.testing import CliRunner
+from report_sweeps import trial, write_sweep
+
+from shrink.cli import main
+from shrink.report import build_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of TCP sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if name == "tcp":
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_store, tmp_path):
+    uri = make_store()
+    parent = write_sweep(uri, "demo", [trial("random", 2, 0, 0.5)])
+    build_report("demo", tracking_uri=uri, out_dir=tmp_path)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shrink", "ui", "demo", "--port", str(port), "--tracking-uri", uri],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}/#/experiments/1/runs/{parent}"
+        assert first == f"MLflow UI for {uri} at {url} (Ctrl-C stops it)\n"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "MLflow UI never answered"
+                time.sleep(0.5)
+        assert _listening_addresses(port) == {"127.0.0.1"}
+        listing = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/artifacts/list?run_id={parent}&path=report"
+        with urllib.request.urlopen(listing, timeout=10) as response:
+            files = json.load(response)["files"]
+        assert [f["path"] for f in files] == [
+            "report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker, started by this test
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def test_ui_on_a_missing_store_fails_before_starting(tmp_path):
+    result = CliRunner().invoke(main, ["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: no MLflow store at {tmp_path / 'none.db'}: "
+                             "run `shrink sweep` first, or pass --tracking-uri\n")
+
+
+def test_ui_for_a_tracking_server_only_points_at_it():
+    result = CliRunner().invoke(main, ["ui", "--tracking-uri", "http://mlflow.example:5000"])
+    assert result.exit_code == 0
+    assert result.output == "The tracking store is an MLflow server already: open http://mlflow.example:5000\n"
