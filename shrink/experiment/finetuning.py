@@ -15,10 +15,13 @@ The masks chosen by pruning are kept in every variant; only the surviving weight
 A replayed schedule that runs past the base's last epoch keeps the last epoch's rate.
 """
 
+import dataclasses
 import math
 
 import torch
 from torch import nn
+
+from shrink.experiment.recipes import Recipe
 
 FINETUNES = ("continue", "lr-rewind", "weight-rewind", "scratch")
 REWIND_FRACTION = 0.05
@@ -29,7 +32,13 @@ def rewind_epoch(base_epochs: int) -> int:
     return max(1, round(base_epochs * REWIND_FRACTION))
 
 
-def recipe_rate(recipe, epoch: int) -> float:
+def base_recipe(base) -> Recipe:
+    """The recipe the base was trained with, as its sidecar records it."""
+    recorded = base.sidecar["recipe"]
+    return Recipe(**{f.name: recorded[f.name] for f in dataclasses.fields(Recipe)})
+
+
+def recipe_rate(recipe: Recipe, epoch: int) -> float:
     """The learning rate of base-training epoch ``epoch`` (0-based) under ``recipe``'s schedule
     (cosine annealing to 0 over the recipe's epochs, stepped per epoch, or constant)."""
     if recipe.schedule == "constant":
@@ -39,7 +48,7 @@ def recipe_rate(recipe, epoch: int) -> float:
     raise ValueError(f"unknown learning-rate schedule {recipe.schedule!r}; known: constant, cosine")
 
 
-def replay_start(variant: str, recipe, finetune_epochs: int) -> int | None:
+def replay_start(variant: str, recipe: Recipe, finetune_epochs: int) -> int | None:
     """The base epoch from which ``variant`` replays the recipe's schedule (None for ``continue``)."""
     if variant not in FINETUNES:
         raise ValueError(f"unknown fine-tuning variant {variant!r}; known: {', '.join(FINETUNES)}")
@@ -71,23 +80,20 @@ def reset_values(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
             own[name].copy_(value)
 
 
-def starting_state(variant: str, *, base, model_name: str, num_classes: int, seed: int) -> dict | None:
+def starting_state(variant: str, *, base, model_name: str, num_classes: int, input_shape: tuple[int, ...],
+                   seed: int) -> dict | None:
     """The parameters and buffers ``variant`` restarts the pruned model from (None: keep the pruned ones):
-    the base's early checkpoint for ``weight-rewind``, a fresh seeded initialisation for ``scratch``."""
+    the base's early checkpoint for ``weight-rewind`` (its sidecar's ``rewind`` entry, hash verified), a
+    fresh initialisation seeded with ``seed`` for ``scratch``."""
     if variant == "weight-rewind":
         from shrink.experiment.bases import load_base
 
-        rewind = base.sidecar.get("rewind")
-        if rewind is None:
-            raise ValueError(
-                f"base {base.path} has no early checkpoint for weight rewinding (it was pretrained before "
-                f"shrink saved one): delete {base.path.parent} to pretrain it again"
-            )
+        rewind = base.sidecar["rewind"]
         return load_base(base.path.parent / rewind["file"], rewind["sha256"])
     if variant == "scratch":
         from shrink import models
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return models.create(model_name, num_classes=num_classes).state_dict()
+            return models.create(model_name, num_classes=num_classes, input_shape=input_shape).state_dict()
     return None

@@ -13,11 +13,11 @@ class ScheduledPruning:
     """
 
     def __init__(self, events: list[tuple[int, float]], prune: Callable[[float], dict],
-                 steps_per_epoch: int, epochs_done: int):
+                 steps_per_epoch: int, epochs_done: int, masks: dict):
         self.steps_per_epoch = steps_per_epoch
         self._pending = [event for event in events if event[0] >= epochs_done * steps_per_epoch and event[0] > 0]
         self._prune = prune
-        self.masks: dict | None = None  # the masks of the latest event fired here
+        self.masks = masks  # the current masks: those given, then each event's
 
     def batches(self, batches: Iterable, epoch: int) -> Iterator:
         """``batches`` of fine-tuning epoch ``epoch`` (1-based), pruning before each step that has an event."""

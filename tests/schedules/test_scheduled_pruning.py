@@ -5,7 +5,8 @@ from shrink.experiment.scheduling import ScheduledPruning
 
 def run(events, epochs, steps_per_epoch=5, epochs_done=0):
     log = []
-    scheduled = ScheduledPruning(events, lambda c: log.append(("prune", c)) or {"masks": c}, steps_per_epoch, epochs_done)
+    prune = lambda c: log.append(("prune", c)) or {"masks": c}  # noqa: E731
+    scheduled = ScheduledPruning(events, prune, steps_per_epoch, epochs_done, {"masks": "initial"})
     reached = []
     for epoch in range(epochs_done + 1, epochs + 1):
         for batch in scheduled.batches(range(steps_per_epoch), epoch):
@@ -33,4 +34,4 @@ def test_a_resumed_trial_keeps_only_the_events_from_its_next_step():
 
 def test_one_shot_has_nothing_left_to_fire():
     log, reached, masks = run([(0, 4.0)], epochs=1)
-    assert [entry for entry in log if entry[0] == "prune"] == [] and reached == [True] and masks is None
+    assert [entry for entry in log if entry[0] == "prune"] == [] and reached == [True] and masks == {"masks": "initial"}
