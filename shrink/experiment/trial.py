@@ -11,6 +11,7 @@ the trial times the dense model against the deployable pruned one (physically sm
 strategies, the masked model otherwise) and records ``measured_speedup``.
 """
 
+import copy
 import dataclasses
 import functools
 import math
@@ -234,8 +235,9 @@ def _check_feasible(config: TrialConfig, model, train, base: BaseCheckpoint) -> 
     fine-tuning variant has what it needs, checked before any work."""
     from shrink import pruning
 
-    reachable = pruning.max_compression(model, prune_classifier=config.prune_classifier)
-    if config.compression > reachable:
+    if pruning.get_strategy(config.strategy).structure == "channels":
+        _check_channels_reachable(config, model, train)
+    elif config.compression > (reachable := pruning.max_compression(model, prune_classifier=config.prune_classifier)):
         hint = "" if config.prune_classifier else " with the classifier unpruned (see prune_classifier)"
         raise ConfigError(f"compression {config.compression:g} is unreachable for {config.model}: "
                           f"at most {reachable:g}{hint}")
@@ -245,9 +247,6 @@ def _check_feasible(config: TrialConfig, model, train, base: BaseCheckpoint) -> 
     if _needs_data(config.strategy) and config.prune_batch_size > len(train):
         raise ConfigError(f"prune_batch_size {config.prune_batch_size} exceeds the {len(train)} "
                           f"training examples of {config.dataset}")
-    if pruning.get_strategy(config.strategy).structure == "channels" and config.prune_classifier:
-        raise ConfigError(f"strategy {config.strategy} removes channels, never the classes: "
-                          "prune_classifier must be false")
     finetune = config.finetune
     if finetune.epochs == 0 and (config.schedule != "one-shot" or finetune.variant != "continue"):
         raise ConfigError(f"schedule {config.schedule!r} with fine-tuning variant {finetune.variant!r} "
@@ -259,6 +258,21 @@ def _check_feasible(config: TrialConfig, model, train, base: BaseCheckpoint) -> 
     if finetune.variant == "weight-rewind" and "rewind" not in base.sidecar:
         raise ConfigError(f"base {base.path} has no early checkpoint for weight rewinding (pretrained before "
                           f"shrink saved one): delete {base.path.parent} to pretrain it again")
+
+
+def _check_channels_reachable(config: TrialConfig, model, train) -> None:
+    """Whole channels reach the compression only approximately, and some models offer none to a criterion:
+    try the strategy on a copy of the base (a few training examples to trace it) before any work."""
+    from shrink import pruning
+
+    if config.prune_classifier:
+        raise ConfigError(f"strategy {config.strategy} removes channels, never the classes: "
+                          "prune_classifier must be false")
+    inputs, _ = train.sample(min(8, len(train)), seed=config.seed)
+    try:
+        pruning.prune(copy.deepcopy(model), config.strategy, config.compression, inputs=inputs)
+    except ValueError as error:
+        raise ConfigError(f"{config.strategy} on {config.model}: {error}") from None
 
 
 def _schedule(config: TrialConfig) -> Schedule:

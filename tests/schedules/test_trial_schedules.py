@@ -145,3 +145,10 @@ def test_impossible_schedules_and_variants_fail_before_any_work(base, tracking, 
         run(base, tracking, tmp_path, schedule="gradual", schedule_rounds=6, schedule_every=10)
     with pytest.raises(ConfigError, match="needs finetune.epochs >= 1"):
         run(base, tracking, tmp_path, finetune={"variant": "scratch", "epochs": 0})
+    with pytest.raises(ConfigError, match="global-channel-bn on small-mlp: no channel of this model can be scored"):
+        run(base, tracking, tmp_path, strategy="channel-bn")
+    # A hidden neuron is 64 + 1 + 10 parameters: keeping 2 or 1 of them leaves 160 or 85 (46.9x or 88.4x),
+    # neither within 5% of 60x (beyond the 6.77x that weights alone could reach: biases go with channels).
+    with pytest.raises(ConfigError, match=r"layer-channel-l1 on small-mlp: whole l1 channels \(layer\) reach 46\.938x, "
+                                          r"not 60x within 5%; at most 88\.35x"):
+        run(base, tracking, tmp_path, strategy="channel-l1", compression=60.0)
