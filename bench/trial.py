@@ -1,20 +1,32 @@
 """One fine-tuning epoch of a pruned CIFAR ResNet: shrink's trial loop against a plain PyTorch loop
 fed by a torchvision DataLoader (ShrinkBench's approach), in the same run, on the same images.
 
-The images are synthetic (uniform noise, random labels) in the CIFAR-10 pickle format, so no
-download is needed; throughput does not depend on their content. The default 10,000 images (9,000
-after the validation carve-out, a fifth of CIFAR-10's epoch) keep the run to a few minutes on 2 cores. Both loops run the fine-tuning
-preset (Adam, lr 3e-4, batch 64) with random-crop and flip augmentation on the same pruned model
-(global magnitude, 4x); the plain loop re-applies the masks after each step as ShrinkBench does.
+The images are synthetic (uniform noise, random labels) in the CIFAR-10 pickle format, so no download
+is needed; throughput does not depend on their content. The default 10,000 images (9,000 after the
+validation carve-out, a fifth of a CIFAR-10 epoch) keep the run to a few minutes on 2 cores.
 
-    python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--workers 2] [--threads N]
+Both loops fine-tune the same pruned model (global magnitude, 4x) with the CIFAR preset (Adam,
+lr 3e-4, batch 64) and random-crop + flip augmentation:
 
-Prints images/s of each loop and their ratio (target on CPU: shrink at least 1.5x the plain loop).
-On a busy machine two torch threads can be far slower than one; ``--threads 1`` compares like with like
-(each DataLoader worker uses one thread).
+- shrink: ``shrink.experiment.loop.train_epoch`` over ``Split.batches`` (tensor fast path), with the
+  trial's defaults (channels-last for conv nets; bf16 autocast on CUDA, or with ``--amp``), masks kept
+  by ``keep_masked``;
+- plain: NCHW weights, ``DataLoader(num_workers=2)`` over PIL images with torchvision's
+  ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize`` (what
+  torchvision's CIFAR10 does), masks re-applied after each step as ShrinkBench does; worker start-up
+  included.
+
+The two run interleaved, ``--block`` batches at a time, so load from other processes on a shared
+machine hits both alike. Prints images/s of each loop and their ratio (target on CPU: at least 1.5x).
+
+    python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--threads N] [--amp]
+
+On a busy machine two torch threads can be many times slower than one; ``--threads 1`` compares like
+with like (each DataLoader worker uses one thread).
 """
 
 import argparse
+import itertools
 import pickle
 import sys
 import tempfile
@@ -61,13 +73,12 @@ class PlainCifar(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
-def plain_epoch(model, masks: dict, loader, device: str) -> tuple[int, float]:
-    """A plain PyTorch fine-tuning epoch; returns (images, seconds)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+def plain_steps(model, optimizer, masks: dict, batches, device: str) -> int:
+    """Plain PyTorch fine-tuning steps over ``batches``; returns the images seen."""
     params = dict(model.named_parameters())
     model.train()
-    n, start = 0, time.perf_counter()
-    for x, y in loader:
+    n = 0
+    for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -77,9 +88,7 @@ def plain_epoch(model, masks: dict, loader, device: str) -> tuple[int, float]:
             for name, mask in masks.items():
                 params[name].mul_(mask)
         n += len(y)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return n, time.perf_counter() - start
+    return n
 
 
 def main() -> None:
@@ -90,6 +99,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain loop")
     parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
     parser.add_argument("--amp", action="store_true", help="shrink loop with bf16 autocast (a trial's amp=true)")
+    parser.add_argument("--block", type=int, default=10, help="batches per turn of each loop")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,28 +119,36 @@ def main() -> None:
         compute = Compute.for_model(model, args.device, amp=args.amp or None)
         model = compute.prepare(model)
         masks = pruning.prune(model, "global-magnitude", 4.0)
+        optimizer = make_optimizer(model, PRESETS["cifar"])
+        pruning.keep_masked(model, optimizer)
 
         plain_model = models.create(args.model, num_classes=10).to(args.device)  # contiguous (NCHW) weights
         plain_model.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain_model.state_dict()})
-        n = len(train)  # the same number of images as shrink's training split
+        plain_optimizer = torch.optim.Adam(plain_model.parameters(), lr=3e-4)
+        n = len(train)  # the same images as shrink's training split
         transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                                T.Normalize(MEAN, STD)])
-        dataset = PlainCifar(images[:n], labels[:n], transform)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=args.workers,
-                                             pin_memory=args.device.startswith("cuda"),
-                                             persistent_workers=False)
-
-        optimizer = make_optimizer(model, PRESETS["cifar"])
-        pruning.keep_masked(model, optimizer)
-        print(f"{args.model}, {n} synthetic CIFAR-shaped images, batch 64, on {args.device} "
+        loader = torch.utils.data.DataLoader(PlainCifar(images[:n], labels[:n], transform), batch_size=64,
+                                             shuffle=True, drop_last=True, num_workers=args.workers,
+                                             pin_memory=args.device.startswith("cuda"))
+        print(f"{args.model}, {n:,} synthetic CIFAR-shaped images, batch 64, on {args.device} "
               f"({hardware(args.device)}), amp={compute.amp}, channels_last={compute.channels_last}")
-        start = time.perf_counter()
-        stats = train_epoch(model, optimizer, train.batches(64, train=True, device=args.device, seed=1), compute)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        shrink_rate = stats.n / (time.perf_counter() - start)
-        plain_n, plain_s = plain_epoch(plain_model, masks, loader, args.device)
-        plain_rate = plain_n / plain_s
+
+        shrink_batches = train.batches(64, train=True, device=args.device, seed=1)
+        plain_batches = iter(loader)
+        totals = {"shrink": [0, 0.0], "plain": [0, 0.0]}
+        for _ in range(0, n // 64, args.block):
+            start = time.perf_counter()
+            stats = train_epoch(model, optimizer, itertools.islice(shrink_batches, args.block), compute)
+            totals["shrink"][0] += stats.n
+            totals["shrink"][1] += time.perf_counter() - start
+            start = time.perf_counter()
+            totals["plain"][0] += plain_steps(plain_model, plain_optimizer, masks,
+                                              itertools.islice(plain_batches, args.block), args.device)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            totals["plain"][1] += time.perf_counter() - start
+    shrink_rate, plain_rate = (images / seconds for images, seconds in totals.values())
     print(f"shrink loop:                 {shrink_rate:8.1f} images/s")
     print(f"plain loop + DataLoader({args.workers}):  {plain_rate:8.1f} images/s")
     print(f"ratio:                       {shrink_rate / plain_rate:8.2f}x")

@@ -76,8 +76,11 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
     """
     from shrink import datasets, models
 
-    family = datasets.info(dataset).family
-    models.info(model)
+    try:
+        family = datasets.info(dataset).family
+        models.info(model)
+    except ValueError as error:  # unknown names: the registries' messages list the known ones
+        raise ConfigError(str(error)) from None
     recipe = recipe_for(family, epochs)
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -88,8 +91,8 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
 
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    seed_everything(seed)
     train, val, test = load_splits(dataset, data_root, val_fraction, split_seed)
+    seed_everything(seed)  # after loading, which may draw random numbers only the first time
     net = models.create(model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
     compute = Compute.for_model(net, device)
     net = compute.prepare(net)
@@ -113,7 +116,8 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
         "seed": seed, "val_fraction": val_fraction, "split_seed": split_seed, "split_hash": train.split_hash,
         "val": _scores(scores), "test": _scores(evaluate(net, test, compute)),
         "train_loss": stats.loss, "wall_time_s": time.perf_counter() - start,
-        "device": device, "hardware": hardware(device), "versions": json.loads(versions()),
+        "device": device, "hardware": hardware(device), "amp": compute.amp, "channels_last": compute.channels_last,
+        "versions": json.loads(versions()),
         "git_commit": git_commit(),
     }
     base = _save(net, entry, sidecar, early, rewind_epoch(recipe.epochs))

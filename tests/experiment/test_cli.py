@@ -13,7 +13,8 @@ def test_pretrain_prints_the_checkpoint_and_a_second_call_reuses_it(tmp_path):
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
-    assert lines[0].startswith(f"path    {tmp_path / 'b'}/small-mlp_digits_digits-adam-e1-") and lines[0].endswith(".pt")
+    assert lines[0].startswith(f"path    {tmp_path / 'b'}/small-mlp_digits_digits-adam-e1-")
+    assert lines[0].endswith(".pt")
     assert lines[1].startswith("sha256  ") and len(lines[1].split()[1]) == 64
     assert "pretrain small-mlp on digits: epoch 1/1 loss" in first.stderr
     second = CliRunner().invoke(main, args)
@@ -23,7 +24,8 @@ def test_pretrain_prints_the_checkpoint_and_a_second_call_reuses_it(tmp_path):
 def test_trial_prints_epochs_and_final_metrics(digits_base, mlflow_uri):
     result = CliRunner().invoke(main, [
         "trial", "--model", "small-mlp", "--dataset", "digits", "--strategy", "global-magnitude",
-        "--compression", "4", "--base", str(digits_base.path), "--epochs", "1", "--threads", "1", "--tracking-uri", mlflow_uri,
+        "--compression", "4", "--base", str(digits_base.path), "--epochs", "1", "--threads", "1",
+        "--tracking-uri", mlflow_uri,
         "--set", "finetune.lr=1e-3", "--set", "prune_classifier=true"])
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("epoch 1: train loss ")

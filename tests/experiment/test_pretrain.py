@@ -57,5 +57,5 @@ def test_load_base_refuses_a_file_whose_hash_differs(digits_base, tmp_path):
 def test_pretrain_rejects_bad_input_before_training():
     with pytest.raises(ConfigError, match="epochs must be an integer >= 1, got 0"):
         pretrain("small-mlp", "digits", epochs=0)
-    with pytest.raises(ValueError, match="unknown model 'nope'"):
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
         pretrain("nope", "digits")

@@ -9,8 +9,8 @@ import torch
 
 from shrink import datasets
 from shrink.experiment.runtime import git_commit
-from shrink.experiment import (CheckpointMismatch, ConfigError, DirectoryCheckpointer, TrialConfig, TrialDiverged, pretrain,
-                               run_trial)
+from shrink.experiment import (CheckpointMismatch, ConfigError, DirectoryCheckpointer, TrialConfig, TrialDiverged,
+                               pretrain, run_trial)
 
 EPOCH_METRICS = {"train_loss", "val_top1", "val_top5", "val_loss", "epoch_time_s", "images_per_s"}
 FINAL_METRICS = {
