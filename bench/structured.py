@@ -10,6 +10,7 @@ depend on the values, only the channels chosen do.
 Prints one row per (model, compression, device, batch): median milliseconds (interquartile range)
 of the dense, the physically pruned and the masked model, and the speedups over dense. The three
 models' passes are interleaved, so a busy machine slows them alike; the ratios are the figures.
+On a shared machine, ``--threads 1`` gives much steadier figures than competing for every core.
 """
 
 import argparse

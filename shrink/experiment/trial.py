@@ -27,10 +27,10 @@ from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift,
 from shrink.experiment.finetuning import base_recipe, recipe_rate, replay_start, reset_values, set_rate, starting_state
 from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
 from shrink.experiment.bases import BaseCheckpoint, load_base, pretrain
-from shrink.experiment.scheduling import ScheduledPruning
-from shrink.pruning.schedules import Schedule
 from shrink.experiment.recording import PARENT_TAG, TrialRecorder
 from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
+from shrink.experiment.scheduling import ScheduledPruning
+from shrink.pruning.schedules import Schedule
 
 # The fields that make a saved state belong to a trial: a resume must agree on all of them.
 IDENTITY = ("model", "dataset", "strategy", "compression", "seed", "val_fraction", "split_seed",
@@ -265,12 +265,10 @@ def _check_channels_reachable(config: TrialConfig, model, train) -> None:
     try the strategy on a copy of the base (a few training examples to trace it) before any work."""
     from shrink import pruning
 
-    if config.prune_classifier:
-        raise ConfigError(f"strategy {config.strategy} removes channels, never the classes: "
-                          "prune_classifier must be false")
     inputs, _ = train.sample(min(8, len(train)), seed=config.seed)
     try:
-        pruning.prune(copy.deepcopy(model), config.strategy, config.compression, inputs=inputs)
+        pruning.prune(copy.deepcopy(model), config.strategy, config.compression, inputs=inputs,
+                      prune_classifier=config.prune_classifier)
     except ValueError as error:
         raise ConfigError(f"{config.strategy} on {config.model}: {error}") from None
 

@@ -35,20 +35,10 @@ def prune(
     """
     chosen = get_strategy(strategy)
     if chosen.structure == "channels":
-        if inputs is None:
-            raise ValueError(f"strategy {chosen.name} traces the model: pass inputs= (a batch of examples)")
-        if prune_classifier:
-            raise ValueError(f"strategy {chosen.name} removes channels and never the classes: prune_classifier must be False")
-    elif chosen.needs_data and (inputs is None or targets is None):
+        return _prune_channels(model, chosen, compression, inputs, prune_classifier)
+    if chosen.needs_data and (inputs is None or targets is None):
         raise ValueError(f"strategy {chosen.name} scores on data: pass inputs= and targets= (a batch)")
     layers = prunable_layers(model, prune_classifier)
-    if chosen.structure == "channels":
-        check_compression(compression)
-        device = next(model.parameters()).device
-        ctx = ScoreContext(model, layers, inputs.to(device), None, _generator(seed))
-        masks = chosen.score(ctx, compression)
-        apply_masks(model, masks)
-        return masks
     keep = kept_count(model, layers, compression)
     device = next(iter(layers.values())).weight.device if layers else None
     ctx = ScoreContext(
@@ -59,6 +49,20 @@ def prune(
         generator=_generator(seed),
     )
     masks = _masks(chosen, ctx, keep) if layers else {}
+    apply_masks(model, masks)
+    return masks
+
+
+def _prune_channels(model: nn.Module, strategy: Strategy, compression: float, inputs: Tensor | None,
+                    prune_classifier: bool) -> dict[str, Tensor]:
+    """``prune`` for a channel strategy: its mask function chooses whole channels."""
+    if inputs is None:
+        raise ValueError(f"strategy {strategy.name} traces the model: pass inputs= (a batch of examples)")
+    if prune_classifier:
+        raise ValueError(f"strategy {strategy.name} removes channels and never the classes: prune_classifier must be False")
+    check_compression(compression)
+    inputs = inputs.to(next(model.parameters()).device)
+    masks = strategy.score(ScoreContext(model, prunable_layers(model), inputs, None, _generator(None)), compression)
     apply_masks(model, masks)
     return masks
 

@@ -5,6 +5,7 @@ decides which channels from the masks and checks the result against the masked m
 dependency the graph got wrong fails loudly here instead of yielding a different network.
 """
 
+import contextlib
 import copy
 
 import torch
@@ -34,13 +35,13 @@ def physically_prune(model: nn.Module, masks: dict[str, Tensor], inputs: Tensor)
     params = dict(pruned.named_parameters())
     unknown = sorted(set(masks) - set(params))
     if unknown:
-        raise KeyError(f"masks name parameters the model does not have: {', '.join(unknown[:5])}")
+        raise ValueError(f"masks name parameters the model does not have: {', '.join(unknown[:5])}")
     with torch.no_grad():
         for name, mask in masks.items():
             params[name].mul_(mask.to(params[name].device))
     training = pruned.training
     pruned.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _full_float32():
         expected = pruned(inputs)
     traced = trace_channels(pruned, inputs)
     removals = []
@@ -58,7 +59,7 @@ def physically_prune(model: nn.Module, masks: dict[str, Tensor], inputs: Tensor)
     for root, channels in removals:
         pruner = traced.graph.get_pruner_of_module(root)
         traced.graph.get_pruning_group(root, pruner.prune_out_channels, channels).prune()
-    with torch.no_grad():
+    with torch.no_grad(), _full_float32():
         actual = pruned(inputs)
     pruned.train(training)
     if actual.shape != expected.shape or not torch.allclose(actual, expected, rtol=RTOL, atol=ATOL):
@@ -68,3 +69,14 @@ def physically_prune(model: nn.Module, masks: dict[str, Tensor], inputs: Tensor)
             f"shapes {tuple(actual.shape)} vs {tuple(expected.shape)}): the dependency graph mis-modelled a coupling"
         )
     return pruned
+
+
+@contextlib.contextmanager
+def _full_float32():
+    """Convolutions and matmuls in full float32 (no TF32 on GPUs), so that both passes compare exactly."""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
