@@ -86,10 +86,11 @@ def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 def _library_errors() -> tuple[type[Exception], ...]:
     """The library's own failures, shown as one-line errors rather than tracebacks."""
-    from shrink import datasets, experiment
+    from shrink import datasets, experiment, pruning
 
     return (datasets.DatasetNotFound, datasets.DatasetFormatError, experiment.CheckpointMismatch,
-            experiment.TrialDiverged, experiment.RecordingError, experiment.MaskDrift)
+            experiment.TrialDiverged, experiment.RecordingError, experiment.MaskDrift,
+            pruning.CompressionNotReached, pruning.RemovalMismatch)
 
 
 def _stderr_line(line: str) -> None:

@@ -2,8 +2,9 @@
 seed, train/val carve-out), named by the sha256 of their contents and verified on every load.
 
 Every trial prunes the same base, named by hash (Blalock et al.: "using the same initial model
-is essential"). A cache entry is a directory holding ``base-<16 hex>.pt`` (the state dict) and
-``base-<16 hex>.json`` (the sidecar), the sidecar written last.
+is essential"). A cache entry is a directory holding ``base-<16 hex>.pt`` (the state dict),
+``rewind-<16 hex>.pt`` (the state after epoch ``rewind_epoch``, for weight rewinding; the sidecar's
+``rewind`` entry names it) and ``base-<16 hex>.json`` (the sidecar), the sidecar written last.
 """
 
 import functools
@@ -22,6 +23,7 @@ import torch
 from shrink.experiment.checkpoint import atomic_write
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
+from shrink.experiment.finetuning import rewind_epoch
 from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
 from shrink.experiment.recipes import recipe_for
 from shrink.experiment.runtime import (configure_torch, default_device, git_commit, hardware,
@@ -101,6 +103,8 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
     for epoch in range(1, recipe.epochs + 1):
         stats = train_epoch(net, optimizer, train.batches(recipe.batch_size, train=True, device=device,
                                                           seed=epoch_seed(seed, epoch)), compute)
+        if epoch == rewind_epoch(recipe.epochs):  # what weight rewinding returns to
+            early = _state_bytes(net)
         scores = evaluate(net, val, compute)
         if schedule is not None:
             schedule.step()
@@ -116,7 +120,7 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
         "versions": json.loads(versions()),
         "git_commit": git_commit(),
     }
-    base = _save(net, entry, sidecar)
+    base = _save(net, entry, sidecar, early, rewind_epoch(recipe.epochs))
     if progress:
         progress(f"pretrain {model} on {dataset}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
                  f"test top-1 {sidecar['test']['top1']:.4f})")
@@ -142,16 +146,24 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _save(net: torch.nn.Module, entry: Path, sidecar: dict) -> BaseCheckpoint:
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, buffer)
-    data = buffer.getvalue()
+def _save(net: torch.nn.Module, entry: Path, sidecar: dict, early: bytes, early_epoch: int) -> BaseCheckpoint:
+    """Write the base, its early checkpoint (``rewind-<16 hex>.pt``, after ``early_epoch``) and, last, the sidecar."""
+    data = _state_bytes(net)
     sha256 = hashlib.sha256(data).hexdigest()
     path = entry / f"base-{sha256[:16]}.pt"
-    sidecar = {"file": path.name, "sha256": sha256, **sidecar}
+    early_sha256 = hashlib.sha256(early).hexdigest()
+    rewind = {"epoch": early_epoch, "file": f"rewind-{early_sha256[:16]}.pt", "sha256": early_sha256}
+    sidecar = {"file": path.name, "sha256": sha256, **sidecar, "rewind": rewind}
     atomic_write(path, data)
+    atomic_write(entry / rewind["file"], early)
     atomic_write(path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
     return BaseCheckpoint(path, sha256, sidecar)
+
+
+def _state_bytes(net: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, buffer)
+    return buffer.getvalue()
 
 
 def _scores(scores: dict) -> dict:

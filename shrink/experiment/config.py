@@ -10,7 +10,9 @@ import typing
 from dataclasses import dataclass, field
 
 from shrink.experiment.errors import ConfigError
+from shrink.experiment.finetuning import FINETUNES
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
+from shrink.pruning.schedules import Schedule
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -28,6 +30,7 @@ class FinetuneConfig:
     weight_decay: float | None = None
     patience: int | None = None  # stop after this many epochs without a val top-1 gain
     min_delta: float | None = None  # the smallest val top-1 gain that counts as one
+    variant: str | None = None  # "continue", "lr-rewind", "weight-rewind", "scratch" (shrink.experiment.finetuning)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -46,6 +49,8 @@ class FinetuneConfig:
              f"finetune.patience must be >= 1, got {self.patience}"),
             (self.min_delta is None or self.min_delta >= 0,
              f"finetune.min_delta must be >= 0, got {self.min_delta}"),
+            (self.variant is None or self.variant in FINETUNES,
+             f"finetune.variant must be one of {', '.join(FINETUNES)}, got {self.variant!r}"),
         ]
         _raise_first(checks)
 
@@ -83,6 +88,9 @@ class TrialConfig:
     base_sha256: str | None = None  # its expected hash (default: from the sidecar beside it)
     prune_batch_size: int = 256  # training examples that data-driven strategies score on
     prune_classifier: bool = False  # prune the classifier layer too
+    schedule: str = "one-shot"  # "one-shot", "iterative", "gradual" (shrink.pruning.schedules)
+    schedule_rounds: int = 1  # pruning events of an iterative or gradual schedule (>= 2 there)
+    schedule_every: int = 0  # optimizer steps between the events of a gradual schedule
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     device: str | None = None  # "cpu", "cuda", "cuda:N"; default CUDA when present
     threads: int | None = None  # CPU threads for torch (default: torch's current setting)
@@ -108,6 +116,10 @@ class TrialConfig:
             (self.base_sha256 is None or self.base_path is not None, "base_sha256 is set but base_path is not"),
         ]
         _raise_first(checks)
+        try:
+            Schedule(self.schedule, self.schedule_rounds, self.schedule_every)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     @classmethod
     def from_dict(cls, values: dict) -> TrialConfig:
@@ -115,6 +127,8 @@ class TrialConfig:
         values = dict(values)
         _reject_unknown(cls, values, "")
         finetune = values.pop("finetune", None) or {}
+        if isinstance(finetune, str):  # `finetune: lr-rewind` names the variant alone
+            finetune = {"variant": finetune}
         if isinstance(finetune, dict):
             _reject_unknown(FinetuneConfig, finetune, "finetune.")
             finetune = FinetuneConfig(**finetune)
@@ -194,10 +208,10 @@ def _raise_first(checks: list[tuple[bool, str]]) -> None:
 
 
 # The fine-tuning presets of Blalock et al. (2020), section 7: fixed learning rate, no schedule.
-_CIFAR = FinetuneConfig("adam", 3e-4, 64, 30, 0.0, False, 0.0, 5, 0.0)
+_CIFAR = FinetuneConfig("adam", 3e-4, 64, 30, 0.0, False, 0.0, 5, 0.0, "continue")
 PRESETS: dict[str, FinetuneConfig] = {
     "cifar": _CIFAR,
     "mnist": _CIFAR,
     "digits": _CIFAR,
-    "imagenet": FinetuneConfig("sgd", 1e-3, 256, 20, 0.9, True, 0.0, 5, 0.0),
+    "imagenet": FinetuneConfig("sgd", 1e-3, 256, 20, 0.9, True, 0.0, 5, 0.0, "continue"),
 }

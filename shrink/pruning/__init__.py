@@ -8,7 +8,8 @@ This package never imports Ray or MLflow.
 
 from shrink.pruning import strategies as _builtins  # noqa: F401  (registers the built-in strategies)
 from shrink.pruning.budget import max_compression, prunable_layers
-from shrink.pruning.masks import apply_masks, get_masks, keep_masked, load_pruned
+from shrink.pruning.channels import CHANNEL_TOLERANCE, CompressionNotReached, RemovalMismatch, physically_prune
+from shrink.pruning.masks import apply_masks, get_masks, keep_masked, load_pruned, remove_masks
 from shrink.pruning.prune import prune
 from shrink.pruning.registry import (
     ScoreContext,
@@ -20,6 +21,9 @@ from shrink.pruning.registry import (
 )
 
 __all__ = [
+    "CHANNEL_TOLERANCE",
+    "CompressionNotReached",
+    "RemovalMismatch",
     "ScoreContext",
     "Strategy",
     "apply_masks",
@@ -28,9 +32,11 @@ __all__ = [
     "keep_masked",
     "load_pruned",
     "max_compression",
+    "physically_prune",
     "prunable_layers",
     "prune",
     "register_strategy",
+    "remove_masks",
     "resolve_strategy",
     "strategies",
 ]

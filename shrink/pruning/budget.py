@@ -47,10 +47,7 @@ def kept_count(model: nn.Module, layers: dict[str, nn.Module], compression: floa
     The nonzero target is ``round(total / compression)`` (halves round up); the unprunable parameters
     count in it. Raises ``ValueError`` if the target is below the unprunable parameters alone.
     """
-    if isinstance(compression, bool) or not isinstance(compression, Real):
-        raise TypeError(f"compression must be a number, got {type(compression).__name__}")
-    if not (math.isfinite(compression) and compression >= 1):
-        raise ValueError(f"compression must be a finite number >= 1 (total / nonzero parameters), got {compression}")
+    check_compression(compression)
     total, unprunable = _sizes(model, layers)
     target = math.floor(total / compression + 0.5)
     if target < max(unprunable, 1):
@@ -60,6 +57,14 @@ def kept_count(model: nn.Module, layers: dict[str, nn.Module], compression: floa
             f"prunable, so the largest reachable compression is {largest:g}"
         )
     return target - unprunable
+
+
+def check_compression(compression: float) -> None:
+    """Raise unless ``compression`` is a finite number >= 1 (TypeError for a non-number)."""
+    if isinstance(compression, bool) or not isinstance(compression, Real):
+        raise TypeError(f"compression must be a number, got {type(compression).__name__}")
+    if not (math.isfinite(compression) and compression >= 1):
+        raise ValueError(f"compression must be a finite number >= 1 (total / nonzero parameters), got {compression}")
 
 
 def _sizes(model: nn.Module, layers: dict[str, nn.Module]) -> tuple[int, int]:

@@ -67,6 +67,16 @@ def keep_masked(model: nn.Module, optimizer: Optimizer) -> RemovableHandle:
     return optimizer.register_step_post_hook(remask)
 
 
+def remove_masks(model: nn.Module) -> dict[str, Tensor]:
+    """Detach every mask from the model (the pruned weights stay zero) and return them by parameter name:
+    the model is then a plain dense one, for example before its zero channels are physically removed."""
+    masks = get_masks(model)
+    for name in masks:
+        module_name, _, attr = name.rpartition(".")
+        delattr(model.get_submodule(module_name), attr + MASK_SUFFIX)
+    return masks
+
+
 def load_pruned(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
     """Load a pruned model's ``state_dict`` (with its ``*_mask`` buffers) into a fresh model, strictly."""
     params = dict(model.named_parameters())

@@ -5,8 +5,8 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
-from shrink.pruning.budget import kept_count, prunable_layers
-from shrink.pruning.masks import apply_masks
+from shrink.pruning.budget import check_compression, kept_count, prunable_layers
+from shrink.pruning.masks import apply_masks, get_masks
 from shrink.pruning.registry import ScoreContext, Strategy, get_strategy
 from shrink.pruning.select import proportional_counts, select_global, select_per_layer
 
@@ -26,9 +26,16 @@ def prune(
 
     Data-driven strategies score on the batch ``inputs``/``targets`` (class indices). Random strategies
     draw from ``seed``, or from torch's global generator when ``seed`` is None. Masks are attached to the
-    model (see ``shrink.pruning.masks``); earlier masks of the same weights are replaced.
+    model (see ``shrink.pruning.masks``); earlier masks of the same weights are replaced, and weights they
+    pruned score lowest, so pruning a pruned model again only removes more.
+
+    Channel strategies (``structure == "channels"``) trace the model on ``inputs`` (targets unused), never
+    remove the classifier's outputs, and reach ``compression`` to within
+    ``shrink.pruning.channels.CHANNEL_TOLERANCE`` (whole channels).
     """
     chosen = get_strategy(strategy)
+    if chosen.structure == "channels":
+        return _prune_channels(model, chosen, compression, inputs, prune_classifier)
     if chosen.needs_data and (inputs is None or targets is None):
         raise ValueError(f"strategy {chosen.name} scores on data: pass inputs= and targets= (a batch)")
     layers = prunable_layers(model, prune_classifier)
@@ -46,6 +53,20 @@ def prune(
     return masks
 
 
+def _prune_channels(model: nn.Module, strategy: Strategy, compression: float, inputs: Tensor | None,
+                    prune_classifier: bool) -> dict[str, Tensor]:
+    """``prune`` for a channel strategy: its mask function chooses whole channels."""
+    if inputs is None:
+        raise ValueError(f"strategy {strategy.name} traces the model: pass inputs= (a batch of examples)")
+    if prune_classifier:
+        raise ValueError(f"strategy {strategy.name} removes channels and never the classes: prune_classifier must be False")
+    check_compression(compression)
+    inputs = inputs.to(next(model.parameters()).device)
+    masks = strategy.score(ScoreContext(model, prunable_layers(model), inputs, None, _generator(None)), compression)
+    apply_masks(model, masks)
+    return masks
+
+
 def _masks(strategy: Strategy, ctx: ScoreContext, keep: int) -> dict[str, Tensor]:
     """Masks keeping ``keep`` prunable weights the way ``strategy`` chooses them."""
     if strategy.matched is not None:
@@ -57,6 +78,8 @@ def _masks(strategy: Strategy, ctx: ScoreContext, keep: int) -> dict[str, Tensor
         counts = None
     with torch.no_grad():
         scores = _checked(strategy, strategy.score(ctx), ctx)
+        earlier = get_masks(ctx.model)
+        scores = {name: s.masked_fill(~earlier[name], 0) if name in earlier else s for name, s in scores.items()}
     return select_global(scores, keep) if counts is None else select_per_layer(scores, counts)
 
 

@@ -9,9 +9,13 @@ Third-party packages add strategies without forking: decorate the scoring functi
 ``@register_strategy`` in a module and name that module in the entry-point group ``shrink.strategies``;
 the group is imported the first time the registry is read.
 
+Structured strategies (``structure="channels"``, see ``shrink.pruning.channels``) choose whole channels
+instead: they register a mask function ``masks(ctx, compression) -> dict[str, Tensor]`` that returns
+boolean masks for every parameter losing channels (weights, biases, BatchNorm), and need ``inputs``.
+
 ``random-matched:<strategy>`` and ``magnitude-matched:<strategy>`` are derived on demand from any
-registered strategy: random or magnitude scores, selected with exactly the per-layer kept counts that
-``<strategy>`` produces on the same model.
+registered weight strategy: random or magnitude scores, selected with exactly the per-layer kept counts
+that ``<strategy>`` produces on the same model.
 """
 
 import re
@@ -50,20 +54,24 @@ class ScoreContext:
 
 
 ScoreFn = Callable[[ScoreContext], dict[str, Tensor]]
+MaskFn = Callable[[ScoreContext, float], dict[str, Tensor]]
+STRUCTURES = ("weights", "channels")
 
 
 @dataclass(frozen=True)
 class Strategy:
     """A registered strategy. ``matched`` is set for ``<family>:<strategy>`` names: the strategy whose
-    per-layer kept counts are reproduced."""
+    per-layer kept counts are reproduced. ``structure`` is ``weights`` (``score`` is a ``ScoreFn``) or
+    ``channels`` (``score`` is a ``MaskFn`` choosing whole channels)."""
 
     name: str
-    score: ScoreFn
+    score: ScoreFn | MaskFn
     scope: str
     description: str
     needs_data: bool
     aliases: tuple[str, ...] = ()
     matched: "Strategy | None" = None
+    structure: str = "weights"
 
 
 _registry: dict[str, Strategy] = {}
@@ -78,11 +86,13 @@ def register_strategy(
     aliases: tuple[str, ...] = (),
     description: str,
     needs_data: bool = False,
+    structure: str = "weights",
 ) -> Callable[[ScoreFn], ScoreFn]:
     """Decorator registering a scoring function as strategy ``name`` (kebab-case); returns it unchanged.
 
     ``scope`` is ``global`` (rank all prunable weights together) or ``layer`` (same fraction per layer);
-    ``needs_data`` strategies get ``inputs``/``targets``; ``description`` is one line.
+    ``needs_data`` strategies get ``inputs``/``targets``; ``description`` is one line. With
+    ``structure="channels"`` the function is a ``MaskFn`` choosing whole channels.
     """
     if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
         raise ValueError(f"strategy name {name!r} must be kebab-case: lowercase words joined by '-'")
@@ -92,12 +102,14 @@ def register_strategy(
         raise ValueError(f"strategy {name}: scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not description or "\n" in description:
         raise ValueError(f"strategy {name}: description must be one non-empty line")
+    if structure not in STRUCTURES:
+        raise ValueError(f"strategy {name}: structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
     for taken in (name, *aliases):
         if taken in _registry or taken in _aliases or taken in MATCHED:
             raise ValueError(f"strategy name or alias {taken!r} is already registered")
 
     def register(score: ScoreFn) -> ScoreFn:
-        _registry[name] = Strategy(name, score, scope, description, needs_data, tuple(aliases))
+        _registry[name] = Strategy(name, score, scope, description, needs_data, tuple(aliases), structure=structure)
         _aliases.update(dict.fromkeys(aliases, name))
         return score
 
@@ -121,7 +133,10 @@ def resolve_strategy(name: str) -> str:
             raise ValueError(f"unknown strategy family {family!r} in {name!r}; known: {', '.join(MATCHED)}")
         if ":" in base:
             raise ValueError(f"{name!r}: a matched strategy must match a registered strategy, not another match")
-        return f"{family}:{resolve_strategy(base)}"
+        matched = resolve_strategy(base)
+        if _registry[matched].structure != "weights":
+            raise ValueError(f"{name!r}: {matched} removes whole channels; matched families reproduce per-weight counts")
+        return f"{family}:{matched}"
     if name in _registry:
         return name
     if name in _aliases:

@@ -1,4 +1,4 @@
-"""Tradeoff figures: test top-1 against compression ratio and against theoretical speedup.
+"""Tradeoff figures: test top-1 against compression ratio, theoretical speedup and measured speedup.
 
 One figure per (dataset, model), PNG and SVG, drawn with matplotlib's object API (no pyplot,
 no global backend switch). With published results, a second row plots the change in top-1
@@ -21,6 +21,7 @@ from shrink.report.files import atomic_path
 
 COMPRESSION_LABEL = "compression ratio (log2 scale)\n= original parameters / nonzero parameters"
 SPEEDUP_LABEL = "theoretical speedup (log2 scale)\n= original multiply-adds / nonzero multiply-adds"
+MEASURED_LABEL = "measured speedup (log2 scale)\n= dense / pruned forward time, batch 64"
 TOP1_LABEL = "test top-1 accuracy (%)"
 DELTA_LABEL = "change in test top-1 vs. dense (points)"
 STYLES = {  # a fixed look per known strategy, the same in every figure whatever the order
@@ -116,11 +117,13 @@ def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame |
     """The figure of one (dataset, model): ``points`` are its summary rows, ``control`` its row
     of :func:`~shrink.report.aggregate.dense_controls`, ``papers`` its published results."""
     rows = 1 if papers is None or papers.empty else 2
-    fig = Figure(figsize=(13, 4.6 * rows + 0.9), layout="constrained")
-    axes = fig.subplots(rows, 2, squeeze=False)
+    fig = Figure(figsize=(19, 4.6 * rows + 0.9), layout="constrained")
+    axes = fig.subplots(rows, 3, squeeze=False)
+    if rows == 2:
+        fig.delaxes(axes[1][2])  # papers report no measured speedups
     dense, spread = 100 * control["dense_test_top1_mean"], 100 * control["dense_test_top1_std"]
-    for ax, x, label in zip(axes[0], ("compression_ratio_mean", "theoretical_speedup_mean"),
-                            (COMPRESSION_LABEL, SPEEDUP_LABEL)):
+    for ax, x, label in zip(axes[0], ("compression_ratio_mean", "theoretical_speedup_mean", "measured_speedup_mean"),
+                            (COMPRESSION_LABEL, SPEEDUP_LABEL, MEASURED_LABEL)):
         _dense_band(ax, dense, spread)
         _curves(ax, points, x, "test_top1")
         _log2_axis(ax, points[x])

@@ -18,8 +18,8 @@ FINAL_METRICS = (
     "dense_val_top1", "dense_val_top5", "dense_test_top1", "dense_test_top5",
     "pruned_val_top1", "pruned_val_top5", "test_top1", "test_top5", "test_loss",
     "delta_top1", "delta_top5", "size", "nonzero_size", "compression_ratio", "macs",
-    "nonzero_macs", "theoretical_speedup", "epochs_run", "best_epoch", "stopped_early",
-    "wall_time_s",
+    "nonzero_macs", "theoretical_speedup", "measured_speedup", "measured_speedup_b1", "epochs_run",
+    "best_epoch", "stopped_early", "wall_time_s",
 )
 TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware", "amp", "channels_last")
 COLUMNS = ("run_id", *IDENTITY, "status", "failure", *FINAL_METRICS, *TAGS)

@@ -17,7 +17,7 @@ def test_presets_are_the_papers():
 
 def test_unset_finetune_fields_take_the_family_preset_and_set_ones_win():
     done = FinetuneConfig(lr=0.01, epochs=2).resolved("imagenet")
-    assert done == FinetuneConfig("sgd", 0.01, 256, 2, 0.9, True, 0.0, 5, 0.0)
+    assert done == FinetuneConfig("sgd", 0.01, 256, 2, 0.9, True, 0.0, 5, 0.0, "continue")
 
 
 def test_from_dict_round_trips_and_flattens_with_dots():
@@ -26,7 +26,16 @@ def test_from_dict_round_trips_and_flattens_with_dots():
     flat = config.flat()
     assert flat["finetune.lr"] == 0.5 and flat["finetune.epochs"] == 3 and flat["seed"] == 7
     assert "finetune" not in flat
-    assert len(flat) == 20 + 9  # 20 top-level fields besides finetune, 9 finetune fields
+    assert len(flat) == 23 + 10  # 23 top-level fields besides finetune, 10 finetune fields
+    assert (flat["schedule"], flat["schedule_rounds"], flat["schedule_every"], flat["finetune.variant"]) == (
+        "one-shot", 1, 0, None)
+
+
+def test_finetune_may_name_the_variant_alone():
+    config = TrialConfig.from_dict({**BASE, "finetune": "lr-rewind", "schedule": "iterative", "schedule_rounds": 3})
+    assert (config.finetune.variant, config.finetune.lr) == ("lr-rewind", None)
+    assert config.resolved().finetune.variant == "lr-rewind"
+    assert TrialConfig.from_dict(BASE).resolved().finetune.variant == "continue"
 
 
 @pytest.mark.parametrize("values, message", [
@@ -41,6 +50,9 @@ def test_from_dict_round_trips_and_flattens_with_dots():
     ({**BASE, "base_sha256": "ab"}, "base_sha256 must be 64 lowercase hex digits"),
     ({**BASE, "finetune": {"optimizer": "rmsprop"}}, "finetune.optimizer must be one of adam, sgd"),
     ({**BASE, "finetune": {"patience": 0}}, "finetune.patience must be >= 1, got 0"),
+    ({**BASE, "finetune": "rewind"}, "finetune.variant must be one of continue, lr-rewind, weight-rewind, scratch"),
+    ({**BASE, "schedule": "gradual", "schedule_rounds": 4}, "'every' (steps between events) is for schedule 'gradual'"),
+    ({**BASE, "schedule": "iterative"}, "schedule 'iterative' needs rounds >= 2, got 1"),
 ])
 def test_bad_values_fail_with_one_line_that_names_the_field(values, message):
     with pytest.raises(ConfigError) as caught:

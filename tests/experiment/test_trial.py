@@ -17,7 +17,7 @@ FINAL_METRICS = {
     "dense_val_top1", "dense_val_top5", "dense_test_top1", "dense_test_top5", "pruned_val_top1", "pruned_val_top5",
     "test_top1", "test_top5", "test_loss", "delta_top1", "delta_top5", "size", "nonzero_size",
     "compression_ratio", "macs", "nonzero_macs", "theoretical_speedup", "epochs_run", "best_epoch",
-    "stopped_early", "wall_time_s",
+    "stopped_early", "wall_time_s", "measured_speedup", "measured_speedup_b1", "latency_ms", "dense_latency_ms",
 }
 
 
@@ -85,9 +85,10 @@ def test_same_config_and_seed_give_the_same_masks_and_metrics(digits_trial, read
     assert first["run_id"] != second["run_id"]
     assert masks_a.keys() == masks_b.keys() == {"fc1.weight"}
     assert all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
-    varying = {"run_id", "wall_time_s"}
+    varying = {"run_id", "wall_time_s", "measured_speedup", "measured_speedup_b1", "latency_ms", "dense_latency_ms"}
     assert {k: v for k, v in first.items() if k not in varying} == {k: v for k, v in second.items() if k not in varying}
-    timing = {"epoch_time_s", "images_per_s", "wall_time_s"}
+    timing = {"epoch_time_s", "images_per_s", "wall_time_s", "measured_speedup", "measured_speedup_b1", "latency_ms",
+              "dense_latency_ms"}
     assert {k: v for k, v in history_a.items() if k not in timing} == {
         k: v for k, v in history_b.items() if k not in timing}
 

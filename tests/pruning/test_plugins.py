@@ -78,7 +78,10 @@ def test_list_strategies_prints_an_aligned_table():
     assert lines[1] == "global-magnitude              GlobalMagWeight  no             |w|, ranked over the whole network"
     assert lines[8] == "layer-random                  -                no             " \
                        "uniformly random weights, the same fraction kept in every layer"
-    assert lines[9:] == [
+    assert lines[10] == "layer-channel-l1              channel-l1       yes            " \
+                        "whole channels by mean |w| of each channel's filters (Li et al. 2017), " \
+                        "the same fraction removed in every layer"
+    assert lines[15:] == [
         "random-matched:<strategy>     -                as <strategy>  "
         "random weights, with exactly the per-layer sparsities of <strategy>",
         "magnitude-matched:<strategy>  -                as <strategy>  "

@@ -1,5 +1,6 @@
 """The built-in strategies on hand-built models: exact scores, exact masks, the registry and its errors."""
 
+import copy
 import math
 
 import pytest
@@ -35,16 +36,22 @@ def scratch_registry(monkeypatch):
 
 
 def test_builtins_in_order_with_their_shrinkbench_aliases():
-    listed = {name: (s.scope, s.aliases, s.needs_data) for name, s in strategies().items()}
+    listed = {name: (s.scope, s.aliases, s.needs_data, s.structure) for name, s in strategies().items()}
     assert listed == {
-        "global-magnitude": ("global", ("GlobalMagWeight",), False),
-        "layer-magnitude": ("layer", ("LayerMagWeight",), False),
-        "global-gradient": ("global", ("GlobalMagGrad",), True),
-        "layer-gradient": ("layer", ("LayerMagGrad",), True),
-        "global-activation": ("global", ("GlobalMagAct",), True),
-        "layer-activation": ("layer", ("LayerMagAct",), True),
-        "random": ("global", ("RandomPruning",), False),
-        "layer-random": ("layer", (), False),
+        "global-magnitude": ("global", ("GlobalMagWeight",), False, "weights"),
+        "layer-magnitude": ("layer", ("LayerMagWeight",), False, "weights"),
+        "global-gradient": ("global", ("GlobalMagGrad",), True, "weights"),
+        "layer-gradient": ("layer", ("LayerMagGrad",), True, "weights"),
+        "global-activation": ("global", ("GlobalMagAct",), True, "weights"),
+        "layer-activation": ("layer", ("LayerMagAct",), True, "weights"),
+        "random": ("global", ("RandomPruning",), False, "weights"),
+        "layer-random": ("layer", (), False, "weights"),
+        "global-channel-l1": ("global", (), True, "channels"),
+        "layer-channel-l1": ("layer", ("channel-l1",), True, "channels"),
+        "global-channel-l2": ("global", (), True, "channels"),
+        "layer-channel-l2": ("layer", ("channel-l2",), True, "channels"),
+        "global-channel-bn": ("global", ("channel-bn",), True, "channels"),
+        "layer-channel-bn": ("layer", (), True, "channels"),
     }
 
 
@@ -133,8 +140,9 @@ def test_compression_one_prunes_nothing():
 
 def test_random_is_uniform_over_positions():
     # Keep 5 of 20 weights 800 times: each weight is kept with probability 1/4 (sd of the count ~12).
-    layer = nn.Linear(4, 5, bias=False)
-    kept = sum(prune(layer, "random", 4, seed=seed, prune_classifier=True)["weight"].int() for seed in range(800))
+    layer = nn.Linear(4, 5, bias=False)  # a fresh copy per seed: pruning a pruned layer only removes more
+    kept = sum(prune(copy.deepcopy(layer), "random", 4, seed=seed, prune_classifier=True)["weight"].int()
+               for seed in range(800))
     assert kept.sum() == 800 * 5
     assert 150 <= int(kept.min()) and int(kept.max()) <= 250
 

@@ -41,7 +41,7 @@ def test_tables_on_disk_equal_the_computed_ones(built, store):
 def test_figures_open_as_images(built):
     _, out = built
     with Image.open(out / "mnist_lenet-300-100.png") as png:
-        assert png.format == "PNG" and png.size == (1560, 660)  # 13 x 5.5 inches at 120 dpi
+        assert png.format == "PNG" and png.size == (2280, 660)  # 19 x 5.5 inches at 120 dpi
     svg = ET.parse(out / "mnist_lenet-300-100.svg").getroot()
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
 
@@ -88,7 +88,7 @@ def test_literature_adds_a_row_of_published_points(make_store, tmp_path):
                                for s in ("random", "global-magnitude") for c in (1, 2) for seed in (0, 1)])
     report = build_report("cifar", tracking_uri=uri, out_dir=tmp_path, literature=True)
     with Image.open(tmp_path / "cifar10_resnet56.png") as png:
-        assert png.size == (1560, 1212)  # two rows: 13 x 10.1 inches at 120 dpi
+        assert png.size == (2280, 1212)  # two rows: 19 x 10.1 inches at 120 dpi
     assert ("Published results (Blalock et al. 2020 survey data, from ShrinkBench, MIT license) for "
             "cifar10/resnet56 appear in a second row") in (tmp_path / "report.md").read_text()
     assert report.sweep.name == "cifar"
@@ -114,6 +114,6 @@ def test_cli_report_unknown_sweep_is_a_one_line_error(store):
 def test_literature_without_matching_papers_says_so(store, tmp_path):
     build_report("small", tracking_uri=store, out_dir=tmp_path, literature=True)
     with Image.open(tmp_path / "mnist_lenet-300-100.png") as png:
-        assert png.size == (1560, 660)  # one row: the survey has no MNIST LeNet-300-100 numbers
+        assert png.size == (2280, 660)  # one row: the survey has no MNIST LeNet-300-100 numbers
     assert ("The survey data (Blalock et al. 2020) has no published results for these datasets and models."
             in (tmp_path / "report.md").read_text().splitlines())

@@ -31,11 +31,12 @@ def _figure(compressions, seeds_top1, papers=None):
 
 def test_axes_are_log2_with_ticks_from_1_to_32_extended_to_the_data():
     fig = _figure((1, 2, 4), (0.9, 0.9, 0.9))
-    compression, speedup = fig.axes[:2]
+    compression, speedup, measured = fig.axes[:3]
     assert compression.get_xscale() == "log"
     assert list(compression.get_xticks()) == [1, 2, 4, 8, 16, 32]
     assert compression.get_xlabel().startswith("compression ratio (log2 scale)\n= original parameters / nonzero")
     assert speedup.get_xlabel().endswith("= original multiply-adds / nonzero multiply-adds")
+    assert measured.get_xlabel().endswith("= dense / pruned forward time, batch 64")
     wide = _figure((1, 100), (0.9, 0.9, 0.9))
     assert list(wide.axes[0].get_xticks()) == [2.0**k for k in range(8)]  # up to 128
 
@@ -55,9 +56,21 @@ def test_published_points_are_labelled_with_their_own_baselines():
     literature = load_literature()
     papers = literature[(literature["dataset"] == "cifar10") & (literature["model"] == "resnet56")]
     fig = _figure((1, 2), (0.9, 0.9, 0.9), papers)
-    assert len(fig.axes) == 4 and fig.axes[2].get_ylabel() == "change in test top-1 vs. dense (points)"
+    assert len(fig.axes) == 5 and fig.axes[3].get_ylabel() == "change in test top-1 vs. dense (points)"
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert len(labels) == 12
     assert "pcas (dense 93.04%)" in labels and "apple-pfa (dense not reported)" in labels
-    plotted = sum(len(c.get_offsets()) for ax in fig.axes[2:] for c in ax.collections if isinstance(c, PathCollection))
+    plotted = sum(len(c.get_offsets()) for ax in fig.axes[3:] for c in ax.collections if isinstance(c, PathCollection))
     assert plotted == papers["compression"].notna().sum() + papers["speedup"].notna().sum()
+
+
+def test_the_third_panel_plots_top1_against_measured_speedup():
+    # Channel pruning: measured 1.6x at 2x and 2.5x at 4x; the masked magnitude model measures 1.0x.
+    measured = {("layer-channel-l1", 2): 1.6, ("layer-channel-l1", 4): 2.5, ("global-magnitude", 2): 1.0,
+                ("global-magnitude", 4): 1.0}
+    trials = table([trial(s, c, seed, 0.9, measured_speedup=measured[s, c]) for s, c in measured for seed in (0, 1)])
+    fig = plot_figure(summarize(trials), dense_controls(trials).iloc[0])
+    panel = fig.axes[2]
+    assert panel.get_xlabel().startswith("measured speedup (log2 scale)")
+    curves = sorted(tuple(map(float, bars.lines[0].get_xdata())) for bars in panel.containers)
+    assert curves == [(1.0, 1.0), (1.6, 2.5)]

@@ -1,0 +1,154 @@
+"""Schedules and fine-tuning variants in real trials (small-mlp on digits): where fine-tuning starts,
+which learning rate it sees, and that every schedule ends exactly at the target."""
+
+import math
+
+import pytest
+import torch
+
+from shrink import models
+from shrink.experiment import DirectoryCheckpointer, TrialConfig, pretrain, run_trial, trial
+from shrink.experiment.bases import load_base
+from shrink.experiment.finetuning import recipe_rate, replay_start, rewind_epoch
+from shrink.experiment.recipes import RECIPES
+
+# small-mlp on 8x8 digits: fc1 64x100 + 100, fc2 100x10 + 10 = 7,510 parameters; only fc1's 6,400
+# weights are prunable, so 4x keeps round(7510 / 4) = 1,878 nonzero: 768 of fc1's weights.
+TOTAL, UNPRUNABLE = 7510, 1110
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return pretrain("small-mlp", "digits", epochs=3, cache_dir=tmp_path_factory.mktemp("bases"), threads=1,
+                    progress=None)
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def watch(monkeypatch):
+    """Record, for each fine-tuning epoch, the weights and learning rate it starts from and fc1's nonzero
+    weights after it."""
+    epochs = []
+
+    def watched(model, optimizer, batches, compute):
+        start = {k: v.detach().clone() for k, v in model.named_parameters()}
+        stats = train_epoch(model, optimizer, batches, compute)
+        epochs.append({"start": start, "lr": optimizer.param_groups[0]["lr"], "optimizer": type(optimizer).__name__,
+                       "fc1_nonzero": int(model.fc1.weight.count_nonzero())})
+        return stats
+
+    train_epoch = trial.train_epoch
+    monkeypatch.setattr(trial, "train_epoch", watched)
+    return epochs
+
+
+def run(base, tracking, tmp_path, **overrides):
+    finetune = {"epochs": 2, **overrides.pop("finetune", {})}
+    config = TrialConfig.from_dict({
+        "model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4.0,
+        "base_path": str(base.path), "tracking_uri": tracking, "threads": 1, "finetune": finetune, **overrides})
+    checkpointer = DirectoryCheckpointer(tmp_path / "state")
+    result = run_trial(config, checkpointer=checkpointer)
+    return result, checkpointer.load()["masks"]
+
+
+def masked(state: dict, masks: dict) -> dict:
+    return {k: v * masks[k] if k in masks else v for k, v in state.items()}
+
+
+def assert_starts_from(epoch: dict, expected: dict):
+    assert epoch["start"].keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(epoch["start"][name], value, rtol=0, atol=0, msg=name)
+
+
+def params(state: dict) -> dict:
+    return {k: v for k, v in state.items() if not k.startswith(("running", "num_batches"))}
+
+
+@pytest.mark.parametrize("variant", ["continue", "lr-rewind"])
+def test_continue_and_lr_rewind_start_from_the_pruned_weights(variant, base, tracking, tmp_path, watch):
+    result, masks = run(base, tracking, tmp_path, finetune={"variant": variant})
+    assert_starts_from(watch[0], masked(load_base(base.path, base.sha256), masks))
+    # continue: the trial's fine-tuning preset (Adam 3e-4); lr-rewind: the base recipe (digits: Adam 1e-3, constant).
+    assert (watch[0]["optimizer"], watch[0]["lr"]) == ("Adam", 3e-4 if variant == "continue" else 1e-3)
+    assert result["nonzero_size"] == TOTAL - 6400 + 768
+
+
+def test_weight_rewind_starts_from_the_early_checkpoint_saved_by_pretraining(base, tracking, tmp_path, watch):
+    assert base.sidecar["rewind"]["epoch"] == rewind_epoch(3) == 1
+    early = load_base(base.path.parent / base.sidecar["rewind"]["file"], base.sidecar["rewind"]["sha256"])
+    assert not torch.equal(early["fc1.weight"], load_base(base.path, base.sha256)["fc1.weight"])
+    result, masks = run(base, tracking, tmp_path, finetune={"variant": "weight-rewind"})
+    assert_starts_from(watch[0], masked(early, masks))
+    assert (watch[0]["optimizer"], watch[0]["lr"]) == ("Adam", 1e-3)
+    assert result["best_epoch"] >= 1  # the unrewound pruned model is no candidate
+
+
+def test_scratch_starts_from_a_fresh_seeded_initialisation(base, tracking, tmp_path, watch):
+    result, masks = run(base, tracking, tmp_path, finetune={"variant": "scratch"}, seed=3)
+    torch.manual_seed(3)
+    fresh = models.create("small-mlp", num_classes=10, input_shape=(1, 8, 8)).state_dict()
+    assert_starts_from(watch[0], masked(params(fresh), masks))
+    assert result["best_epoch"] >= 1
+
+
+@pytest.mark.parametrize(
+    "schedule, fc1_after_each_epoch, best_epochs",
+    [
+        # Rounds start at epochs 1 and 2: 2x (7510 / 2 = 3755 nonzero, 2645 in fc1), then 4x.
+        ({"schedule": "iterative", "schedule_rounds": 2}, [2645, 768], {2}),
+        # Events at steps 0, 9, 18 of the 20 steps of epoch 1 (1,293 examples // 64): the target within epoch 1.
+        ({"schedule": "gradual", "schedule_rounds": 3, "schedule_every": 9}, [768, 768], {1, 2}),
+        # Events at 0, 10, 20: the last one before the first step of epoch 2, which ends epoch 1 at 3.6x
+        # (sparsity 3/4 x (1 - (1/3)^3)): round(7510 / 3.6) = 2086 nonzero, 976 in fc1.
+        ({"schedule": "gradual", "schedule_rounds": 3, "schedule_every": 10}, [976, 768], {2}),
+    ],
+)
+def test_every_schedule_ends_exactly_at_the_target(schedule, fc1_after_each_epoch, best_epochs, base, tracking,
+                                                    tmp_path, watch):
+    result, masks = run(base, tracking, tmp_path, **schedule)
+    assert [epoch["fc1_nonzero"] for epoch in watch] == fc1_after_each_epoch
+    assert (result["nonzero_size"], result["compression_ratio"]) == (1878, TOTAL / 1878)
+    assert int(masks["fc1.weight"].sum()) == 768
+    assert result["best_epoch"] in best_epochs and result["epochs_run"] == 2
+
+
+def test_a_channel_trial_records_the_speedup_of_the_physically_smaller_model(tracking, tmp_path):
+    cnn = pretrain("small-cnn", "digits", epochs=2, cache_dir=tmp_path / "bases", threads=1, progress=None)
+    result, masks = run(cnn, tracking, tmp_path, model="small-cnn", strategy="channel-l1", compression=2.0,
+                        finetune={"epochs": 1})
+    assert abs(result["compression_ratio"] / 2 - 1) <= 0.05
+    assert {"features.0.weight", "features.0.bias", "features.3.weight"} <= masks.keys()
+    assert result["measured_speedup"] > 0 and result["latency_ms"] > 0 and result["dense_latency_ms"] > 0
+
+
+def test_recipe_rates_replayed_by_each_variant():
+    cifar = RECIPES["cifar"]  # SGD 0.1, cosine over 160 epochs
+    assert [replay_start(v, cifar, 30) for v in ("continue", "lr-rewind", "weight-rewind", "scratch")] == [
+        None, 130, 8, 0]
+    assert recipe_rate(cifar, 0) == 0.1
+    assert recipe_rate(cifar, 130) == pytest.approx(0.1 * (1 + math.cos(math.pi * 130 / 160)) / 2)
+    assert recipe_rate(cifar, 130) == pytest.approx(0.008427, abs=1e-6)
+    assert recipe_rate(cifar, 400) == recipe_rate(cifar, 159)  # past the end: the last epoch's rate
+    assert recipe_rate(RECIPES["digits"], 17) == 1e-3
+
+
+def test_impossible_schedules_and_variants_fail_before_any_work(base, tracking, tmp_path):
+    from shrink.experiment import ConfigError
+
+    with pytest.raises(ConfigError, match=r"end at step 50, but fine-tuning has 40 steps \(2 epochs x 20\)"):
+        run(base, tracking, tmp_path, schedule="gradual", schedule_rounds=6, schedule_every=10)
+    with pytest.raises(ConfigError, match="needs finetune.epochs >= 1"):
+        run(base, tracking, tmp_path, finetune={"variant": "scratch", "epochs": 0})
+    with pytest.raises(ConfigError, match="global-channel-bn on small-mlp: no channel of this model can be scored"):
+        run(base, tracking, tmp_path, strategy="channel-bn")
+    # A hidden neuron is 64 + 1 + 10 parameters: keeping 2 or 1 of them leaves 160 or 85 (46.9x or 88.4x),
+    # neither within 5% of 60x (beyond the 6.77x that weights alone could reach: biases go with channels).
+    with pytest.raises(ConfigError, match=r"layer-channel-l1 on small-mlp: whole l1 channels \(layer\) reach 46\.938x, "
+                                          r"not 60x within 5%; at most 88\.35x"):
+        run(base, tracking, tmp_path, strategy="channel-l1", compression=60.0)
