@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from shrink.experiment.checkpoint import atomic_write
+from shrink.atomic import atomic_write
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
 from shrink.experiment.finetuning import rewind_epoch

@@ -3,11 +3,12 @@ resumes from the last one (the orchestrator supplies a Ray Tune implementation).
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+
+from shrink.atomic import atomic_write
 
 
 @runtime_checkable
@@ -45,15 +46,3 @@ class DirectoryCheckpointer:
     def __repr__(self) -> str:
         return f"DirectoryCheckpointer({str(self.path)!r})"
 
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -1,24 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a half-written one."""
+"""The report's files, written atomically (see ``shrink.atomic``)."""
 
-import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from shrink.atomic import atomic_path
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:

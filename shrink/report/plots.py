@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from shrink.report.files import atomic_path
+from shrink.atomic import atomic_path
 
 COMPRESSION_LABEL = "compression ratio (log2 scale)\n= original parameters / nonzero parameters"
 SPEEDUP_LABEL = "theoretical speedup (log2 scale)\n= original multiply-adds / nonzero multiply-adds"
