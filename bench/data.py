@@ -96,7 +96,7 @@ def main() -> None:
         baseline = PILImages(train.images.permute(0, 2, 3, 1).numpy(), train.labels.numpy(), transform)
 
         print(f"\none training epoch of {len(train):,} images, torch threads {torch.get_num_threads()}")
-        print(f"images/s; the ratio compares the fast path's first epoch (which pads and caches the images) to the DataLoader")
+        print("images/s; the ratio compares the fast path's first epoch (which pads and caches the images) to the DataLoader")
         print(f"{'batch':>5}  {'fast, 1st epoch':>15}  {'fast, 2nd epoch':>15}  {f'DataLoader, {args.workers} workers':>22}  {'ratio':>6}")
         for batch_size in args.batch_sizes:
             fresh = datasets.load("cifar10", "train", root=tmp)

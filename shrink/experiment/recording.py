@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+
 from shrink.experiment.errors import RecordingError
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 
@@ -64,7 +66,7 @@ class TrialRecorder:
                 tags=[RunTag(k, v) for k, v in _strings(tags or {}).items()],
             )
 
-    def log_artifacts(self, layers: "pandas.DataFrame", config: dict) -> None:
+    def log_artifacts(self, layers: pd.DataFrame, config: dict) -> None:
         """The per-layer table as ``layers.csv`` and the resolved config as ``config.json``."""
         with tempfile.TemporaryDirectory(prefix="shrink-artifacts-") as tmp:
             layers.to_csv(Path(tmp) / "layers.csv", index=False)

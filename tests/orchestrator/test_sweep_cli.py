@@ -72,7 +72,7 @@ def test_bad_sweep_files_exit_2_with_one_line_before_anything_starts(tmp_path, e
     path.write_text(path.read_text().replace(*edit))
     result = _sweep(str(path))
     assert result.exit_code == 2
-    assert result.output.count("\n") == 1 and result.output.startswith(f"Error: ")
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
     assert message in result.output
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
 
