@@ -22,45 +22,19 @@ other); the DataLoader's workers use one thread each. ``--threads 1`` compares l
 """
 
 import argparse
-import pickle
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shrink import datasets  # noqa: E402
+from synthetic_cifar import PILImages, write_cifar10  # noqa: E402
 
-
-def write_cifar10(folder: Path, n_train: int, n_test: int, seed: int = 0) -> None:
-    """Random images in CIFAR-10's format: five pickled training batches and a test batch."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    rows = np.array_split(np.arange(n_train), 5)
-    for i, part in enumerate(rows, start=1):
-        batch = {b"data": rng.integers(0, 256, (len(part), 3072), dtype=np.uint8), b"labels": (part % 10).tolist()}
-        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=2))
-    test = {b"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8), b"labels": [i % 10 for i in range(n_test)]}
-    (folder / "test_batch").write_bytes(pickle.dumps(test, protocol=2))
-
-
-class PILImages(Dataset):
-    """HWC uint8 images served as PIL images through ``transform``, as torchvision's CIFAR10 does."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 def images_per_second(batches) -> float:
@@ -84,7 +58,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         print(f"writing {args.images:,} CIFAR-shaped images in the python pickle format ...", flush=True)
-        write_cifar10(Path(tmp) / "cifar-10-batches-py", args.images, 10_000)
+        write_cifar10(Path(tmp), args.images, 10_000)
         start = time.perf_counter()
         train = datasets.load("cifar10", "train", root=tmp)
         print(f"shrink.datasets.load read and split them in {time.perf_counter() - start:.2f} s: {train}", flush=True)

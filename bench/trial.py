@@ -27,50 +27,20 @@ with like (each DataLoader worker uses one thread).
 
 import argparse
 import itertools
-import pickle
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's shrink, not an installed one
 
+from synthetic_cifar import PILImages, write_cifar10  # noqa: E402
+
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
-
-def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
-    """Synthetic images in CIFAR-10's python pickle layout under ``root/cifar-10-batches-py``; returns
-    the training images (N x 32 x 32 x 3 uint8, as torchvision's CIFAR10 holds them) and labels."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    data = rng.integers(0, 256, (n_train + n_test, 3072), dtype=np.uint8)
-    labels = rng.integers(0, 10, n_train + n_test).tolist()
-    bounds = [n_train * i // 5 for i in range(6)] + [n_train + n_test]
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name, start, end in zip(names, bounds, bounds[1:]):
-        (folder / name).write_bytes(pickle.dumps({b"data": data[start:end], b"labels": labels[start:end]}))
-    return data[:n_train].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels[:n_train]
-
-
-class PlainCifar(torch.utils.data.Dataset):
-    """What torchvision's CIFAR10 does per item (uint8 HWC array -> PIL -> transforms), minus its
-    MD5 check of the official files."""
-
-    def __init__(self, images: np.ndarray, labels: list[int], transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
 def plain_steps(model, optimizer, masks: dict, batches, device: str) -> int:
@@ -128,7 +98,7 @@ def main() -> None:
         n = len(train)  # the same images as shrink's training split
         transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                                T.Normalize(MEAN, STD)])
-        loader = torch.utils.data.DataLoader(PlainCifar(images[:n], labels[:n], transform), batch_size=64,
+        loader = torch.utils.data.DataLoader(PILImages(images[:n], labels[:n], transform), batch_size=64,
                                              shuffle=True, drop_last=True, num_workers=args.workers,
                                              pin_memory=args.device.startswith("cuda"))
         print(f"{args.model}, {n:,} synthetic CIFAR-shaped images, batch 64, on {args.device} "
