@@ -2,11 +2,12 @@
 
 ``load(name, split, *, root=None, val_fraction=0.1, split_seed=0)`` returns a ``Split``; ``locate`` finds
 the files without downloading, ``fetch`` downloads them when missing; ``available()`` and ``info(name)``
-describe the datasets.
+describe the datasets; ``fingerprint`` names the data itself and ``class_count`` counts the classes of the
+files found.
 """
 
 from shrink.datasets.base import DatasetFormatError, DatasetInfo, DatasetNotFound, Split, UnknownDataset
-from shrink.datasets.registry import available, fetch, info, load, locate
+from shrink.datasets.registry import available, class_count, fetch, fingerprint, info, load, locate
 
 __all__ = [
     "DatasetFormatError",
@@ -15,7 +16,9 @@ __all__ = [
     "Split",
     "UnknownDataset",
     "available",
+    "class_count",
     "fetch",
+    "fingerprint",
     "info",
     "load",
     "locate",

@@ -3,11 +3,12 @@
 Layout: ``train/<class>/<image>`` and ``val/<class>/<image>`` with the same class folders; ``val/`` is
 the test split and the train/validation carve-out comes from ``train/``. Classes are the folder names in
 sorted order; a split's ``info.num_classes`` is the number of class folders found, so a subset of
-ImageNet works too. Training: ``RandomResizedCrop(224)`` (scale 0.08-1, ratio 3/4-4/3) and a horizontal
+ImageNet works too, and a class folder may be empty (its class index stays). Training: ``RandomResizedCrop(224)`` (scale 0.08-1, ratio 3/4-4/3) and a horizontal
 flip with probability 1/2; evaluation: ``Resize(256)`` then ``CenterCrop(224)``. torchvision is imported
 only when a split is opened.
 """
 
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -111,6 +112,27 @@ class ImageFolderSource(Source):
             samples = [train[i] for i in (kept if split == "train" else carved)]
         return ImageFolderSplit(replace(self.info, num_classes=len(classes)), split, identity, samples)
 
+    def fingerprint(self, path: Path) -> str:
+        return _tree_fingerprint(path)
+
+
+def class_count(path: Path) -> int:
+    """The number of class folders under ``path/train`` (cheap: one directory listing)."""
+    return sum(1 for entry in os.scandir(path / "train") if entry.is_dir())
+
+
+@lru_cache(maxsize=4)
+def _tree_fingerprint(path: Path) -> str:
+    """sha256 of ``<relative path>\t<size>`` of every file under ``train/`` and ``val/``, in sorted order."""
+    digest = hashlib.sha256()
+    for part in ("train", "val"):
+        for folder, dirs, files in os.walk(path / part):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(folder, name)
+                digest.update(f"{os.path.relpath(full, path)}\t{os.path.getsize(full)}\n".encode())
+    return digest.hexdigest()[:16]
+
 
 @lru_cache(maxsize=4)
 def _scan(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -118,7 +140,7 @@ def _scan(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
     from torchvision.datasets import ImageFolder
 
     print(f"shrink: scanning {folder} ...", file=sys.stderr, flush=True)
-    tree = ImageFolder(folder)
+    tree = ImageFolder(folder, allow_empty=True)
     return tree.classes, tree.samples
 
 

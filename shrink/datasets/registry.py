@@ -75,6 +75,22 @@ def load(
     return source.open(fetch(name, root), split, val_fraction=val_fraction, split_seed=split_seed)
 
 
+def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
+    """16 hex digits naming the data of dataset ``name`` (found or downloaded as by ``fetch``); equal
+    for equal data wherever it is stored (see ``shrink.datasets.source`` for what enters it)."""
+    source = _source(name)
+    return source.fingerprint(fetch(name, root))
+
+
+def class_count(name: str, root: str | os.PathLike | None = None) -> int:
+    """The classes the files of dataset ``name`` hold: the registry's count, except for an ImageFolder
+    tree, which has as many as it has class folders (found by ``locate``; never downloads)."""
+    source = _source(name)
+    if isinstance(source, imagefolder.ImageFolderSource):
+        return imagefolder.class_count(locate(name, root))
+    return source.info.num_classes
+
+
 def _source(name: str) -> Source:
     try:
         return _SOURCES[name]

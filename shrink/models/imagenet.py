@@ -1,7 +1,8 @@
 """ImageNet models from torchvision, by torchvision's name, always created without weights.
 
-torchvision is imported only when one of these models is built. shrink never downloads weights: to
-start from trained ones, pass a local file to ``create(name, weights=path)``. The classifier marked for
+torchvision is imported only when one of these models is built. ``create`` never downloads weights: to
+start from trained ones, pass a local file to ``create(name, weights=path)``; torchvision's published
+weights are found (and fetched when missing) by ``shrink.models.published``. The classifier marked for
 pruning is the model's last ``nn.Linear`` (``fc`` for ResNets, ``classifier[-1]`` for VGG, AlexNet and
 MobileNetV2, ``classifier`` for DenseNet).
 """

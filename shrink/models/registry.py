@@ -73,7 +73,23 @@ def _entry(name: str) -> tuple[ModelInfo, Builder]:
         raise UnknownModel(f"unknown model {name!r}; known models: {', '.join(_MODELS)}") from None
 
 
+def check_weights(
+    name: str, weights: str | PathLike, num_classes: int | None = None, *, input_shape: tuple[int, int, int] | None = None
+) -> None:
+    """``WeightsError`` unless the state-dict file ``weights`` fits model ``name`` built for ``num_classes``
+    and ``input_shape``; cheap (the model is built on the meta device)."""
+    with torch.device("meta"):
+        model = create(name, num_classes, input_shape=input_shape)
+    _fit(model, _read_state(Path(weights)), Path(weights), name)
+
+
 def _load_weights(model: nn.Module, path: Path, name: str) -> None:
+    state = _read_state(path)
+    _fit(model, state, path, name)
+    model.load_state_dict(state)
+
+
+def _read_state(path: Path) -> Mapping:
     if not path.is_file():
         raise WeightsError(
             f"weights file {path} does not exist (weights= takes a local state-dict file; shrink never downloads)"
@@ -85,6 +101,11 @@ def _load_weights(model: nn.Module, path: Path, name: str) -> None:
         raise WeightsError(f"cannot read weights file {path} as a torch state dict: {reason}") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
+
+
+def _fit(model: nn.Module, state: Mapping, path: Path, name: str) -> None:
+    """``WeightsError`` naming the mismatched keys unless ``state`` has exactly ``model``'s keys and shapes."""
     own = model.state_dict()
     problems = [f"missing {key}" for key in own if key not in state]
     problems += [f"unexpected {key}" for key in state if key not in own]
@@ -96,4 +117,3 @@ def _load_weights(model: nn.Module, path: Path, name: str) -> None:
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise WeightsError(f"weights file {path} does not fit {name}: {shown}")
-    model.load_state_dict(state)
