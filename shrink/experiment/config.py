@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from shrink.experiment.errors import ConfigError
 from shrink.experiment.finetuning import FINETUNES
+from shrink.experiment.sources import BaseSource
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
 from shrink.pruning.schedules import Schedule
 
@@ -84,7 +85,8 @@ class TrialConfig:
     data_root: str | None = None  # where the dataset files are (default: shrink.datasets' search)
     val_fraction: float = 0.1  # share of the official training set held out for validation
     split_seed: int = 0  # seeds the train/val carve-out
-    base_path: str | None = None  # base checkpoint (default: pretrain or reuse the cached one)
+    base: str = "pretrain"  # where the base comes from: pretrain, torchvision[:<WEIGHTS>], a state-dict file
+    base_path: str | None = None  # base checkpoint (default: made from `base`, or the cached one)
     base_sha256: str | None = None  # its expected hash (default: from the sidecar beside it)
     prune_batch_size: int = 256  # training examples that data-driven strategies score on
     prune_classifier: bool = False  # prune the classifier layer too
@@ -116,6 +118,7 @@ class TrialConfig:
             (self.base_sha256 is None or self.base_path is not None, "base_sha256 is set but base_path is not"),
         ]
         _raise_first(checks)
+        BaseSource.parse(self.base)
         try:
             Schedule(self.schedule, self.schedule_rounds, self.schedule_every)
         except ValueError as error:

@@ -10,6 +10,8 @@ required; everything else has a default::
     compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model
     seeds: [0, 1, 2]
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
+    base: pretrain                   # or torchvision[:<WEIGHTS>], or a state-dict file; or a mapping by
+                                     # model ({resnet18: torchvision:IMAGENET1K_V1}, others: pretrain)
     finetune: {epochs: 2, patience: 1, lr: 1.0e-3}   # any fine-tuning field, the rest from presets
     resources: {cpus: 1, gpus: 0}    # per trial; a fraction of a GPU lets trials share one
     max_concurrent_trials: 4         # default: as many as the resources allow
@@ -34,7 +36,8 @@ from pathlib import Path
 import yaml
 
 from shrink import datasets, models, pruning
-from shrink.experiment import TrialConfig
+from shrink.experiment import ConfigError, TrialConfig
+from shrink.experiment.sources import PRETRAIN, BaseSource
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -43,11 +46,11 @@ PER_TRIAL = "per-trial"
 
 _SWEPT = {"model": "models", "strategy": "strategies", "compression": "compressions", "seed": "seeds"}
 _SET_BY_SWEEP = {
-    "base_path", "base_sha256", "device", "threads", "tracking_uri", "experiment_name",
+    "base", "base_path", "base_sha256", "device", "threads", "tracking_uri", "experiment_name",
     "parent_run_id", "sweep",
 }
 _SPEC_KEYS = {
-    "name", "dataset", "models", "strategies", "compressions", "seeds", "pretrain", "finetune",
+    "name", "dataset", "models", "strategies", "compressions", "seeds", "pretrain", "base", "finetune",
     "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path",
 }
 _REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
@@ -83,6 +86,7 @@ class SweepSpec:
     shared: Mapping = field(default_factory=dict)  # TrialConfig fields common to all trials
     pretrain_epochs: int | None = None
     base_seed: int | str = 0  # an int, or PER_TRIAL
+    base: Mapping = field(default_factory=dict)  # model -> its base: value (absent: pretrain)
     resources: Resources = Resources()
     max_concurrent_trials: int | None = None
     retries: int = 2
@@ -96,14 +100,22 @@ class SweepSpec:
         """Number of trials in the grid."""
         return len(self.models) * len(self.strategies) * len(self.compressions) * len(self.seeds)
 
+    def base_source(self, model: str) -> BaseSource:
+        """Where ``model``'s base comes from (the ``base:`` key; pretrain when it does not name the model)."""
+        return BaseSource.parse(self.base.get(model, PRETRAIN))
+
     def base_seed_for(self, seed: int) -> int:
         """The seed of the pretrained base that a trial with ``seed`` prunes."""
         return seed if self.base_seed == PER_TRIAL else self.base_seed
 
-    def bases(self) -> list[tuple[str, int]]:
-        """The (model, base seed) pairs to pretrain before fan-out, in grid order."""
-        seeds = dict.fromkeys(self.base_seed_for(s) for s in self.seeds)
-        return [(m, s) for m in self.models for s in seeds]
+    def base_key(self, model: str, seed: int) -> tuple[str, int | None]:
+        """Which base a trial of ``model`` with ``seed`` prunes: ``(model, base seed)``, the seed ``None``
+        for a base trained elsewhere (one per model, whatever the seeds)."""
+        return (model, None) if self.base_source(model).trained_elsewhere else (model, self.base_seed_for(seed))
+
+    def bases(self) -> list[tuple[str, int | None]]:
+        """The bases to make (pretrain, or take from torchvision or a file) before fan-out, in grid order."""
+        return list(dict.fromkeys(self.base_key(m, s) for m in self.models for s in self.seeds))
 
     def grid(self) -> list[tuple[str, str, float, int]]:
         """Every (model, strategy, compression, seed) of the sweep, model-major."""
@@ -116,9 +128,10 @@ class SweepSpec:
         """
         configs = []
         for model, strategy, compression, seed in self.grid():
-            base = bases[(model, self.base_seed_for(seed))]
+            base = bases[self.base_key(model, seed)]
             trial = {
                 **self.shared,
+                "base": str(self.base_source(model)),
                 "model": model,
                 "strategy": strategy,
                 "compression": compression,
@@ -146,8 +159,10 @@ class SweepSpec:
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         return "\n".join([
             f"sweep {self.name}: {self.size} trials on {self.dataset} ({axes})",
-            "bases: " + ", ".join(f"{m} seed {s}" for m, s in self.bases())
-            + f" (pretrain epochs: {self.pretrain_epochs or 'preset'})",
+            "bases: " + ", ".join(f"{m} seed {s}" if s is not None else f"{m} {self.base_source(m)}"
+                                  for m, s in self.bases())
+            + (f" (pretrain epochs: {self.pretrain_epochs or 'preset'})"
+               if any(s is not None for _, s in self.bases()) else ""),
             f"each trial: {self.resources.cpus:g} CPU, {self.resources.gpus:g} GPU; retries {self.retries}",
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
@@ -206,11 +221,18 @@ def parse_spec(text: str, *, origin: str = "<sweep>", default_name: str = "sweep
 
 
 def check_data(spec: SweepSpec) -> None:
-    """Fail unless the dataset's files are where the trials will look for them."""
+    """Fail unless the dataset's files are where the trials will look for them, and every base taken
+    from torchvision or a file fits them (class count, keys and shapes; weights cached or reachable)."""
+    root = spec.shared.get("data_root")
     try:
-        datasets.locate(spec.dataset, root=spec.shared.get("data_root"))
+        datasets.locate(spec.dataset, root=root)
     except datasets.DatasetNotFound as error:
         raise SpecError(str(error)) from None
+    for model in spec.models:
+        try:
+            spec.base_source(model).check_data(model, spec.dataset, root)
+        except ConfigError as error:
+            raise SpecError(str(error)) from None
 
 
 def check_resources(spec: SweepSpec, available: Mapping[str, float], where: str) -> None:
@@ -304,6 +326,7 @@ class _Reader:
             shared=shared,
             pretrain_epochs=epochs,
             base_seed=base_seed,
+            base=self.base(model_names, dataset),
             resources=self.resources(),
             max_concurrent_trials=self.optional_int("max_concurrent_trials", minimum=1),
             retries=self.optional_int("retries", minimum=0, default=2),
@@ -368,6 +391,26 @@ class _Reader:
             if value in seen:
                 raise self.fail(key, f"{value!r} is listed twice")
             seen.add(value)
+
+    def base(self, model_names: tuple[str, ...], dataset: str) -> dict[str, str]:
+        """``base:``, one value for every model or a mapping by model, each checked for its model."""
+        raw = self.raw.get("base", PRETRAIN)
+        if isinstance(raw, dict):
+            unknown = sorted(set(raw) - set(model_names), key=str)
+            if unknown:
+                raise self.fail("base", f"{unknown[0]!r} is not one of the sweep's models ({', '.join(model_names)})")
+            values = {model: raw.get(model, PRETRAIN) for model in model_names}
+        else:
+            values = dict.fromkeys(model_names, raw)
+        chosen = {}
+        for model, value in values.items():
+            try:
+                source = BaseSource.parse(value)
+                source.check(model, dataset)
+            except ConfigError as error:
+                raise SpecError(f"{self.origin}: {error}") from None
+            chosen[model] = str(source)
+        return chosen
 
     # -- settings --------------------------------------------------------------------------------
 
