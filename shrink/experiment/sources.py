@@ -81,43 +81,51 @@ class BaseSource:
 
             recipe_for(datasets.info(dataset).family)
 
-    def check_data(self, model: str, dataset: str, data_root: str | None) -> None:
+    def check_data(self, model: str, dataset: str, data_root: str | None, weights: bytes | None = None) -> None:
         """What needs the dataset's files (found, never downloaded) and the weights: the class counts
-        agree, the file fits the model, published weights are cached or reachable."""
+        agree, the file fits the model (``weights``: its bytes, when read already), published weights are
+        cached or reachable."""
         from shrink import datasets, models
 
         if self.kind == PRETRAIN:
             return
         classes = datasets.class_count(dataset, data_root)
         if self.kind == TORCHVISION:
-            weights = self.published(model)
-            if weights.num_classes != classes:
+            published = self.published(model)
+            if published.num_classes != classes:
                 where = datasets.locate(dataset, data_root)
-                raise ConfigError(f"base {self}: {model} {weights.name} has {weights.num_classes} outputs but "
+                raise ConfigError(f"base {self}: {model} {published.name} has {published.num_classes} outputs but "
                                   f"{dataset} at {where} has {classes} classes")
-            try:
-                models.check_reachable(weights)
-            except ValueError as error:
-                raise ConfigError(str(error)) from None
-            return
+            if weights is None:
+                try:
+                    models.check_reachable(published)
+                except ValueError as error:
+                    raise ConfigError(str(error)) from None
+                return
         try:
-            models.check_weights(model, self.path, classes, input_shape=datasets.info(dataset).input_shape)
+            models.check_weights(model, self.path if weights is None else weights, classes,
+                                 input_shape=datasets.info(dataset).input_shape, label=self.label(model))
         except ValueError as error:
             raise ConfigError(f"base {self}: {error} ({dataset} has {classes} classes)") from None
 
-    def read(self, model: str) -> tuple[str, bytes]:
-        """The record of where the weights come from (``torchvision:IMAGENET1K_V1``, ``file:<path>``) and
-        the file's bytes, fetching published weights when they are not cached."""
+    def label(self, model: str) -> str:
+        """What the record says the base is: ``pretrain``, ``torchvision:<WEIGHTS>`` (the real name, also
+        for the default weights) or ``file:<path>``."""
+        if self.kind == TORCHVISION:
+            return self.published(model).source
+        return f"file:{self.path}" if self.kind == "file" else PRETRAIN
+
+    def read(self, model: str) -> bytes:
+        """The weights file's bytes, published weights fetched when they are not cached."""
         from shrink import models
 
         if self.kind == TORCHVISION:
-            weights = self.published(model)
             try:
-                return weights.source, models.fetch_weights(weights).read_bytes()
+                return models.fetch_weights(self.published(model)).read_bytes()
             except ValueError as error:
                 raise ConfigError(str(error)) from None
         if self.kind == "file":
-            return f"file:{self.path}", self.path.read_bytes()
+            return self.path.read_bytes()
         raise ValueError("a pretrained base has no file to read; pretrain it")
 
 

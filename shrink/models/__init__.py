@@ -8,7 +8,8 @@ Every model marks its classifier module with ``is_classifier = True``.
 
 from shrink.models.base import ModelInfo
 from shrink.models.published import PublishedWeights, check_reachable, fetch_weights, published_weights
-from shrink.models.registry import UnknownModel, WeightsError, available, check_weights, create, info, parameter_count
+from shrink.models.registry import (UnknownModel, WeightsError, available, check_weights, create, info,
+                                    parameter_count, read_state)
 
 __all__ = ["ModelInfo", "PublishedWeights", "UnknownModel", "WeightsError", "available", "check_reachable",
-           "check_weights", "create", "fetch_weights", "info", "parameter_count", "published_weights"]
+           "check_weights", "create", "fetch_weights", "info", "parameter_count", "published_weights", "read_state"]

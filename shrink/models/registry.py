@@ -1,5 +1,6 @@
 """The model registry: one entry per name; a new model is a module with ``MODELS`` and a line here."""
 
+import io
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -74,37 +75,46 @@ def _entry(name: str) -> tuple[ModelInfo, Builder]:
 
 
 def check_weights(
-    name: str, weights: str | PathLike, num_classes: int | None = None, *, input_shape: tuple[int, int, int] | None = None
+    name: str,
+    weights: str | PathLike | bytes,
+    num_classes: int | None = None,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    label: str | None = None,
 ) -> None:
-    """``WeightsError`` unless the state-dict file ``weights`` fits model ``name`` built for ``num_classes``
-    and ``input_shape``; cheap (the model is built on the meta device)."""
+    """``WeightsError`` unless the state-dict file ``weights`` (a path, or its bytes called ``label``) fits
+    model ``name`` built for ``num_classes`` and ``input_shape``; cheap (the model is built on the meta device)."""
     with torch.device("meta"):
         model = create(name, num_classes, input_shape=input_shape)
-    _fit(model, _read_state(Path(weights)), Path(weights), name)
+    where = label or str(weights)
+    _fit(model, read_state(weights, where), where, name)
 
 
-def _load_weights(model: nn.Module, path: Path, name: str) -> None:
-    state = _read_state(path)
-    _fit(model, state, path, name)
-    model.load_state_dict(state)
-
-
-def _read_state(path: Path) -> Mapping:
-    if not path.is_file():
+def read_state(weights: str | PathLike | bytes, label: str | None = None) -> Mapping:
+    """The state dict in a file (a path, or its bytes called ``label``), read with ``weights_only=True``."""
+    where = label or str(weights)
+    if not isinstance(weights, bytes) and not Path(weights).is_file():
         raise WeightsError(
-            f"weights file {path} does not exist (weights= takes a local state-dict file; shrink never downloads)"
+            f"weights file {where} does not exist (weights= takes a local state-dict file; shrink never downloads)"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        source = io.BytesIO(weights) if isinstance(weights, bytes) else weights
+        state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises pickle, zip and runtime errors for foreign files
         reason = str(err).splitlines()[0]
-        raise WeightsError(f"cannot read weights file {path} as a torch state dict: {reason}") from None
+        raise WeightsError(f"cannot read weights file {where} as a torch state dict: {reason}") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict of tensors")
+        raise WeightsError(f"weights file {where} holds a {type(state).__name__}, not a state dict of tensors")
     return state
 
 
-def _fit(model: nn.Module, state: Mapping, path: Path, name: str) -> None:
+def _load_weights(model: nn.Module, path: Path, name: str) -> None:
+    state = read_state(path)
+    _fit(model, state, str(path), name)
+    model.load_state_dict(state)
+
+
+def _fit(model: nn.Module, state: Mapping, path: str, name: str) -> None:
     """``WeightsError`` naming the mismatched keys unless ``state`` has exactly ``model``'s keys and shapes."""
     own = model.state_dict()
     problems = [f"missing {key}" for key in own if key not in state]
