@@ -1,10 +1,19 @@
-"""Dense base models: trained once with the family's recipe, cached by (model, dataset, recipe,
-seed, train/val carve-out), named by the sha256 of their contents and verified on every load.
+"""Dense base models: pretrained once with the family's recipe, or adopted from published or file
+weights (``shrink.experiment.sources``); cached, named by the sha256 of their file, verified on every load.
 
 Every trial prunes the same base, named by hash (Blalock et al.: "using the same initial model
 is essential"). A cache entry is a directory holding ``base-<16 hex>.pt`` (the state dict),
-``rewind-<16 hex>.pt`` (the state after epoch ``Recipe.rewind_epoch``, for weight rewinding; the sidecar's
-``rewind`` entry names it) and ``base-<16 hex>.json`` (the sidecar), the sidecar written last.
+``rewind-<16 hex>.pt`` (pretrained bases: the state after epoch ``Recipe.rewind_epoch``, for weight
+rewinding; the sidecar's ``rewind`` entry names it) and ``base-<16 hex>.json`` (the sidecar), the
+sidecar written last: an entry without one is unfinished. An adopted base's file is the weights file
+byte for byte, so its sha256 is the published file's.
+
+The entry's name is the cache key: model, dataset, the recipe and seed (pretrained) or the source and
+the file's hash (adopted), the train/validation carve-out and the data's fingerprint
+(``shrink.datasets.fingerprint``). A trial checks that its own split and data are the base's
+(:meth:`BaseCheckpoint.check_data`): a base's validation split must not have been in its training data.
+A base is made under a lock on its entry (``<entry>.lock``, an OS file lock: released when its holder
+dies), so concurrent sweeps or trials that need the same base make it once.
 """
 
 import dataclasses
@@ -19,12 +28,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import filelock
 import torch
 
 from shrink.atomic import atomic_write
 from shrink.experiment.config import check_names
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
+from shrink.experiment.sources import PRETRAIN, BaseSource
 from shrink.experiment.loop import Compute, RateSchedule, evaluate, make_optimizer, run_epochs
 from shrink.experiment.recipes import Recipe, recipe_for
 from shrink.experiment.runtime import (configure_torch, default_device, git_commit, hardware,
@@ -73,6 +84,11 @@ class BaseCheckpoint:
             raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, the trial names {sha256}")
         return cls(path, actual, sidecar)
 
+    @staticmethod
+    def is_checkpoint(path: str | os.PathLike) -> bool:
+        """Whether ``path`` is a base checkpoint shrink wrote (a sidecar beside it), not a bare state dict."""
+        return Path(path).with_suffix(".json").is_file() and Path(path).is_file()
+
     def load(self) -> dict:
         """The state dict, its hash verified again (the file may have changed since it was opened)."""
         return load_base(self.path, self.sha256)
@@ -92,10 +108,51 @@ class BaseCheckpoint:
                                      f"{self.sidecar.get('dataset')}, the trial is {model} on {dataset}")
 
     @property
-    def recipe(self) -> Recipe:
-        """The recipe the base was trained with."""
-        recorded = self.sidecar["recipe"]
+    def recipe(self) -> Recipe | None:
+        """The recipe the base was trained with (None for a base trained elsewhere)."""
+        recorded = self.sidecar.get("recipe")
+        if recorded is None:
+            return None
         return Recipe(**{f.name: recorded[f.name] for f in dataclasses.fields(Recipe)})
+
+    @property
+    def source(self) -> str:
+        """Where the base comes from: ``pretrain``, ``torchvision:<WEIGHTS>`` or ``file:<path>``."""
+        return self.sidecar.get("source", PRETRAIN)
+
+    @property
+    def trained_elsewhere(self) -> bool:
+        """Whether the base was trained outside shrink, on data that included the validation carve-out."""
+        return self.sidecar.get("trained_elsewhere", False)
+
+    @property
+    def seed(self) -> int | None:
+        """The pretraining seed (None for a base trained elsewhere)."""
+        return self.sidecar.get("seed")
+
+    @property
+    def split(self) -> str:
+        """The train/validation carve-out it was made and measured on, in words."""
+        return f"val_fraction {self.sidecar['val_fraction']:g}, split_seed {self.sidecar['split_seed']}"
+
+    def check_data(self, split_hash: str, data_fingerprint: str, split: str) -> None:
+        """``ConfigError`` naming both unless the trial's carve-out (``split_hash``, described by ``split``)
+        and data (``data_fingerprint``) are this base's. Bases made before fingerprints were recorded are
+        checked on the split alone."""
+        mine = self.sidecar.get("data_fingerprint")
+        if mine is not None and mine != data_fingerprint:
+            raise ConfigError(f"base {self.path} was made on {self.dataset} data with fingerprint {mine}; this "
+                              f"trial's data has fingerprint {data_fingerprint}: other files, so the base's "
+                              "scores do not hold and its training data may overlap this validation split")
+        if self.sidecar["split_hash"] != split_hash:
+            raise ConfigError(f"base {self.path} was made on split {self.sidecar['split_hash']} ({self.split}); "
+                              f"this trial's split is {split_hash} ({split}): the base's training data would "
+                              "overlap this trial's validation split")
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of its cache entry on disk (base, early checkpoint, sidecar)."""
+        return sum(p.stat().st_size for p in self.path.parent.iterdir() if p.is_file())
 
     @property
     def val_scores(self) -> dict:
@@ -131,6 +188,98 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("SHRINK_CACHE") or Path.home() / ".cache" / "shrink").expanduser() / "bases"
 
 
+@dataclass(frozen=True)
+class BaseRequest:
+    """Which base is needed: ``model`` on ``dataset`` with its carve-out, from ``source`` (a ``base:``
+    value); ``epochs`` (the recipe's when None) and ``seed`` apply to pretrained bases only."""
+
+    model: str
+    dataset: str
+    source: str = PRETRAIN
+    epochs: int | None = None
+    seed: int = 0
+    data_root: str | None = None
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    def __str__(self) -> str:
+        made = f"pretrain seed {self.seed}" if self.origin.kind == PRETRAIN else self.source
+        return f"{self.model} on {self.dataset} ({made})"
+
+    @property
+    def origin(self) -> BaseSource:
+        return BaseSource.parse(self.source)
+
+    def check(self, weights: bytes | None = None) -> None:
+        """Every check that needs neither the base nor any training (``ConfigError``): the names, the
+        carve-out, the recipe; for weights trained elsewhere (``weights``: the file's bytes, when read
+        already), that the data's files are there (``DatasetNotFound``) and fit them."""
+        from shrink import datasets
+
+        check_names(dataset=self.dataset, model=self.model)
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.origin.kind == PRETRAIN:
+            recipe_for(datasets.info(self.dataset).family, self.epochs)
+        self.origin.check(self.model, self.dataset)
+        self.origin.check_data(self.model, self.dataset, self.data_root, weights)
+
+    def weights(self) -> bytes | None:
+        """The file of weights trained elsewhere (published ones fetched when not cached); None for pretrain."""
+        return self.origin.read(self.model) if self.origin.trained_elsewhere else None
+
+    def entry(self, cache_dir: str | os.PathLike | None, weights: bytes | None) -> Path:
+        """The cache entry (see the module doc); reads the data to fingerprint it."""
+        from shrink import datasets
+
+        data = f"val{self.val_fraction:g}s{self.split_seed}_data{datasets.fingerprint(self.dataset, self.data_root)}"
+        origin = self.origin
+        if origin.kind == PRETRAIN:
+            recipe = recipe_for(datasets.info(self.dataset).family, self.epochs)
+            made = f"{recipe.name}_seed{self.seed}"
+        else:
+            label = f"torchvision-{origin.published(self.model).name}" if origin.kind == "torchvision" else "file"
+            made = f"{label}-{hashlib.sha256(weights).hexdigest()[:12]}"
+        return cache_root(cache_dir) / f"{self.model}_{self.dataset}_{made}_{data}"
+
+
+def find_base(request: BaseRequest, weights: bytes | None = None, *,
+              cache_dir: str | os.PathLike | None = None) -> BaseCheckpoint | None:
+    """The cached base for ``request`` (``weights``: its file's bytes, when trained elsewhere), or None."""
+    if request.origin.trained_elsewhere and weights is None:
+        weights = request.weights()
+    return _cached(request.entry(cache_dir, weights))
+
+
+def make_base(request: BaseRequest, weights: bytes | None = None, *, cache_dir: str | os.PathLike | None = None,
+              device: str | None = None, threads: int | None = None,
+              progress: Callable[[str], None] | None = _stderr) -> BaseCheckpoint:
+    """The base ``request`` names: cached, else made under the entry's lock (pretrained, or weights
+    trained elsewhere adopted and measured on this split). ``weights``: the file's bytes when the caller
+    has them. Every check of :meth:`BaseRequest.check` runs first."""
+    request.check(weights)
+    if request.origin.trained_elsewhere and weights is None:
+        weights = request.weights()
+    entry = request.entry(cache_dir, weights)
+    lock = filelock.FileLock(entry.with_name(entry.name + ".lock"))
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if progress:
+            progress(f"base {request}: another process is making it ({lock.lock_file}); waiting for it")
+        lock.acquire()
+    try:
+        cached = _cached(entry)
+        if cached is not None:
+            return cached
+        if request.origin.trained_elsewhere:
+            return _adopt(request, entry, weights, device, threads, progress)
+        return _pretrain(request, entry, device, threads, progress)
+    finally:
+        lock.release()
+
+
 def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int = 0,
              cache_dir: str | os.PathLike | None = None, data_root: str | None = None,
              val_fraction: float = 0.1, split_seed: int = 0, device: str | None = None,
@@ -140,26 +289,41 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
 
     Prints one line per epoch through ``progress`` (``None``: silent).
     """
+    request = BaseRequest(model, dataset, PRETRAIN, epochs=epochs, seed=seed, data_root=data_root,
+                          val_fraction=val_fraction, split_seed=split_seed)
+    return make_base(request, cache_dir=cache_dir, device=device, threads=threads, progress=progress)
+
+
+def cached_bases(cache_dir: str | os.PathLike | None = None) -> list[BaseCheckpoint]:
+    """Every finished base in the cache (entries with a sidecar), in name order, hashes verified."""
+    return [BaseCheckpoint.open(sidecar.with_suffix(".pt"))
+            for sidecar in sorted(cache_root(cache_dir).glob("*/base-*.json"))]
+
+
+def _cached(entry: Path) -> BaseCheckpoint | None:
+    cached = sorted(entry.glob("base-*.json"))
+    return BaseCheckpoint.open(cached[0].with_suffix(".pt")) if cached else None
+
+
+def _pretrain(request: BaseRequest, entry: Path, device: str | None, threads: int | None,
+              progress: Callable[[str], None] | None) -> BaseCheckpoint:
     from shrink import datasets, models
 
-    check_names(dataset=dataset, model=model)
+    model, dataset, seed = request.model, request.dataset, request.seed
     family = datasets.info(dataset).family
-    recipe = recipe_for(family, epochs)
-    if not 0 < val_fraction < 1:
-        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    entry = cache_root(cache_dir) / f"{model}_{dataset}_{recipe.name}_seed{seed}_val{val_fraction:g}s{split_seed}"
-    cached = sorted(entry.glob("base-*.json"))
-    if cached:
-        return BaseCheckpoint.open(cached[0].with_suffix(".pt"))
-
+    recipe = recipe_for(family, request.epochs)
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    train, val, test = load_splits(dataset, data_root, val_fraction, split_seed)
+    train, val, test = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed)
+    if recipe.batch_size > len(train):
+        raise ConfigError(f"the {family} recipe's batch size {recipe.batch_size} exceeds the {len(train)} "
+                          f"training examples of {dataset}")
     seed_everything(seed)  # after loading, which may draw random numbers only the first time
     net = models.create(model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
     compute = Compute.for_model(net, device)
     net = compute.prepare(net)
     optimizer = make_optimizer(net, recipe)
+    started_at = time.time()
     start = time.perf_counter()
     for epoch in run_epochs(net, optimizer, train, val, compute, epochs=range(1, recipe.epochs + 1),
                             batch_size=recipe.batch_size, seed=seed, rates=RateSchedule(recipe)):
@@ -170,19 +334,63 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
                      f"{epoch.stats.loss:.4f} val top-1 {epoch.val['top1']:.4f} {epoch.stats.seconds:.1f}s "
                      f"({epoch.stats.images_per_s:.0f} img/s)")
     sidecar = {
-        "model": model, "dataset": dataset, "family": family, "recipe": {"name": recipe.name, **asdict(recipe)},
-        "seed": seed, "val_fraction": val_fraction, "split_seed": split_seed, "split_hash": train.split_hash,
+        "model": model, "dataset": dataset, "family": family, "source": PRETRAIN, "trained_elsewhere": False,
+        "recipe": {"name": recipe.name, **asdict(recipe)}, "seed": seed,
+        **_split_record(request, train),
         "val": _scores(epoch.val), "test": _scores(evaluate(net, test, compute)),
         "train_loss": epoch.stats.loss, "wall_time_s": time.perf_counter() - start,
-        "device": device, "hardware": hardware(device), "amp": compute.amp, "channels_last": compute.channels_last,
-        "versions": json.loads(versions()),
-        "git_commit": git_commit(),
+        **_run_record(device, compute, started_at),
     }
-    base = _save(net, entry, sidecar, early, recipe.rewind_epoch)
+    base = _save(_state_bytes(net), entry, sidecar, (early, recipe.rewind_epoch))
     if progress:
         progress(f"pretrain {model} on {dataset}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
                  f"test top-1 {sidecar['test']['top1']:.4f})")
     return base
+
+
+def _adopt(request: BaseRequest, entry: Path, weights: bytes, device: str | None, threads: int | None,
+           progress: Callable[[str], None] | None) -> BaseCheckpoint:
+    """Take weights trained elsewhere as the base: check they fit, measure them on this split, cache them."""
+    from shrink import datasets, models
+
+    source = request.origin.label(request.model)
+    device = device or default_device()
+    configure_torch(device, threads, deterministic=False)
+    train, val, test = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed)
+    started_at = time.time()
+    start = time.perf_counter()
+    net = models.create(request.model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
+    net.load_state_dict(models.read_state(weights, source))  # checked to fit by make_base
+    compute = Compute.for_model(net, device)
+    net = compute.prepare(net)
+    if progress:
+        progress(f"base {request}: measuring it on {len(val)} validation and {len(test)} test examples")
+    sidecar = {
+        "model": request.model, "dataset": request.dataset, "family": datasets.info(request.dataset).family,
+        "source": source, "trained_elsewhere": True, "recipe": None, "seed": None,
+        **_split_record(request, train),
+        "val": _scores(evaluate(net, val, compute)), "test": _scores(evaluate(net, test, compute)),
+        "wall_time_s": time.perf_counter() - start,
+        **_run_record(device, compute, started_at),
+    }
+    base = _save(weights, entry, sidecar, None)
+    if progress:
+        progress(f"base {request}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
+                 f"test top-1 {sidecar['test']['top1']:.4f})")
+    return base
+
+
+def _split_record(request: BaseRequest, train) -> dict:
+    from shrink import datasets
+
+    return {"val_fraction": request.val_fraction, "split_seed": request.split_seed, "split_hash": train.split_hash,
+            "data_fingerprint": datasets.fingerprint(request.dataset, request.data_root)}
+
+
+def _run_record(device: str, compute: Compute, started_at: float) -> dict:
+    return {"device": device, "hardware": hardware(device), "amp": compute.amp, "channels_last": compute.channels_last,
+            "versions": json.loads(versions()), "git_commit": git_commit(),
+            "started_at": started_at, "finished_at": time.time()}
 
 
 def load_base(path: str | os.PathLike, sha256: str) -> dict:
@@ -204,16 +412,17 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _save(net: torch.nn.Module, entry: Path, sidecar: dict, early: bytes, early_epoch: int) -> BaseCheckpoint:
-    """Write the base, its early checkpoint (``rewind-<16 hex>.pt``, after ``early_epoch``) and, last, the sidecar."""
-    data = _state_bytes(net)
+def _save(data: bytes, entry: Path, sidecar: dict, early: tuple[bytes, int] | None) -> BaseCheckpoint:
+    """Write the base, its early checkpoint (``rewind-<16 hex>.pt``: ``early`` is its bytes and epoch) and,
+    last, the sidecar."""
     sha256 = hashlib.sha256(data).hexdigest()
     path = entry / f"base-{sha256[:16]}.pt"
-    early_sha256 = hashlib.sha256(early).hexdigest()
-    rewind = {"epoch": early_epoch, "file": f"rewind-{early_sha256[:16]}.pt", "sha256": early_sha256}
-    sidecar = {"file": path.name, "sha256": sha256, **sidecar, "rewind": rewind}
+    sidecar = {"file": path.name, "sha256": sha256, **sidecar}
     atomic_write(path, data)
-    atomic_write(entry / rewind["file"], early)
+    if early is not None:
+        early_sha256 = hashlib.sha256(early[0]).hexdigest()
+        sidecar["rewind"] = {"epoch": early[1], "file": f"rewind-{early_sha256[:16]}.pt", "sha256": early_sha256}
+        atomic_write(entry / sidecar["rewind"]["file"], early[0])
     atomic_write(path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
     return BaseCheckpoint(path, sha256, sidecar)
 

@@ -35,8 +35,9 @@ def replay_start(variant: str, recipe: Recipe, finetune_epochs: int) -> int | No
     """The base epoch from which ``variant`` replays the recipe's schedule (None for ``continue``)."""
     if variant not in FINETUNES:
         raise ValueError(f"unknown fine-tuning variant {variant!r}; known: {', '.join(FINETUNES)}")
+    if variant == "continue":  # needs no recipe (bases trained elsewhere have none)
+        return None
     return {
-        "continue": None,
         "lr-rewind": max(0, recipe.epochs - finetune_epochs),
         "weight-rewind": recipe.rewind_epoch,
         "scratch": 0,

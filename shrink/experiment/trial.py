@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from shrink.experiment import finetuning, recording
-from shrink.experiment.bases import BaseCheckpoint, pretrain
+from shrink.experiment.bases import BaseCheckpoint, BaseRequest, make_base
 from shrink.experiment.checkpoint import Checkpointer
 from shrink.experiment.config import TrialConfig, check_reachable
 from shrink.experiment.data import load_splits
@@ -178,11 +178,16 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
 
 
 def _check_before_work(config: TrialConfig) -> Splits:
-    """Every check that needs no base, before any pretraining: the compression is reachable (weights;
-    channel strategies are tried on the base later), the batches and the schedule fit the training split,
-    the fine-tuning variant has the epochs it needs. Returns the splits it loaded."""
+    """Every check that needs no base, before any pretraining: the base's source fits the model and the
+    data, the compression is reachable (weights; channel strategies are tried on the base later), the
+    batches and the schedule fit the training split, the fine-tuning variant has the epochs and the
+    recipe it needs. Returns the splits it loaded."""
     from shrink import pruning
 
+    if config.base_path is None:
+        _base_request(config).check()
+        if _base_request(config).origin.trained_elsewhere and config.finetune.variant != "continue":
+            raise ConfigError(_needs_recipe(config, config.base))
     if pruning.get_strategy(config.strategy).structure != "channels":
         check_reachable(config.model, config.dataset, config.compression, prune_classifier=config.prune_classifier)
     splits = Splits(*load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed))
@@ -237,6 +242,7 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
         return TrialRecorder.reopen(config.tracking_uri, saved.run_id)
     tags = recording.trial_tags(
         sweep=config.sweep, parent_run_id=config.parent_run_id, base_sha256=config.base_sha256,
+        base_source=trial.base.source,
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
         device=config.device, hardware=hardware(config.device), amp="bf16" if trial.compute.amp else "off",
         channels_last=int(trial.compute.channels_last))
@@ -408,6 +414,12 @@ def _check_base(config: TrialConfig, model, train, base: BaseCheckpoint) -> None
                           prune_classifier=config.prune_classifier)
         except ValueError as error:
             raise ConfigError(f"{config.strategy} on {config.model}: {error}") from None
+    from shrink import datasets
+
+    base.check_data(train.split_hash, datasets.fingerprint(config.dataset, config.data_root),
+                    f"val_fraction {config.val_fraction:g}, split_seed {config.split_seed}")
+    if base.recipe is None and config.finetune.variant != "continue":
+        raise ConfigError(_needs_recipe(config, base.source))
     if config.finetune.variant == "weight-rewind" and base.rewind is None:
         raise ConfigError(f"base {base.path} has no early checkpoint for weight rewinding (pretrained before "
                           f"shrink saved one): delete {base.path.parent} to pretrain it again")
@@ -420,14 +432,24 @@ def _needs_data(strategy: str) -> bool:
 
 
 def _resolve_base(config: TrialConfig) -> BaseCheckpoint:
-    """The trial's base: the one named by path (and hash), else the cached or freshly pretrained one."""
+    """The trial's base: the one named by path (and hash), else the cached or freshly made one of its
+    ``base`` source (pretrained with seed 0, or adopted)."""
     if config.base_path is None:
-        return pretrain(config.model, config.dataset, seed=0, data_root=config.data_root,
-                        val_fraction=config.val_fraction, split_seed=config.split_seed, device=config.device,
-                        threads=config.threads)
+        return make_base(_base_request(config), device=config.device, threads=config.threads)
     base = BaseCheckpoint.open(config.base_path, config.base_sha256)
     base.check_made_for(config.model, config.dataset)
     return base
+
+
+def _base_request(config: TrialConfig) -> BaseRequest:
+    return BaseRequest(config.model, config.dataset, config.base, seed=0, data_root=config.data_root,
+                       val_fraction=config.val_fraction, split_seed=config.split_seed)
+
+
+def _needs_recipe(config: TrialConfig, source: str) -> str:
+    return (f"finetune.variant {config.finetune.variant!r} replays the base's training recipe, but the base "
+            f"({source}) was trained elsewhere with a recipe shrink does not know; use finetune.variant "
+            "'continue', or a base shrink pretrains (base: pretrain)")
 
 
 def _check_resumable(saved: SavedTrial, config: TrialConfig) -> None:
