@@ -1,8 +1,9 @@
-"""Run a sweep: pretrain the bases once, fan the grid out with Ray Tune, record everything in MLflow.
+"""Run a sweep: make the bases once, fan the grid out with Ray Tune, record everything in MLflow.
 
 The driver (this process) validates the spec, creates the MLflow store and experiment, opens the
-sweep's parent run with the spec as ``sweep.yaml``, pretrains each base once, then hands the grid to
-``tune.Tuner``; every trial is a nested MLflow run written by ``run_trial`` in a Ray worker.
+sweep's parent run with the spec as ``sweep.yaml``, has every missing base made by Ray tasks
+(``shrink.orchestrator.bases``), then hands the grid to ``tune.Tuner``; every trial is a nested MLflow
+run written by ``run_trial`` in a Ray worker.
 """
 
 import logging
@@ -16,7 +17,8 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from shrink.experiment import pretrain, recording
+from shrink.experiment import recording
+from shrink.orchestrator.bases import make_bases
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
@@ -62,7 +64,7 @@ class SweepOutcome:
         lines = [
             f"sweep {self.name}: {self.total} trials, {self.finished} finished, {self.failed} diverged, "
             f"{self.errored} errored, {self.unfinished} unfinished; on {self.nodes} nodes",
-            f"wall time: Ray start {self.ray_start_s:.1f} s, pretraining {self.pretrain_s:.1f} s, "
+            f"wall time: Ray start {self.ray_start_s:.1f} s, bases {self.pretrain_s:.1f} s, "
             f"trials {self.tune_s:.1f} s",
             f"MLflow parent run {self.parent_run_id}; Ray Tune state {self.storage}",
         ]
@@ -188,7 +190,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
     status = RunStatus.FAILED
     try:
         started = time.monotonic()
-        tuner = _restore(plan) if resume else _tuner(plan, _pretrain_bases(spec), parent)
+        tuner = _restore(plan) if resume else _tuner(plan, make_bases(spec, _say), parent)
         pretrain_s = time.monotonic() - started
         started = time.monotonic()
         results = tuner.fit()
@@ -207,19 +209,6 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         return outcome
     finally:
         client.set_terminated(parent, status=RunStatus.to_string(status))
-
-
-def _pretrain_bases(spec: SweepSpec) -> dict:
-    """Pretrain (or find in the cache) each base once, in the driver, before fan-out."""
-    split = {key: spec.shared[key] for key in ("data_root", "val_fraction", "split_seed") if key in spec.shared}
-    bases = {}
-    for model, seed in spec.bases():
-        started = time.monotonic()
-        base = pretrain(model, spec.dataset, epochs=spec.pretrain_epochs, seed=seed, progress=_say, **split)
-        _say(f"base {model} seed {seed}: {base.path} (sha256 {base.sha256[:12]}) in "
-             f"{time.monotonic() - started:.1f} s")
-        bases[(model, seed)] = base
-    return bases
 
 
 def _say(line: str) -> None:
