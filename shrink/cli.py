@@ -20,7 +20,7 @@ def main() -> None:
 
 @main.group("list")
 def list_() -> None:
-    """List what shrink knows: strategies, models, datasets."""
+    """List what shrink knows: strategies, models, datasets, and the cached bases."""
 
 
 @list_.command("models")
@@ -57,6 +57,24 @@ def list_datasets(data_root: str | None, verbose: bool) -> None:
         click.echo("\n" + "\n".join(missing))
     elif missing:
         click.echo(f"\n{len(missing)} missing: shrink list datasets -v says where shrink looked and how to provide them")
+
+
+@list_.command("bases")
+@click.option("--cache", type=click.Path(file_okay=False), help="Cache root [default: $SHRINK_CACHE/bases].")
+def list_bases(cache: str | None) -> None:
+    """Cached bases: model, dataset, source (pretrain's recipe, torchvision's weights or a file), seed,
+    train/validation split, sha256 prefix, val and test top-1, size on disk."""
+    from shrink.experiment.bases import cache_root, cached_bases
+
+    bases = cached_bases(cache)
+    if not bases:
+        click.echo(f"no bases in {cache_root(cache)}: `shrink pretrain` or a sweep makes them")
+        return
+    rows = [(b.model, b.dataset, b.recipe.name if b.recipe else b.source, "-" if b.seed is None else str(b.seed),
+             b.split, b.sha256[:12], f"{b.val_scores['top1']:.4f}", f"{b.test_scores['top1']:.4f}",
+             f"{b.disk_bytes / 1e6:.1f} MB") for b in bases]
+    _echo_table(("model", "dataset", "source", "seed", "split", "sha256", "val top-1", "test top-1", "size"), rows)
+    click.echo(f"{len(bases)} bases in {cache_root(cache)}")
 
 
 @list_.command("strategies")
@@ -97,9 +115,15 @@ def _stderr_line(line: str) -> None:
     click.echo(line, err=True)
 
 
+BASE_HELP = ("pretrain (train it with the dataset family's recipe), torchvision (the model's default published "
+             "weights), torchvision:WEIGHTS (e.g. torchvision:IMAGENET1K_V1), or a state-dict file")
+
+
 @main.command()
 @click.option("--model", required=True, help="Model name (see `shrink list models`).")
 @click.option("--dataset", required=True, help="Dataset name (see `shrink list datasets`).")
+@click.option("--base", "source", default="pretrain", show_default=True, metavar="SOURCE",
+              help=f"Where the base comes from: {BASE_HELP}; weights trained elsewhere are measured on this split.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's number of epochs.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Cache root [default: $SHRINK_CACHE/bases].")
@@ -109,22 +133,25 @@ def _stderr_line(line: str) -> None:
 @click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
-def pretrain(model, dataset, epochs, seed, out, data_root, val_fraction, split_seed, device, threads) -> None:
-    """Train a dense base model with its family's recipe, or reuse the cached one.
+def pretrain(model, dataset, source, epochs, seed, out, data_root, val_fraction, split_seed, device, threads) -> None:
+    """Make a dense base model, or reuse the cached one: train it with its family's recipe, or take
+    published or file weights and measure them on this split.
 
-    Prints the checkpoint's path and sha256; the JSON sidecar beside it holds the rest.
+    Every check that needs no training runs first. Prints the checkpoint's path, sha256, source and
+    scores; the JSON sidecar beside it holds the rest.
     """
     from shrink import experiment
+    from shrink.experiment.bases import BaseRequest, make_base
 
     try:
-        base = experiment.pretrain(model, dataset, epochs=epochs, seed=seed, cache_dir=out, data_root=data_root,
-                                   val_fraction=val_fraction, split_seed=split_seed, device=device,
-                                   threads=threads, progress=_stderr_line)
+        request = BaseRequest(model, dataset, source, epochs=epochs, seed=seed, data_root=data_root,
+                              val_fraction=val_fraction, split_seed=split_seed)
+        base = make_base(request, cache_dir=out, device=device, threads=threads, progress=_stderr_line)
     except experiment.ConfigError as error:
         raise click.UsageError(str(error)) from None
     except _library_errors() as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"path    {base.path}\nsha256  {base.sha256}\n"
+    click.echo(f"path    {base.path}\nsha256  {base.sha256}\nsource  {base.source}\n"
                f"val     top-1 {base.val_scores['top1']:.4f}  top-5 {base.val_scores['top5']:.4f}\n"
                f"test    top-1 {base.test_scores['top1']:.4f}  top-5 {base.test_scores['top5']:.4f}")
 
@@ -136,8 +163,9 @@ def pretrain(model, dataset, epochs, seed, out, data_root, val_fraction, split_s
 @click.option("--compression", type=click.FloatRange(min=1), required=True,
               help="Target compression ratio (total / nonzero parameters).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--base", "base_path", type=click.Path(dir_okay=False, exists=True),
-              help="Base checkpoint (its sidecar gives the hash) [default: the cached pretrained base].")
+@click.option("--base", metavar="SOURCE",
+              help=f"Where the base comes from: {BASE_HELP}, or a base checkpoint shrink wrote (its sidecar "
+                   "beside it gives the hash) [default: pretrain, cached once made].")
 @click.option("--epochs", type=click.IntRange(min=0), help="Fine-tuning epochs [default: family preset].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Fine-tuning learning rate.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Fine-tuning batch size.")
@@ -163,6 +191,8 @@ def trial(settings, checkpoint_dir, **options) -> None:
     from shrink import experiment
 
     values = {k: v for k, v in options.items() if v is not None and k not in _FINETUNE_OPTIONS}
+    if "base" in values and experiment.BaseCheckpoint.is_checkpoint(values["base"]):
+        values["base_path"] = values.pop("base")
     finetune = {k: options[k] for k in _FINETUNE_OPTIONS if options[k] is not None}
     values["finetune"] = finetune
     for setting in settings:
