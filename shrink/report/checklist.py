@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from shrink.experiment.sources import PRETRAIN
+
 MIN_POINTS = 5  # pruned operating points (compression > 1) per strategy
 MIN_SEEDS = 3
 SUBSTANTIAL_DROP = 0.05  # a mean top-1 drop of 5 points or more counts as substantial
@@ -134,6 +136,18 @@ def _same_base(finished):
     return True, f"one base per (dataset, model, seed) shared by every strategy: {', '.join(h[:12] for h in hashes)}"
 
 
+def _held_out(finished):
+    """Bases shrink pretrained never saw the validation carve-out; bases trained elsewhere (published or
+    file weights) did. Runs recorded before ``shrink.base_source`` existed had pretrained bases."""
+    sources = finished["base_source"].fillna(PRETRAIN)
+    elsewhere = sorted(sources[sources != PRETRAIN].unique())
+    if elsewhere:
+        return False, (f"the validation carve-out was part of the training data of base {', '.join(elsewhere)} "
+                       "(trained elsewhere, as in the paper's ImageNet setup): validation scores, and early "
+                       "stopping on them, are optimistic")
+    return True, "every base was pretrained by shrink without the validation carve-out"
+
+
 CHECKS = (
     ("operating points", _operating_points),
     ("seeds", _seeds),
@@ -145,6 +159,7 @@ CHECKS = (
     ("dense control", _recorded(["dense_test_top1", "dense_test_top5", "dense_val_top1"], "dense metrics")),
     ("library and hardware", _recorded(["versions", "hardware"], "versions and hardware")),
     ("same base checkpoint", _same_base),
+    ("validation held out", _held_out),
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shrink.experiment.sources import PRETRAIN
 from shrink.report.checklist import CheckItem
 from shrink.report.runs import Sweep
 
@@ -51,12 +52,19 @@ def _setup(trials: pd.DataFrame, controls: pd.DataFrame) -> str:
         rows.append([
             c["dataset"], c["model"], int(c["count"]),
             " ".join(f"`{h}`" for h in sorted(pair["base_sha256"].dropna().unique())) or "not recorded",
+            _values(pair["base_source"].fillna(PRETRAIN)),
             _values(pair["split_hash"]),
             _pm(c["dense_test_top1_mean"], c["dense_test_top1_std"], 100),
             _pm(c["dense_test_top5_mean"], c["dense_test_top5_std"], 100),
         ])
-    models = _table(["dataset", "model", "finished trials", "base checkpoint (sha256)",
+    models = _table(["dataset", "model", "finished trials", "base checkpoint (sha256)", "base source",
                      "split hash", "dense test top-1 (%)", "dense test top-5 (%)"], rows)
+    sources = finished["base_source"].fillna(PRETRAIN)
+    elsewhere = sorted(sources[sources != PRETRAIN].unique())
+    if elsewhere:
+        models += (f"\n\nThe validation carve-out was part of the training data of base {', '.join(elsewhere)}: "
+                   "it was trained elsewhere (as in the paper's ImageNet setup), so validation scores, and early "
+                   "stopping on them, are optimistic; test scores are not affected.")
     params = [c for c in trials.columns if c.startswith("params.") and c not in BOOKKEEPING]
     recipe = [c for c in params if c.startswith("params.finetune.")]
     other = [c for c in params if c not in recipe]

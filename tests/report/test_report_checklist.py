@@ -38,7 +38,7 @@ def failing(trials):
 def test_a_complete_sweep_passes_every_item():
     result = verdicts(complete())
     assert all(passed for passed, _ in result.values()), result
-    assert len(result) == 10
+    assert len(result) == 11
     assert result["operating points"][1] == (
         ">= 5 compressions > 1 per strategy; mnist/lenet-300-100 drops up to 25.0 points")
     assert result["matched baselines"][1] == "matched baselines present for global-gradient"
@@ -107,15 +107,26 @@ def test_top5_is_required_only_for_datasets_with_many_classes():
         False, "top-5 missing on cifar100 (100 classes, 1 without top-5), tiny (class count unknown, 1 without top-5)")
 
 
+def test_bases_trained_elsewhere_fail_the_held_out_validation_item():
+    trials = complete()
+    assert verdicts(trials)["validation held out"] == (
+        True, "every base was pretrained by shrink without the validation carve-out")
+    for t in trials:
+        t["tags"]["shrink.base_source"] = "torchvision:IMAGENET1K_V1"
+    assert failing(trials) == {"validation held out": (
+        "the validation carve-out was part of the training data of base torchvision:IMAGENET1K_V1 (trained "
+        "elsewhere, as in the paper's ImageNet setup): validation scores, and early stopping on them, are optimistic")}
+
+
 def test_no_finished_trials_fails_everything():
     items = run_checklist(table([trial("random", 2, 0, 0.0, failure="diverged")]))
-    assert [(i.passed, i.reason) for i in items] == [(False, "no finished trials")] * 10
+    assert [(i.passed, i.reason) for i in items] == [(False, "no finished trials")] * 11
 
 
 def test_format_is_one_line_per_item():
     text = format_checklist(run_checklist(table(complete(seeds=(0, 1)))))
     lines = text.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert lines[0] == "item                     result  why"
     assert lines[2].startswith("seeds                    FAIL    30 of 30 points")
 
@@ -137,4 +148,4 @@ def test_check_command_strict_exit_status(check_store):
     assert lax.exit_code == 0 and "seeds                    FAIL    12 of 12 points" in lax.output
     strict = runner.invoke(main, ["check", "two-seeds", "--strict", "--tracking-uri", check_store])
     assert strict.exit_code == 1
-    assert strict.output.endswith("1 of 10 checklist items failed\n")
+    assert strict.output.endswith("1 of 11 checklist items failed\n")
