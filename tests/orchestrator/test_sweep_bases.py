@@ -1,0 +1,83 @@
+"""A sweep's bases on local Ray: published weights read offline from torch.hub's cache, and missing
+bases made at the same time as Ray tasks, not in the driver."""
+
+import hashlib
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from base_testing import fake_published_weights, write_imagenet
+from shrink.orchestrator import load_spec, parse_spec, run_sweep
+from shrink.report import build_report
+from sweep_testing import sweep_runs, trial_runs
+
+
+def test_an_imagenet_sweep_prunes_torchvisions_published_resnet18_offline(tmp_path, monkeypatch, ray_tmpdir):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SHRINK_NO_DOWNLOAD", "1")  # a download would fail: the cached file must be used
+    weights = fake_published_weights(tmp_path / "torch")
+    tree = write_imagenet(tmp_path / "imagenet")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = tmp_path / "imagenet.yaml"
+    path.write_text("\n".join([
+        "name: tiny-imagenet", "dataset: imagenet", f"data_root: {tree}", "models: [resnet18]",
+        "base: torchvision:IMAGENET1K_V1", "strategies: [global-magnitude]", "compressions: [2, 4]", "seeds: [0]",
+        "finetune: {epochs: 0}", "resources: {cpus: 1}", f"tracking_uri: {uri}", f"storage_path: {tmp_path / 'ray'}",
+    ]) + "\n")
+
+    outcome = run_sweep(load_spec(path))
+
+    assert (outcome.total, outcome.finished, outcome.errored) == (2, 2, 0)
+    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    [parent] = sweep_runs(uri)
+    runs = trial_runs(uri, parent.info.run_id)
+    assert sorted(run.data.params["compression"] for run in runs) == ["2.0", "4.0"]
+    for run in runs:
+        assert run.data.tags["shrink.base_sha256"] == sha256
+        assert run.data.tags["shrink.base_source"] == "torchvision:IMAGENET1K_V1"
+        assert run.data.params["base"] == "torchvision:IMAGENET1K_V1"
+    [dense] = {run.data.metrics["dense_test_top1"] for run in runs}
+    [base_file] = (tmp_path / "cache" / "bases").glob("resnet18_imagenet_torchvision-IMAGENET1K_V1-*/base-*.pt")
+    assert base_file.read_bytes() == weights.read_bytes()
+    sidecar = json.loads(base_file.with_suffix(".json").read_text())
+    assert (sidecar["source"], sidecar["trained_elsewhere"], sidecar["test"]["top1"]) == (
+        "torchvision:IMAGENET1K_V1", True, dense)
+
+    report = build_report("tiny-imagenet", tracking_uri=uri, out_dir=tmp_path / "report", log=lambda line: None)
+    text = (report.out_dir / "report.md").read_text()
+    assert f"| imagenet | resnet18 | 2 | `{sha256}` | torchvision:IMAGENET1K_V1 |" in text
+    assert "validation carve-out was part of the training data of base torchvision:IMAGENET1K_V1" in text
+
+
+def test_bases_of_two_models_are_made_at_once_as_ray_tasks(tmp_path, ray_tmpdir, capsys):
+    import ray
+
+    from shrink.orchestrator.bases import make_bases
+
+    spec = parse_spec("\n".join([
+        "dataset: digits", "models: [small-mlp, small-cnn]", "strategies: [random]", "compressions: [2]",
+        "seeds: [0]", "pretrain: {epochs: 40}",
+    ]))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=True)
+    try:
+        bases = make_bases(spec, print)
+    finally:
+        ray.shutdown()
+
+    assert sorted(bases) == [("small-cnn", 0), ("small-mlp", 0)]
+    spans = [(base.sidecar["started_at"], base.sidecar["finished_at"]) for base in bases.values()]
+    (start_a, end_a), (start_b, end_b) = spans
+    assert start_a < end_b and start_b < end_a, spans  # the two trainings overlapped in time
+    out = capsys.readouterr().out
+    assert ("bases: making 2 as Ray tasks at once, each with 1 CPU and 0 GPU: small-mlp on digits (pretrain seed 0), "
+            "small-cnn on digits (pretrain seed 0)") in out
+    assert "2/2 bases made" in out
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        again = make_bases(spec, print)  # cached now: found by the driver, no task started
+    finally:
+        ray.shutdown()
+    assert {k: b.sha256 for k, b in again.items()} == {k: b.sha256 for k, b in bases.items()}
+    assert "Ray tasks" not in capsys.readouterr().out
