@@ -112,9 +112,13 @@ def check_local(plan: Plan, *, resume: bool) -> None:
     check_storage(plan, resume=resume)
 
 
+STARTED = "shrink-started"  # in the sweep's storage folder: written before its bases are made
+
+
 def check_storage(plan: Plan, *, resume: bool) -> None:
-    """A new sweep must not overwrite an earlier one's state; ``--resume`` needs one to continue."""
-    exists = tune.Tuner.can_restore(str(plan.storage))
+    """A new sweep must not overwrite an earlier one's state; ``--resume`` needs one to continue (Tune's,
+    or the mark of a driver that stopped while the bases were being made)."""
+    exists = tune.Tuner.can_restore(str(plan.storage)) or (plan.storage / STARTED).is_file()
     if resume and not exists:
         raise SpecError(f"nothing to resume: no sweep state in {plan.storage}; run without --resume")
     if not resume and exists:
@@ -190,7 +194,12 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
     status = RunStatus.FAILED
     try:
         started = time.monotonic()
-        tuner = _restore(plan) if resume else _tuner(plan, make_bases(spec, _say), parent)
+        if resume and tune.Tuner.can_restore(str(plan.storage)):
+            tuner = _restore(plan)
+        else:  # a new sweep, or one whose driver stopped before the grid started: the cache keeps finished bases
+            plan.storage.mkdir(parents=True, exist_ok=True)
+            (plan.storage / STARTED).write_text(parent + "\n")
+            tuner = _tuner(plan, make_bases(spec, _say), parent)
         pretrain_s = time.monotonic() - started
         started = time.monotonic()
         results = tuner.fit()

@@ -77,3 +77,45 @@ def test_bases_of_two_models_are_made_at_once_as_ray_tasks(tmp_path, ray_tmpdir,
     again = make_bases(spec, print)  # cached now: found by the driver without Ray (no Ray is running)
     assert {k: b.sha256 for k, b in again.items()} == {k: b.sha256 for k, b in bases.items()}
     assert "Ray tasks" not in capsys.readouterr().out
+
+
+def test_a_driver_killed_while_bases_are_made_resumes_with_the_finished_ones(tmp_path, ray_tmpdir):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sweep_testing import digits_sweep, end_processes_with_env
+
+    root = Path(__file__).resolve().parents[2]
+    path = digits_sweep(tmp_path, name="phoenix")
+    path.write_text(path.read_text().replace("models: [small-mlp]", "models: [small-mlp, small-cnn]")
+                    .replace("pretrain: {epochs: 3}", "pretrain: {epochs: 100}")
+                    .replace("seeds: [0, 1]", "seeds: [0]").replace("compressions: [2, 4]", "compressions: [2]")
+                    .replace("strategies: [global-magnitude, random]", "strategies: [random]"))
+    cache = tmp_path / "cache" / "bases"
+    sweep = [sys.executable, "-m", "shrink", "sweep", str(path)]
+    log = tmp_path / "first.log"
+    with open(log, "w") as out:
+        driver = subprocess.Popen(sweep, cwd=root, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        # small-mlp trains about twice as fast as small-cnn: stop the driver once its base is written
+        while not list(cache.glob("small-mlp_*/base-*.json")) and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert driver.poll() is None, log.read_text()[-3000:]
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    end_processes_with_env("RAY_TMPDIR", ray_tmpdir)  # the killed driver's Ray and its base tasks
+    [mlp] = cache.glob("small-mlp_*/base-*.json")
+    assert not list(cache.glob("small-cnn_*/base-*.json")), "small-cnn finished before the driver was stopped"
+    written = mlp.read_bytes()
+
+    again = subprocess.run(sweep, cwd=root, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "pass --resume to continue it" in again.stderr
+    resumed = subprocess.run([*sweep, "--resume"], cwd=root, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "base small-mlp on digits (pretrain seed 0): cached" in resumed.stdout
+    assert "bases: making 1 as Ray tasks at once" in resumed.stdout
+    assert "2/2 done: 2 finished" in resumed.stdout
+    assert mlp.read_bytes() == written
