@@ -111,7 +111,7 @@ def test_a_driver_killed_while_bases_are_made_resumes_with_the_finished_ones(tmp
     assert not list(cache.glob("small-cnn_*/base-*.json")), "small-cnn finished before the driver was stopped"
     written = mlp.read_bytes()
 
-    again = subprocess.run(sweep, cwd=root, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(sweep, cwd=root, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "pass --resume to continue it" in again.stderr
     resumed = subprocess.run([*sweep, "--resume"], cwd=root, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
