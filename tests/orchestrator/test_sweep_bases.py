@@ -50,6 +50,36 @@ def test_an_imagenet_sweep_prunes_torchvisions_published_resnet18_offline(tmp_pa
     assert "validation carve-out was part of the training data of base torchvision:IMAGENET1K_V1" in text
 
 
+def test_published_weights_become_a_base_in_a_ray_task_offline(tmp_path, monkeypatch, ray_tmpdir):
+    """The sweep's base phase alone (the sweep above costs minutes of CPU, most of it timing 224x224
+    forward passes): the cached file is adopted byte for byte and measured on the split, nothing fetched."""
+    import ray
+
+    from shrink.orchestrator.bases import make_bases
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SHRINK_NO_DOWNLOAD", "1")
+    weights = fake_published_weights(tmp_path / "torch")
+    tree = write_imagenet(tmp_path / "imagenet")
+    spec = parse_spec("\n".join([
+        "dataset: imagenet", f"data_root: {tree}", "models: [resnet18]", "base: torchvision",
+        "strategies: [random]", "compressions: [2]", "seeds: [0, 1]",
+    ]))
+    ray.init(address="local", num_cpus=1, include_dashboard=False)
+    try:
+        bases = make_bases(spec, print)
+    finally:
+        ray.shutdown()
+    [(key, base)] = bases.items()
+    assert key == ("resnet18", None)  # one base for both seeds: it was trained elsewhere
+    assert base.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert base.path.read_bytes() == weights.read_bytes()
+    assert (base.source, base.trained_elsewhere, base.seed, base.recipe) == ("torchvision:IMAGENET1K_V1", True,
+                                                                             None, None)
+    assert base.split == "val_fraction 0.1, split_seed 0"
+    assert sorted(p.name for p in weights.parent.iterdir()) == [weights.name]
+
+
 def test_bases_of_two_models_are_made_at_once_as_ray_tasks(tmp_path, ray_tmpdir, capsys):
     import ray
 

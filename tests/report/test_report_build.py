@@ -117,3 +117,23 @@ def test_literature_without_matching_papers_says_so(store, tmp_path):
         assert png.size == (2280, 660)  # one row: the survey has no MNIST LeNet-300-100 numbers
     assert ("The survey data (Blalock et al. 2020) has no published results for these datasets and models."
             in (tmp_path / "report.md").read_text().splitlines())
+
+
+def test_setup_names_each_base_source_and_says_when_validation_data_was_trained_on():
+    from report_sweeps import table
+
+    from shrink.report.aggregate import dense_controls
+    from shrink.report.markdown import _setup
+
+    trials = [trial("random", 2, seed, 0.9) for seed in (0, 1, 2)]
+    frame = table(trials)
+    assert f"| mnist | lenet-300-100 | 3 | `{BASE}` | pretrain |" in _setup(frame, dense_controls(frame))
+    assert "validation carve-out" not in _setup(frame, dense_controls(frame))
+    for t in trials:
+        t["tags"]["shrink.base_source"] = "torchvision:IMAGENET1K_V1"
+    frame = table(trials)
+    text = _setup(frame, dense_controls(frame))
+    assert f"| mnist | lenet-300-100 | 3 | `{BASE}` | torchvision:IMAGENET1K_V1 |" in text
+    assert ("The validation carve-out was part of the training data of base torchvision:IMAGENET1K_V1: it was "
+            "trained elsewhere (as in the paper's ImageNet setup), so validation scores, and early stopping on "
+            "them, are optimistic; test scores are not affected.") in text
