@@ -296,6 +296,8 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
     if cluster_file and address:
         raise click.UsageError("--cluster and --address exclude each other: --cluster submits with --address auto")
     try:
+        if cluster_file:  # refused before anything starts when it opens the head to the world
+            orchestrator.check_cluster_file(cluster_file)
         spec = orchestrator.load_spec(spec_file, preset=preset)
         overrides = {"tracking_uri": tracking_uri, "storage_path": storage_path}
         spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})

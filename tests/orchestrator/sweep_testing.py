@@ -84,3 +84,20 @@ def end_processes_with_env(name: str, value: str, grace_s: float = 2.0) -> None:
             time.sleep(0.2)
         if not pids:
             return
+
+
+def checkpointed_trial_on(node, storage: Path) -> str | None:
+    """The folder of a trial that a worker of ``node`` is training and has checkpointed, if any.
+
+    A node's workers carry its raylet's PID in their environment, and Tune runs each trial in a
+    working directory named like the trial's folder.
+    """
+    raylet = str(node.all_processes["raylet"][0].process.pid)
+    for pid in pids_with_env("RAY_RAYLET_PID", raylet):
+        try:
+            folder = Path(os.readlink(f"/proc/{pid}/cwd")).name
+        except OSError:
+            continue
+        if any((storage / folder).glob("checkpoint_*")):
+            return folder
+    return None
