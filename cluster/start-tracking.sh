@@ -22,8 +22,13 @@ host=${SHRINK_MLFLOW_HOST:-0.0.0.0}
 port=${SHRINK_MLFLOW_PORT:-5000}
 artifacts=${SHRINK_MLFLOW_ARTIFACTS:-/shared/shrink/mlflow/artifacts}
 python=${PYTHON:-python}
-state=$(dirname "$data")  # beside the data: the password file, logs, the MLflow server's PID
+state=$(dirname "$data")  # beside the data: the password file, MLflow's log and PID
 say() { echo "start-tracking: $*"; }
+
+# PostgreSQL refuses to run as root: as root (a custom image), its server runs as the package's
+# `postgres` user. Clients (psql, MLflow) connect over TCP with the password, as anyone.
+if [ "$(id -u)" = 0 ]; then pg_user=postgres; else pg_user=$(id -un); fi
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 install_postgresql() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return
@@ -34,18 +39,24 @@ install_postgresql() {
 create_cluster() {
     # A fresh data folder owned by this user (PostgreSQL refuses root) and a generated password,
     # kept in a pgpass file that psycopg reads (PGPASSFILE): it never appears on a command line.
-    mkdir -p -m 700 "$data" 2>/dev/null || sudo install -d -o "$(id -u)" -g "$(id -g)" -m 700 "$state" "$data"
+    mkdir -p "$state" 2>/dev/null || true
+    [ -w "$state" ] || sudo install -d -o "$(id -u)" -g "$(id -g)" -m 755 "$state"
     [ -f "$data/PG_VERSION" ] && return
     say "creating the database cluster in $data"
-    umask 077
-    echo "127.0.0.1:$pg_port:*:mlflow:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$state/pgpass"
-    "$bin/initdb" -D "$data" -U mlflow --auth=scram-sha-256 --pwfile=<(cut -d: -f5 "$state/pgpass") -E UTF8 >/dev/null
+    install -d -o "$pg_user" -m 700 "$data"
+    local password
+    password=$(mktemp)
+    (umask 077 && echo "127.0.0.1:$pg_port:*:mlflow:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+        > "$state/pgpass")
+    cut -d: -f5 "$state/pgpass" > "$password" && chown "$pg_user" "$password"
+    as_pg "$bin/initdb" -D "$data" -U mlflow --auth=scram-sha-256 --pwfile="$password" -E UTF8 >/dev/null
+    rm -f "$password"
 }
 
 start_postgresql() {
-    "$bin/pg_ctl" status -D "$data" >/dev/null && return
+    as_pg "$bin/pg_ctl" status -D "$data" >/dev/null && return
     say "starting PostgreSQL on 127.0.0.1:$pg_port"
-    "$bin/pg_ctl" start -w -D "$data" -l "$state/postgres.log" \
+    as_pg "$bin/pg_ctl" start -w -D "$data" -l "$data/server.log" \
         -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $data"
 }
 
@@ -57,9 +68,12 @@ create_database() {
 }
 
 restart_mlflow() {
-    if [ -f "$state/mlflow.pid" ] && kill "$(cat "$state/mlflow.pid")" 2>/dev/null; then
+    local previous
+    previous=$(cat "$state/mlflow.pid" 2>/dev/null || true)
+    if [ -n "$previous" ] && kill -- -"$previous" 2>/dev/null; then
         say "stopping the previous MLflow server"
-        sleep 2
+        for _ in $(seq 60); do kill -0 -- -"$previous" 2>/dev/null || break; sleep 0.5; done
+        kill -9 -- -"$previous" 2>/dev/null || true  # its port must be free for the new one
     fi
     mkdir -p "$artifacts"
     say "starting MLflow on $host:$port (runs in PostgreSQL, artifacts in $artifacts)"

@@ -277,7 +277,8 @@ def ui(sweep, host, port, tracking_uri):
 @click.option("--address", metavar="HOST:PORT",
               help="Attach to a running Ray cluster ('auto': the one on this node) instead of starting Ray here.")
 @click.option("--cluster", "cluster_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed).")
+              help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed). "
+                   "Refused unless metadata.shrink.allowed_network in it is your network's range.")
 @click.option("--tracking-uri", metavar="URI",
               help="MLflow tracking URI (default: the sweep file's, else $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 @click.option("--storage-path", metavar="DIR",
