@@ -16,6 +16,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
+from shrink.experiment.recording import Status, trial_status, trials_filter
 from shrink.orchestrator import load_spec, run_sweep
 from shrink.report import build_report
 from sweep_testing import checkpointed_trial_on, identity, sweep_runs, trial_runs
@@ -80,7 +81,7 @@ def test_a_sweep_through_mlflow_on_postgres_keeps_every_run_and_epoch_and_report
     client = MlflowClient(tracking)
     written = found = 0
     for run in runs:
-        assert (run.info.status, run.data.tags["shrink.status"]) == ("FINISHED", "finished")
+        assert (run.info.status, trial_status(run)) == ("FINISHED", (Status.FINISHED, None))
         epochs = int(run.data.metrics["epochs_run"])
         assert epochs == 3
         points = _epoch_points(client, run)
@@ -138,10 +139,10 @@ def test_killing_a_node_mid_sweep_loses_no_run_and_duplicates_none(cluster, trac
     assert retried and killed[0].endswith(retried[0].replace("/", "-"))
     runs = trial_runs(tracking, outcome.parent_run_id)
     assert sorted(identity(run) for run in runs) == GRID  # 0 lost, none twice
-    assert {(run.info.status, run.data.tags["shrink.status"]) for run in runs} == {("FINISHED", "finished")}
+    assert {(run.info.status, trial_status(run)) for run in runs} == {("FINISHED", (Status.FINISHED, None))}
     client = MlflowClient(tracking)
-    every = client.search_runs([runs[0].info.experiment_id],
-                               f"tags.`mlflow.parentRunId` = '{outcome.parent_run_id}'", run_view_type=ViewType.ALL)
+    every = client.search_runs([runs[0].info.experiment_id], trials_filter(outcome.parent_run_id),
+                               run_view_type=ViewType.ALL)
     written = found = relogged = 0
     for run in runs:
         epochs = int(run.data.metrics["epochs_run"])
