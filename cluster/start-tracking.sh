@@ -33,6 +33,9 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 install_postgresql() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return
     say "installing PostgreSQL (the OS package)"
+    # Without its default cluster: that one would start on 5432, the port of ours.
+    sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 }
 
