@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from shrink.experiment.recording import Status, trial_status, trials_filter
 from shrink.orchestrator import load_spec, run_sweep
 from shrink.report import build_report
-from sweep_testing import checkpointed_trial_on, identity, sweep_runs, trial_runs
+from sweep_testing import checkpointed_trial_on, identity, trial_runs
 from tracking_servers import mlflow_server, postgres_server
 
 GRID = sorted((s, c, "0") for s in ("global-magnitude", "random") for c in ("2.0", "4.0"))
