@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shrink.experiment.distributed import SINGLE, Distributed
 from shrink.experiment.errors import TrialDiverged
 
 # Evaluation batches hold about this many input values (large batches, bounded memory).
@@ -82,9 +83,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute: Compute,
-                ) -> EpochStats:
+                distributed: Distributed = SINGLE) -> EpochStats:
     """One pass over ``batches`` (pairs of input and label tensors already on the device), minimizing
-    cross-entropy. Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite."""
+    cross-entropy. Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite (on any rank of a
+    data-parallel group: every rank raises at the same step). The stats are over all ranks' examples."""
     model.train()
     check_every = DIVERGENCE_CHECK_STEPS if compute.device.startswith("cuda") else 1
     start = time.perf_counter()
@@ -99,22 +101,31 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
         total += loss.detach().float() * len(y)
         n += len(y)
         if step % check_every == 0:
-            _check_finite(total, step)
+            _check_finite(total, step, distributed)
     if n == 0:
         raise ValueError("training batches were empty")
-    _check_finite(total, step)
-    return EpochStats(loss=total.item() / n, n=n, seconds=time.perf_counter() - start)
+    _check_finite(total, step, distributed)
+    if distributed.size == 1:
+        return EpochStats(loss=total.item() / n, n=n, seconds=time.perf_counter() - start)
+    loss, n = distributed.sum([total.item(), n])
+    return EpochStats(loss=loss / n, n=int(n), seconds=time.perf_counter() - start)
 
 
-def evaluate(model: nn.Module, split, compute: Compute) -> dict:
+def evaluate(model: nn.Module, split, compute: Compute, distributed: Distributed = SINGLE) -> dict:
     """``shrink.metrics.evaluate`` over the whole ``split`` in fixed order, in large batches,
-    without gradients: ``top1``, ``top5``, ``loss``, ``n``."""
+    without gradients: ``top1``, ``top5``, ``loss``, ``n``. In a data-parallel group each rank counts its
+    block of the split and the counts are summed, so every example counts exactly once."""
     from shrink import metrics
 
     model.eval()
     with torch.inference_mode(), compute.autocast():
-        batches = split.batches(eval_batch_size(split.info.input_shape), train=False, device=compute.device)
-        return metrics.evaluate(model, _prepared(batches, compute), device=compute.device)
+        batches = split.batches(eval_batch_size(split.info.input_shape), train=False, device=compute.device,
+                                shard=distributed.shard)
+        counts = metrics.count_correct(model, _prepared(batches, compute), device=compute.device)
+    if distributed.size > 1:
+        top1, top5, loss, n = distributed.sum([counts.top1, counts.top5, counts.loss, counts.n])
+        counts = metrics.Counts(round(top1), round(top5), loss, round(n))
+    return counts.fractions()
 
 
 def eval_batch_size(input_shape: tuple[int, ...]) -> int:
@@ -127,6 +138,10 @@ def _prepared(batches: Iterable, compute: Compute) -> Iterator:
         yield compute.inputs(x), y
 
 
-def _check_finite(total: torch.Tensor, step: int) -> None:
-    if not torch.isfinite(total):
-        raise TrialDiverged(f"training loss became {total.item()} by step {step} of the epoch")
+def _check_finite(total: torch.Tensor, step: int, distributed: Distributed) -> None:
+    finite = bool(torch.isfinite(total))
+    if distributed.size > 1:  # decided together, so that no rank waits for one that has stopped
+        finite = distributed.sum([0.0 if finite else 1.0])[0] == 0
+    if not finite:
+        where = "" if distributed.size == 1 else " on a worker"
+        raise TrialDiverged(f"training loss became {total.item()}{where} by step {step} of the epoch")

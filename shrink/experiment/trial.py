@@ -23,6 +23,7 @@ import torch
 from shrink.experiment.checkpoint import Checkpointer
 from shrink.experiment.config import TrialConfig
 from shrink.experiment.data import load_splits
+from shrink.experiment.distributed import SINGLE, Distributed
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
 from shrink.experiment.finetuning import base_recipe, recipe_rate, replay_start, reset_values, set_rate, starting_state
 from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
@@ -43,13 +44,17 @@ Reporter = Callable[[int, dict], None]
 
 
 def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
-              reporter: Reporter | None = None) -> dict:
+              reporter: Reporter | None = None, distributed: Distributed = SINGLE) -> dict:
     """Run one trial and return its final metrics (the MLflow schema's) plus ``run_id``.
 
     After every fine-tuning epoch the epoch's metrics are logged, the state is saved through
     ``checkpointer`` and then ``reporter(epoch, metrics)`` is called, in that order. With a saved
     state, the trial resumes after its last epoch in the same MLflow run. Raises
     :class:`TrialDiverged` on a NaN/inf loss, after recording the run as failed.
+
+    A data-parallel trial calls this in each of its ``config.workers`` processes with their
+    ``distributed`` context (``shrink.experiment.distributed``): rank 0 alone records and saves;
+    ``reporter`` is called on every rank; every rank returns rank 0's result.
     """
     started = time.perf_counter()
     config = config.resolved()
@@ -58,6 +63,9 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     config = dataclasses.replace(config, base_path=str(base.path), base_sha256=base.sha256)
     if state is not None:
         _check_resumable(state, config)
+    if distributed.size != config.workers:
+        raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {distributed.size} "
+                          "processes")
     configure_torch(config.device, config.threads, config.deterministic)
     train, val, test = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed)
 
@@ -68,20 +76,22 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     _check_feasible(config, model, train, base)
     compute = Compute.for_model(model, config.device, config.amp)
     model = compute.prepare(model)
-    if state is None:
+    if not distributed.primary:
+        recorder = _Silent()
+    elif state is None:
         recorder = TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
                                         params=config.flat(), tags=_tags(config, train.split_hash, compute))
     else:
         recorder = TrialRecorder.reopen(config.tracking_uri, state["run_id"])
     try:
         return _run(config, base, model, compute, (train, val, test), recorder, state, checkpointer, reporter,
-                    started)
+                    started, distributed)
     except BaseException as error:
         recorder.fail(f"{type(error).__name__}: {error}")
         raise
 
 
-def _run(config, base, model, compute, splits, recorder, state, checkpointer, reporter, started) -> dict:
+def _run(config, base, model, compute, splits, recorder, state, checkpointer, reporter, started, distributed) -> dict:
     from shrink import metrics, pruning
 
     train, val, test = splits
@@ -92,10 +102,10 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
     example = compute.inputs(torch.zeros(1, *train.info.input_shape, device=config.device))
     steps_per_epoch = len(train) // finetune.batch_size
     events = _schedule(config).events(config.compression, finetune.epochs, steps_per_epoch)
-    prune_to = _pruner(model, config, train, compute)
+    prune_to = _pruner(model, config, train, compute, distributed)
     if state is None:
         seed_everything(config.seed)
-        masks, summary = _prune(model, prune_to, events[0][1], splits, compute)
+        masks, summary = _prune(model, prune_to, events[0][1], splits, compute, distributed)
         recorder.log_metrics(summary)
         start = starting_state(finetune.variant, base=base, model_name=config.model, num_classes=train.info.num_classes,
                                input_shape=train.info.input_shape, seed=config.seed)
@@ -115,6 +125,7 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
         progress = state["progress"]
     pruning.keep_masked(model, optimizer)
     scheduled = ScheduledPruning(events, prune_to, steps_per_epoch, progress["epoch"], masks)
+    trained = distributed.wrap(model)  # DDP averages the gradients of a data-parallel trial's ranks
 
     for epoch in range(progress["epoch"] + 1, finetune.epochs + 1):
         if progress["bad_epochs"] >= finetune.patience:
@@ -123,12 +134,14 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
         if replay is not None:
             set_rate(optimizer, recipe_rate(recipe, replay + epoch - 1))
         batches = scheduled.batches(train.batches(finetune.batch_size, train=True, device=config.device,
-                                                  seed=epoch_seed(config.seed, epoch)), epoch)
+                                                  seed=epoch_seed(config.seed, epoch), shard=distributed.shard), epoch)
         try:
-            stats = train_epoch(model, optimizer, batches, compute)
+            stats = train_epoch(trained, optimizer, batches, compute, distributed)
         except TrialDiverged as error:
             raise TrialDiverged(f"epoch {epoch}: {error}") from None
-        scores = evaluate(model, val, compute)
+        distributed.share_buffers(model)  # rank 0's BatchNorm statistics: the same model on every rank
+        distributed.check_same(f"the weights and masks after epoch {epoch}", model.state_dict())
+        scores = distributed.broadcast(evaluate(model, val, compute, distributed))  # one decision for all
         if not math.isfinite(scores["loss"]):
             raise TrialDiverged(f"epoch {epoch}: validation loss became {scores['loss']}")
         epoch_metrics = {"train_loss": stats.loss, "val_top1": scores["top1"], "val_top5": scores["top5"],
@@ -143,7 +156,7 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
         progress["epoch"] = epoch
         masks = scheduled.masks
         recorder.log_metrics(epoch_metrics, step=epoch)
-        if checkpointer is not None:
+        if checkpointer is not None and distributed.primary:
             elapsed = progress["elapsed_s"] + time.perf_counter() - started
             checkpointer.save({
                 "run_id": recorder.run_id, "identity": _identity(config), "masks": masks,
@@ -156,11 +169,13 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
 
     model.load_state_dict(progress["best_model"])
     _check_masks(model, masks)
-    scores = evaluate(model, test, compute)
+    scores = evaluate(model, test, compute, distributed)
+    if not distributed.primary:  # rank 0 measures and records; the others return what it returns
+        return distributed.broadcast(None)
     size, nonzero = metrics.model_size(model)
     total_macs, nonzero_macs = metrics.macs(model, example)
     final = {
-        "test_top1": scores["top1"], "test_top5": scores["top5"], "test_loss": scores["loss"],
+        "test_top1": scores["top1"], "test_top5": scores["top5"], "test_loss": scores["loss"], "test_n": scores["n"],
         "delta_top1": scores["top1"] - summary["dense_test_top1"],
         "delta_top5": scores["top5"] - summary["dense_test_top5"],
         "size": size, "nonzero_size": nonzero, "compression_ratio": metrics.compression_ratio(model),
@@ -173,12 +188,13 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
     }
     recorder.log_artifacts(metrics.layer_table(model, example), config.to_dict())
     recorder.finish(final)
-    return {**summary, **final, "run_id": recorder.run_id}
+    return distributed.broadcast({**summary, **final, "run_id": recorder.run_id})
 
 
-def _pruner(model, config: TrialConfig, train, compute: Compute):
+def _pruner(model, config: TrialConfig, train, compute: Compute, distributed: Distributed):
     """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch, which is
-    drawn (seeded) at the first call."""
+    drawn (seeded) at the first call. In a data-parallel trial rank 0 prunes (a copy of the model, outside
+    DDP) and every rank applies its masks, then checks that all ranks hold the same ones."""
     from shrink import pruning
 
     @functools.cache
@@ -193,19 +209,32 @@ def _pruner(model, config: TrialConfig, train, compute: Compute):
         return _cpu_copy(pruning.prune(model, config.strategy, compression, inputs=inputs, targets=targets,
                                        prune_classifier=config.prune_classifier, seed=config.seed))
 
-    return prune_to
+    def prune_once(compression: float) -> dict:
+        masks = None
+        if distributed.primary:
+            inputs, targets = pruning_batch()
+            masks = _cpu_copy(pruning.prune(copy.deepcopy(model), config.strategy, compression, inputs=inputs,
+                                            targets=targets, prune_classifier=config.prune_classifier,
+                                            seed=config.seed))
+        masks = distributed.broadcast(masks)
+        pruning.apply_masks(model, masks)
+        distributed.check_same(f"the masks at compression {compression:g}", pruning.get_masks(model))
+        return masks
+
+    return prune_to if distributed.size == 1 else prune_once
 
 
-def _prune(model, prune_to, compression: float, splits, compute: Compute) -> tuple[dict, dict]:
+def _prune(model, prune_to, compression: float, splits, compute: Compute, distributed: Distributed,
+           ) -> tuple[dict, dict]:
     """Evaluate the dense control, prune (to the schedule's first compression), evaluate the pruned model."""
     train, val, test = splits
-    dense_val, dense_test = evaluate(model, val, compute), evaluate(model, test, compute)
+    dense_val, dense_test = evaluate(model, val, compute, distributed), evaluate(model, test, compute, distributed)
     masks = prune_to(compression)
-    pruned_val = evaluate(model, val, compute)
+    pruned_val = evaluate(model, val, compute, distributed)
     summary = {
         "dense_val_top1": dense_val["top1"], "dense_val_top5": dense_val["top5"],
         "dense_test_top1": dense_test["top1"], "dense_test_top5": dense_test["top5"],
-        "pruned_val_top1": pruned_val["top1"], "pruned_val_top5": pruned_val["top5"],
+        "pruned_val_top1": pruned_val["top1"], "pruned_val_top5": pruned_val["top5"], "val_n": pruned_val["n"],
     }
     return masks, summary
 
@@ -241,6 +270,9 @@ def _check_feasible(config: TrialConfig, model, train, base: BaseCheckpoint) -> 
         hint = "" if config.prune_classifier else " with the classifier unpruned (see prune_classifier)"
         raise ConfigError(f"compression {config.compression:g} is unreachable for {config.model}: "
                           f"at most {reachable:g}{hint}")
+    if config.finetune.batch_size % config.workers:
+        raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} is not divisible by workers "
+                          f"{config.workers}: the global batch is split evenly over the workers")
     if config.finetune.batch_size > len(train):
         raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} exceeds the {len(train)} "
                           f"training examples of {config.dataset}")
@@ -336,8 +368,26 @@ def _tags(config: TrialConfig, split_hash: str, compute: Compute) -> dict:
         "shrink.base_sha256": config.base_sha256, "shrink.split_hash": split_hash,
         "shrink.git_commit": git_commit(), "shrink.versions": versions(), "shrink.device": config.device,
         "shrink.hardware": hardware(config.device), "shrink.amp": "bf16" if compute.amp else "off",
-        "shrink.channels_last": int(compute.channels_last),
+        "shrink.channels_last": int(compute.channels_last), "shrink.workers": config.workers,
     }
+
+
+class _Silent:
+    """The recorder of a data-parallel trial's ranks other than 0: they record nothing."""
+
+    run_id = None
+
+    def log_metrics(self, *args, **kwargs) -> None:
+        pass
+
+    def log_artifacts(self, *args, **kwargs) -> None:
+        pass
+
+    def finish(self, *args, **kwargs) -> None:
+        pass
+
+    def fail(self, *args, **kwargs) -> None:
+        pass
 
 
 def _cpu_copy(tensors: dict) -> dict:
