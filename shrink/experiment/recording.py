@@ -59,7 +59,16 @@ def trial_tags(*, sweep: str | None, parent_run_id: str | None, **described) -> 
     if unknown:
         raise ValueError(f"not trial tags: {', '.join(sorted(unknown))}")
     return {Tag.KIND: Kind.TRIAL, Tag.SWEEP: sweep, Tag.PARENT: parent_run_id,
-            **{f"shrink.{name}": value for name, value in described.items()}}
+            **{_described(name): value for name, value in described.items()}}
+
+
+def trial_tag_values(run) -> dict:
+    """The :data:`TRIAL_TAGS` of a trial run by name (None where missing)."""
+    return {name: run.data.tags.get(_described(name)) for name in TRIAL_TAGS}
+
+
+def _described(name: str) -> str:
+    return f"shrink.{name}"
 
 
 def sweep_tags(name: str) -> dict:

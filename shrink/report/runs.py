@@ -143,7 +143,7 @@ def _number(text: str | None, kind=float):
 
 def _row(run) -> dict:
     """A run's table row: identity, status, final metrics, shrink tags, other params."""
-    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+    params, metrics = run.data.params, run.data.metrics
     status, failure = recording.trial_status(run)
     return {
         "run_id": run.info.run_id,
@@ -155,7 +155,7 @@ def _row(run) -> dict:
         "status": status,
         "failure": failure,
         **{name: metrics.get(name) for name in FINAL_METRICS},
-        **{name: tags.get(f"shrink.{name}") for name in recording.TRIAL_TAGS},
+        **recording.trial_tag_values(run),
         **{f"params.{k}": v for k, v in params.items() if k not in TRIAL_COLUMNS},
     }
 
