@@ -20,6 +20,7 @@ on this machine, without Tune.
 import dataclasses
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,8 +74,16 @@ def _worker(loop_config: dict) -> None:
     distributed = Distributed.current()
     checkpointer = TrainCheckpointer()
     trial = TrialConfig.from_dict(loop_config["trial"])
+
+    def report(epoch: int, metrics: Mapping) -> None:
+        if loop_config.get("progress") and distributed.primary:  # `shrink trial --workers N` shows each epoch
+            print(f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  val top-1 {metrics['val_top1']:.4f}  "
+                  f"{metrics['epoch_time_s']:.1f}s ({metrics['images_per_s']:.0f} img/s)", file=sys.stderr,
+                  flush=True)
+        checkpointer.report(epoch, metrics)
+
     try:
-        final = {STATUS: "finished", **run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report,
+        final = {STATUS: "finished", **run_trial(trial, checkpointer=checkpointer, reporter=report,
                                                  distributed=distributed)}
     except TrialDiverged as error:  # every rank diverges at the same step: done, not retried
         final = {STATUS: "diverged", "failure": str(error)}
@@ -84,12 +93,13 @@ def _worker(loop_config: dict) -> None:
 
 
 def trainer(trial: TrialConfig, *, cpus: float, gpus: float, storage: str, name: str, callbacks=(),
-            result_dir: str | None = None) -> TorchTrainer:
+            result_dir: str | None = None, progress: bool = False) -> TorchTrainer:
     """The TorchTrainer of one data-parallel trial: ``trial.workers`` workers of ``cpus`` CPUs and ``gpus``
-    GPUs each; its checkpoints under ``storage/name`` (a run of the same name resumes from them)."""
+    GPUs each; its checkpoints under ``storage/name`` (a run of the same name resumes from them). With
+    ``result_dir``, rank 0 also writes the final metrics there; with ``progress``, it prints each epoch."""
     return TorchTrainer(
         _worker,
-        train_loop_config={"trial": trial.to_dict(), "result_dir": result_dir},
+        train_loop_config={"trial": trial.to_dict(), "result_dir": result_dir, "progress": progress},
         scaling_config=ray.train.ScalingConfig(num_workers=trial.workers, use_gpu=gpus > 0,
                                                resources_per_worker={"CPU": cpus, "GPU": gpus}),
         torch_config=TorchConfig(backend="nccl" if gpus > 0 else "gloo"),
@@ -121,10 +131,14 @@ def run_distributed_trial(config: TrialConfig, *, checkpoint_dir: str | None = N
     """``shrink trial --workers N``: the trial on N workers of a Ray started on this machine (1 CPU, or
     ``threads`` CPUs, per worker; 1 GPU each on CUDA). With ``checkpoint_dir`` it resumes from the
     checkpoint an earlier run left there. Returns rank 0's final metrics."""
+    from shrink import pruning
     from shrink.experiment import ConfigError, pretrain
+    from shrink.experiment.config import check_reachable
     from shrink.orchestrator.spec import local_resources
 
     config = dataclasses.replace(config, threads=config.threads or 1).resolved()
+    if pruning.get_strategy(config.strategy).structure != "channels":  # before any worker starts
+        check_reachable(config.model, config.dataset, config.compression, prune_classifier=config.prune_classifier)
     if config.finetune.batch_size % config.workers:
         raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} is not divisible by workers "
                           f"{config.workers}: the global batch is split evenly over the workers")
@@ -143,7 +157,12 @@ def run_distributed_trial(config: TrialConfig, *, checkpoint_dir: str | None = N
     ray.init(address="local", num_cpus=int(available["CPU"]), num_gpus=int(available["GPU"]),
              include_dashboard=False, log_to_driver=True)
     try:
-        trainer(config, cpus=cpus, gpus=gpus, storage=str(storage), name="trial", result_dir=result_dir).fit()
+        try:
+            trainer(config, cpus=cpus, gpus=gpus, storage=str(storage), name="trial", result_dir=result_dir,
+                    progress=True).fit()
+        except ray.train.WorkerGroupError as error:  # rank 0's own error (e.g. a ConfigError), not Ray's wrapping
+            failures = error.worker_failures
+            raise failures[min(failures)] if failures else error from None
         return json.loads((Path(result_dir) / RESULT_FILE).read_text())
     finally:
         ray.shutdown()

@@ -301,6 +301,8 @@ class _Reader:
                 continue
             if key in _SWEPT:
                 raise self.fail(key, f"is swept: list the values under {_SWEPT[key]!r}")
+            if key == "workers":
+                raise self.fail(key, f"is set under resources: resources: {{workers: {self.raw[key]}, cpus: C, gpus: G}}")
             if key in _SET_BY_SWEEP:
                 raise self.fail(key, "is set by the sweep for every trial and cannot be given")
             if key not in shared_keys:

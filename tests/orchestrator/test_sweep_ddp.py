@@ -86,8 +86,10 @@ def test_a_killed_worker_resumes_the_trial_from_its_checkpoint_in_the_same_run(r
     killed = {}
 
     def kill_a_worker_after_the_first_checkpoint():
+        # Ray Train has registered a checkpoint once its snapshot is in storage (a checkpoint folder alone
+        # may not be registered yet: a kill then would rightly start the trial over).
         deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and not list(train_storage.glob("*/checkpoint_*")):
+        while time.monotonic() < deadline and not list(train_storage.glob("*/checkpoint_manager_snapshot.json")):
             time.sleep(0.2)
         workers = [pid for pid in pids_with_env("RAY_TMPDIR", ray_tmpdir) if b"RayTrainWorker" in _cmdline(pid)]
         if workers:
