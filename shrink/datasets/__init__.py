@@ -6,13 +6,14 @@ describe the datasets; ``fingerprint`` names the data itself and ``class_count``
 files found.
 """
 
-from shrink.datasets.base import DatasetFormatError, DatasetInfo, DatasetNotFound, Split, UnknownDataset
+from shrink.datasets.base import DatasetFormatError, DatasetInfo, DatasetNotFound, Shard, Split, UnknownDataset
 from shrink.datasets.registry import available, class_count, fetch, fingerprint, info, load, locate
 
 __all__ = [
     "DatasetFormatError",
     "DatasetInfo",
     "DatasetNotFound",
+    "Shard",
     "Split",
     "UnknownDataset",
     "available",
