@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from shrink.report.checklist import CheckItem
+from shrink.report.plots import TIMING_NOISE, measured_speedup_differs
 from shrink.report.runs import Sweep
 
 BOOKKEEPING = {"params.base_sha256", "params.experiment_name", "params.parent_run_id",
@@ -102,6 +103,23 @@ def _results(summary: pd.DataFrame) -> str:
     ])
 
 
+def _measured_omitted(summary: pd.DataFrame, controls: pd.DataFrame) -> list[str]:
+    """One sentence per figure drawn without its measured-speedup panel, saying why."""
+    sentences = []
+    for _, c in controls.iterrows():
+        points = summary[(summary["dataset"] == c["dataset"]) & (summary["model"] == c["model"])]
+        if measured_speedup_differs(points):
+            continue
+        if points["measured_speedup_mean"].isna().all():
+            why = "no trial recorded a measured speedup"
+        else:
+            why = (f"every strategy's mean measured speedup is 1x within its spread (twice the sample std "
+                   f"over seeds, at least ±{TIMING_NOISE:.0%} for timing noise), as masked weights on dense "
+                   f"kernels run as fast as the dense model")
+        sentences.append(f"{c['dataset']}/{c['model']}: top-1 against measured speedup is not plotted: {why}.")
+    return sentences
+
+
 def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
                   controls: pd.DataFrame, checks: list[CheckItem], figures: list[Path],
                   overlays: list[str] | None = None) -> str:
@@ -117,8 +135,10 @@ def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
         _setup(trials, controls),
         _results(summary),
         "## Figures",
-        "Error bars: sample std over seeds. Grey band: the dense control, mean ± std of the "
-        "trials' dense test top-1.",
+        "Error bars: sample std over seeds. Grey band: the dense control, mean ± sample std of the "
+        "dense test top-1 over the distinct base checkpoints (one value per base, however many of "
+        "its trials finished).",
+        *_measured_omitted(summary, controls),
     ]
     if overlays:
         parts.append(

@@ -41,7 +41,7 @@ def test_tables_on_disk_equal_the_computed_ones(built, store):
 def test_figures_open_as_images(built):
     _, out = built
     with Image.open(out / "mnist_lenet-300-100.png") as png:
-        assert png.format == "PNG" and png.size == (2280, 660)  # 19 x 5.5 inches at 120 dpi
+        assert png.format == "PNG" and png.size == (1632, 660)  # 13.6 x 5.5 inches at 120 dpi: two panels
     svg = ET.parse(out / "mnist_lenet-300-100.svg").getroot()
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
 
@@ -54,7 +54,7 @@ def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built,
     started = datetime.fromtimestamp(report.sweep.start_time / 1000, timezone.utc)
     assert lines[2] == (f"MLflow parent run `{report.sweep.run_id}` (experiment 1, started "
                         f"{started:%Y-%m-%d %H:%M:%S} UTC) in `{store}`: 19 trials, 18 finished, 1 failed, 0 running.")
-    assert f"| mnist | lenet-300-100 | 18 | `{BASE}` | split01 | 98.00 ± 0.00 | 99.90 ± 0.00 |" in lines
+    assert f"| mnist | lenet-300-100 | 18 | `{BASE}` | split01 | 98.00 | 99.90 |" in lines  # one base: no spread
     assert "| finetune.lr | 0.0003 |" in lines and "| torch | 2.15.0 |" in lines
     assert ("Hardware: 2-core test CPU (device: cpu; bf16 autocast: off; channels_last: 0). "
             "shrink git commit: c0ffee.") in lines
@@ -63,6 +63,8 @@ def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built,
     assert ("| mnist | lenet-300-100 | random | 4 | 3 | 1 | 60.00 ± 10.00 | 99.00 ± 0.00 | -38.00 ± 10.00 "
             "| 4.00 ± 0.00 | 3.40 ± 0.00 | 3.0 ± 0.0 | 11.0 ± 1.0 |") in lines
     assert "![mnist_lenet-300-100](mnist_lenet-300-100.png)" in lines
+    assert ("mnist/lenet-300-100: top-1 against measured speedup is not plotted: no trial recorded a measured "
+            "speedup.") in lines
     assert "| seeds | PASS | every point has >= 3 seeds (min 3); mean and std in the summary |" in lines
     assert any(line.endswith(f"| mnist | lenet-300-100 | random | 4 | 3 | {FAILURE} |") for line in lines)
 
@@ -88,7 +90,7 @@ def test_literature_adds_a_row_of_published_points(make_store, tmp_path):
                                for s in ("random", "global-magnitude") for c in (1, 2) for seed in (0, 1)])
     report = build_report("cifar", tracking_uri=uri, out_dir=tmp_path, literature=True)
     with Image.open(tmp_path / "cifar10_resnet56.png") as png:
-        assert png.size == (2280, 1212)  # two rows: 19 x 10.1 inches at 120 dpi
+        assert png.size == (1632, 1212)  # two rows: 13.6 x 10.1 inches at 120 dpi
     assert ("Published results (Blalock et al. 2020 survey data, from ShrinkBench, MIT license) for "
             "cifar10/resnet56 appear in a second row") in (tmp_path / "report.md").read_text()
     assert report.sweep.name == "cifar"
@@ -114,6 +116,19 @@ def test_cli_report_unknown_sweep_is_a_one_line_error(store):
 def test_literature_without_matching_papers_says_so(store, tmp_path):
     build_report("small", tracking_uri=store, out_dir=tmp_path, literature=True)
     with Image.open(tmp_path / "mnist_lenet-300-100.png") as png:
-        assert png.size == (2280, 660)  # one row: the survey has no MNIST LeNet-300-100 numbers
+        assert png.size == (1632, 660)  # one row: the survey has no MNIST LeNet-300-100 numbers
     assert ("The survey data (Blalock et al. 2020) has no published results for these datasets and models."
             in (tmp_path / "report.md").read_text().splitlines())
+
+
+def test_report_says_why_the_measured_speedup_panel_is_left_out(make_store, tmp_path):
+    uri = make_store()
+    write_sweep(uri, "masked", [trial(s, c, seed, 0.9, measured_speedup=1 + 0.02 * (seed - 1))
+                                for s in ("random", "global-magnitude") for c in (2, 4) for seed in (0, 1, 2)])
+    build_report("masked", tracking_uri=uri, out_dir=tmp_path)
+    assert ("mnist/lenet-300-100: top-1 against measured speedup is not plotted: every strategy's mean measured "
+            "speedup is 1x within its spread (twice the sample std over seeds, at least ±10% for timing noise), "
+            "as masked weights on dense kernels run as fast as the dense model.") in (
+        tmp_path / "report.md").read_text().splitlines()
+    with Image.open(tmp_path / "mnist_lenet-300-100.png") as png:
+        assert png.size == (1632, 660)
