@@ -4,6 +4,9 @@ import os
 from pathlib import Path
 
 DEFAULT_EXPERIMENT = "shrink"
+# A sweep's parent run: the JSON list of its proposed methods (the sweep file's ``methods``), which the
+# checklist asks matched baselines for.
+METHODS_TAG = "shrink.methods"
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:

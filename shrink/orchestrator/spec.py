@@ -7,6 +7,9 @@ required; everything else has a default::
     dataset: fashion-mnist
     models: [small-mlp]
     strategies: [global-magnitude, random]
+    methods: [my-method]             # the proposed methods among the strategies, whose matched baselines
+                                     # the checklist asks for (default: every strategy that is not a
+                                     # built-in baseline, see shrink.pruning.BASELINES; [] for none)
     compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model
     seeds: [0, 1, 2]
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
@@ -47,7 +50,7 @@ _SET_BY_SWEEP = {
     "parent_run_id", "sweep",
 }
 _SPEC_KEYS = {
-    "name", "dataset", "models", "strategies", "compressions", "seeds", "pretrain", "finetune",
+    "name", "dataset", "models", "strategies", "methods", "compressions", "seeds", "pretrain", "finetune",
     "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path",
 }
 _REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
@@ -90,6 +93,7 @@ class SweepSpec:
     experiment: str = DEFAULT_EXPERIMENT
     storage_path: str | None = None
     text: str = ""  # the YAML it was read from, logged as the parent run's artifact
+    methods: tuple[str, ...] = ()  # the proposed methods among the strategies (canonical names)
 
     @property
     def size(self) -> int:
@@ -149,6 +153,8 @@ class SweepSpec:
             "bases: " + ", ".join(f"{m} seed {s}" for m, s in self.bases())
             + f" (pretrain epochs: {self.pretrain_epochs or 'preset'})",
             f"each trial: {self.resources.cpus:g} CPU, {self.resources.gpus:g} GPU; retries {self.retries}",
+            "methods: " + (", ".join(self.methods) + " (the checklist asks for their matched baselines)"
+                           if self.methods else "none (no matched baselines needed)"),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
 
@@ -274,6 +280,7 @@ class _Reader:
         dataset = self.dataset()
         model_names = self.names("models", self.model)
         strategies = self.names("strategies", self.strategy)
+        methods = self.methods(strategies)
         compressions = self.numbers("compressions")
         seeds = self.seeds()
         shared = {k: self.raw[k] for k in self.raw if k in shared_keys}
@@ -311,6 +318,7 @@ class _Reader:
             experiment=self.optional_str("experiment") or DEFAULT_EXPERIMENT,
             storage_path=self.optional_str("storage_path"),
             text=text,
+            methods=methods,
         )
         self.check_trial_fields(spec)
         self.check_reachable(spec)
@@ -331,11 +339,11 @@ class _Reader:
             raise self.fail("models", f"unknown model {name!r}; known: {', '.join(known)}")
         return name
 
-    def strategy(self, name: str) -> str:
+    def strategy(self, name: str, key: str = "strategies") -> str:
         try:
             return pruning.resolve_strategy(name)
         except ValueError as error:
-            raise self.fail("strategies", str(error)) from None
+            raise self.fail(key, str(error)) from None
 
     def names(self, key: str, resolve) -> tuple[str, ...]:
         values = self.raw[key]
@@ -344,6 +352,24 @@ class _Reader:
         resolved = tuple(resolve(v) for v in values)
         self.unique(key, resolved)
         return resolved
+
+    def methods(self, strategies: tuple[str, ...]) -> tuple[str, ...]:
+        """The proposed methods: listed ones among ``strategies``, else the strategies that are not baselines."""
+        if "methods" not in self.raw:
+            return tuple(s for s in strategies if not pruning.is_baseline(s))
+        values = self.raw["methods"]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise self.fail("methods", f"{values!r} is not a list of strategy names ([] for none)")
+        methods = tuple(self.strategy(v, key="methods") for v in values)
+        self.unique("methods", methods)
+        for method in methods:
+            _, _, matched = method.partition(":")
+            if matched:
+                raise self.fail("methods", f"{method} is a baseline for {matched}, not a proposed method")
+            if method not in strategies:
+                raise self.fail("methods", f"{method} is not among the strategies ({', '.join(strategies)}); "
+                                           "methods names which of them are proposed")
+        return methods
 
     def numbers(self, key: str) -> tuple[float, ...]:
         values = self.raw[key]

@@ -5,6 +5,7 @@ sweep's parent run with the spec as ``sweep.yaml``, pretrains each base once, th
 ``tune.Tuner``; every trial is a nested MLflow run written by ``run_trial`` in a Ray worker.
 """
 
+import json
 import logging
 import socket
 import time
@@ -17,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from shrink.experiment import pretrain
-from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
+from shrink.experiment.tracking import METHODS_TAG, ensure_experiment, resolve_tracking_uri
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
     IDENTITY,
@@ -181,9 +182,8 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
         _close_interrupted_runs(client, experiment_id, parent)
     else:
-        parent = client.create_run(
-            experiment_id, run_name=spec.name, tags={"shrink.kind": "sweep", "shrink.sweep": spec.name}
-        ).info.run_id
+        tags = {"shrink.kind": "sweep", "shrink.sweep": spec.name, METHODS_TAG: json.dumps(list(spec.methods))}
+        parent = client.create_run(experiment_id, run_name=spec.name, tags=tags).info.run_id
         client.log_text(parent, spec.text, "sweep.yaml")
         client.log_param(parent, "trials", spec.size)
     _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")

@@ -12,15 +12,18 @@ from shrink.pruning.channels import CHANNEL_TOLERANCE, CompressionNotReached, Re
 from shrink.pruning.masks import apply_masks, get_masks, keep_masked, load_pruned, remove_masks
 from shrink.pruning.prune import prune
 from shrink.pruning.registry import (
+    BASELINES,
     ScoreContext,
     Strategy,
     get_strategy,
+    is_baseline,
     register_strategy,
     resolve_strategy,
     strategies,
 )
 
 __all__ = [
+    "BASELINES",
     "CHANNEL_TOLERANCE",
     "CompressionNotReached",
     "RemovalMismatch",
@@ -29,6 +32,7 @@ __all__ = [
     "apply_masks",
     "get_masks",
     "get_strategy",
+    "is_baseline",
     "keep_masked",
     "load_pruned",
     "max_compression",

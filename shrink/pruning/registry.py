@@ -34,6 +34,15 @@ MATCHED = {
     "magnitude-matched": ("layer-magnitude", "|w|, with exactly the per-layer sparsities of <strategy>"),
 }
 
+# The built-in baselines: the five of Blalock et al. 2020 (ShrinkBench's) and layer-wise random; every
+# matched strategy is one too (``is_baseline``). A sweep's proposed methods default to its other strategies.
+BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random", "layer-random")
+
+
+def is_baseline(name: str) -> bool:
+    """Whether the canonical strategy name ``name`` is a built-in baseline (``BASELINES`` or a matched one)."""
+    return name in BASELINES or name.partition(":")[0] in MATCHED
+
 
 @dataclass(frozen=True)
 class ScoreContext:

@@ -62,7 +62,7 @@ def build_report(name: str | None = None, *, tracking_uri: str | None = None,
     log(f"plotting {len(controls)} figure(s), one per (dataset, model)")
     figures = plot_sweep(summary, controls, out_dir, papers)
     log(f"wrote {len(figures)} figure files")
-    checks = run_checklist(trials)
+    checks = run_checklist(trials, sweep.methods)
     markdown = render_report(sweep, trials, summary, controls, checks,
                              [f.relative_to(out_dir) for f in figures], overlays)
     report = write_text(markdown, out_dir / "report.md")
@@ -82,4 +82,5 @@ def check_sweep(name: str | None = None, *, tracking_uri: str | None = None,
     """Audit sweep ``name`` (default: the newest) against the checklist; writes nothing."""
     sweep = find_sweep(resolve_tracking_uri(tracking_uri), name)
     log(f"sweep {sweep.name!r}: parent run {sweep.run_id} in {sweep.tracking_uri}")
-    return sweep, run_checklist(load_trials(sweep, progress=lambda n: log(f"  read {n} trial runs")))
+    trials = load_trials(sweep, progress=lambda n: log(f"  read {n} trial runs"))
+    return sweep, run_checklist(trials, sweep.methods)

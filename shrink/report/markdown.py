@@ -103,6 +103,17 @@ def _results(summary: pd.DataFrame) -> str:
     ])
 
 
+def _methods(sweep: Sweep) -> str:
+    """Which strategies the sweep proposes; the others are baselines."""
+    if sweep.methods is None:
+        return ("Proposed methods: not recorded by the sweep; the checklist takes every strategy that is not a "
+                "built-in baseline.")
+    if not sweep.methods:
+        return "Proposed methods: none; every strategy is a baseline."
+    return (f"Proposed methods: {', '.join(f'`{m}`' for m in sweep.methods)}; the other strategies are "
+            "baselines.")
+
+
 def _measured_omitted(summary: pd.DataFrame, controls: pd.DataFrame) -> list[str]:
     """One sentence per figure drawn without its measured-speedup panel, saying why."""
     sentences = []
@@ -132,6 +143,7 @@ def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
         f"{datetime.fromtimestamp(sweep.start_time / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC) in "
         f"`{sweep.tracking_uri}`: {len(trials)} trials, {counts.get('finished', 0)} finished, "
         f"{counts.get('failed', 0)} failed, {counts.get('running', 0)} running.",
+        _methods(sweep),
         _setup(trials, controls),
         _results(summary),
         "## Figures",

@@ -1,17 +1,20 @@
 """Read a sweep's trial runs from MLflow into one table with a row per trial.
 
 The input is the MLflow schema of docs/ARCHITECTURE.md: a sweep parent run tagged
-``shrink.kind=sweep`` and ``shrink.sweep=<name>``, and trial runs nested under it
+``shrink.kind=sweep``, ``shrink.sweep=<name>`` and ``shrink.methods`` (JSON list), and trial runs nested under it
 (``mlflow.parentRunId``) with the trial config as params, ``shrink.*`` tags and final metrics.
 """
 
 import gc
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from mlflow import MlflowClient
+
+from shrink.experiment.tracking import METHODS_TAG
 
 IDENTITY = ("dataset", "model", "strategy", "compression", "seed")
 FINAL_METRICS = (
@@ -40,6 +43,7 @@ class Sweep:
     experiment_id: str
     tracking_uri: str
     start_time: int  # milliseconds since the epoch, as MLflow records it
+    methods: tuple[str, ...] | None = None  # the proposed methods it recorded; None: not recorded
 
 
 def _client(tracking_uri: str):
@@ -87,9 +91,15 @@ def list_sweeps(tracking_uri: str) -> list[Sweep]:
             experiment_id=run.info.experiment_id,
             tracking_uri=tracking_uri,
             start_time=run.info.start_time,
+            methods=_methods(run.data.tags.get(METHODS_TAG)),
         )
         for run in runs
     ]
+
+
+def _methods(text: str | None) -> tuple[str, ...] | None:
+    """The proposed methods from the parent run's tag; None for a sweep recorded without one."""
+    return None if text is None else tuple(json.loads(text))
 
 
 def find_sweep(tracking_uri: str, name: str | None = None) -> Sweep:

@@ -31,6 +31,7 @@ def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
     assert demo.size == 90
     assert demo.bases() == [("lenet-300-100", 0)]
     assert demo.resources.cpus == 1 and demo.resources.gpus == 0
+    assert demo.methods == ()  # the paper's five are baselines: no proposed method
 
     cifar = load_spec(preset="cifar10-resnet56")
     assert (cifar.dataset, cifar.models, cifar.size) == ("cifar10", ("resnet56",), 90)
@@ -74,6 +75,34 @@ def test_relative_data_root_is_made_absolute_for_trials_in_other_directories(tmp
     monkeypatch.chdir(tmp_path)
     spec = parse_spec(DIGITS + "data_root: data\n")
     assert spec.shared["data_root"] == str(tmp_path / "data")
+
+
+def test_methods_default_to_the_strategies_that_are_not_baselines():
+    mixed = DIGITS.replace("[GlobalMagWeight, random]", "[GlobalMagWeight, random, GlobalMagAct, "
+                                                        "random-matched:GlobalMagAct, layer-random, global-gradient]")
+    assert parse_spec(mixed).methods == ("global-activation",)
+    named = parse_spec(mixed.replace("name: tiny", "name: tiny\nmethods: [GlobalMagGrad, global-activation]"))
+    assert named.methods == ("global-gradient", "global-activation")
+    assert parse_spec(mixed.replace("name: tiny", "name: tiny\nmethods: []")).methods == ()
+    assert "methods: none (no matched baselines needed)" in parse_spec(DIGITS).describe().splitlines()
+    assert ("methods: global-activation (the checklist asks for their matched baselines)"
+            in parse_spec(mixed).describe().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [
+        ("[global-activation]", "methods: global-activation is not among the strategies (global-magnitude, random)"),
+        ("[random-matched:random]", "methods: random-matched:random is a baseline for random, not a proposed method"),
+        ("[snip]", "methods: unknown strategy 'snip'"),
+        ("[random, random]", "methods: 'random' is listed twice"),
+        ("random", "methods: 'random' is not a list of strategy names ([] for none)"),
+    ],
+)
+def test_bad_methods_fail_with_one_line(methods, message):
+    with pytest.raises(SpecError) as error:
+        parse_spec(DIGITS.replace("name: tiny", f"name: tiny\nmethods: {methods}"), origin="tiny.yaml")
+    assert str(error.value).startswith(f"tiny.yaml: {message}")
 
 
 def test_default_name_is_the_file_name(tmp_path):

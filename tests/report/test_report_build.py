@@ -54,6 +54,8 @@ def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built,
     started = datetime.fromtimestamp(report.sweep.start_time / 1000, timezone.utc)
     assert lines[2] == (f"MLflow parent run `{report.sweep.run_id}` (experiment 1, started "
                         f"{started:%Y-%m-%d %H:%M:%S} UTC) in `{store}`: 19 trials, 18 finished, 1 failed, 0 running.")
+    assert lines[4] == ("Proposed methods: not recorded by the sweep; the checklist takes every strategy that is "
+                        "not a built-in baseline.")
     assert f"| mnist | lenet-300-100 | 18 | `{BASE}` | split01 | 98.00 | 99.90 |" in lines  # one base: no spread
     assert "| finetune.lr | 0.0003 |" in lines and "| torch | 2.15.0 |" in lines
     assert ("Hardware: 2-core test CPU (device: cpu; bf16 autocast: off; channels_last: 0). "
