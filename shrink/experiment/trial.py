@@ -13,7 +13,6 @@ strategies, the masked model otherwise) and records ``measured_speedup``.
 
 import copy
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -177,23 +176,18 @@ def _run(config, base, model, compute, splits, recorder, state, checkpointer, re
 
 
 def _pruner(model, config: TrialConfig, train, compute: Compute):
-    """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch, which is
-    drawn (seeded) at the first call."""
+    """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch (drawn,
+    seeded, now). Made while ``model`` holds the dense base, which matched strategies take their
+    reference's per-layer counts from at every round (``shrink.pruning.Pruner``)."""
     from shrink import pruning
 
-    @functools.cache
-    def pruning_batch():
-        if not _needs_data(config.strategy):
-            return None, None
+    inputs = targets = None
+    if _needs_data(config.strategy):
         inputs, targets = train.sample(config.prune_batch_size, seed=config.seed, device=config.device)
-        return compute.inputs(inputs), targets
-
-    def prune_to(compression: float) -> dict:
-        inputs, targets = pruning_batch()
-        return _cpu_copy(pruning.prune(model, config.strategy, compression, inputs=inputs, targets=targets,
-                                       prune_classifier=config.prune_classifier, seed=config.seed))
-
-    return prune_to
+        inputs = compute.inputs(inputs)
+    pruner = pruning.Pruner(model, config.strategy, inputs=inputs, targets=targets,
+                            prune_classifier=config.prune_classifier, seed=config.seed)
+    return lambda compression: _cpu_copy(pruner(compression))
 
 
 def _prune(model, prune_to, compression: float, splits, compute: Compute) -> tuple[dict, dict]:

@@ -83,7 +83,8 @@ def test_list_strategies_prints_an_aligned_table():
                         "the same fraction removed in every layer"
     assert lines[15:] == [
         "random-matched:<strategy>     -                as <strategy>  "
-        "random weights, with exactly the per-layer sparsities of <strategy>",
+        "random weights, with exactly the per-layer sparsities <strategy> gives the dense model "
+        "(at each round of a schedule)",
         "magnitude-matched:<strategy>  -                as <strategy>  "
-        "|w|, with exactly the per-layer sparsities of <strategy>",
+        "|w|, with exactly the per-layer sparsities <strategy> gives the dense model (at each round of a schedule)",
     ]
