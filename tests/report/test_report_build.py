@@ -1,7 +1,9 @@
 """`shrink report` end to end on hand-written sweeps: tables, figures, report.md, artifacts."""
 
+import json
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -71,11 +73,18 @@ def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built,
     assert any(line.endswith(f"| mnist | lenet-300-100 | random | 4 | 3 | {FAILURE} |") for line in lines)
 
 
-def test_figures_and_report_are_artifacts_of_the_parent_run(built, store):
+def test_figures_and_report_are_artifacts_of_the_parent_run(built, store, tmp_path):
     report, _ = built
     client = MlflowClient(tracking_uri=store)
     names = sorted(a.path for a in client.list_artifacts(report.sweep.run_id, "report"))
-    assert names == ["report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md"]
+    assert names == ["report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md",
+                     "report/summary.json"]
+    # An MLflow table (the UI shows it as one): columns and rows of the summary.
+    run = client.get_run(report.sweep.run_id)
+    assert json.loads(run.data.tags["mlflow.loggedArtifacts"]) == [{"path": "report/summary.json", "type": "table"}]
+    table = json.loads(Path(client.download_artifacts(report.sweep.run_id, "report/summary.json", tmp_path)).read_text())
+    assert table["columns"][:4] == ["dataset", "model", "strategy", "compression"] and len(table["data"]) == 6
+    assert table["data"][0][:4] == ["mnist", "lenet-300-100", "global-magnitude", 1.0]
 
 
 def test_rerunning_gives_identical_files(built, store):
@@ -129,8 +138,8 @@ def test_report_says_why_the_measured_speedup_panel_is_left_out(make_store, tmp_
                                 for s in ("random", "global-magnitude") for c in (2, 4) for seed in (0, 1, 2)])
     build_report("masked", tracking_uri=uri, out_dir=tmp_path)
     assert ("mnist/lenet-300-100: top-1 against measured speedup is not plotted: every strategy's mean measured "
-            "speedup is 1x within its spread (twice the sample std over seeds, at least ±10% for timing noise), "
-            "as masked weights on dense kernels run as fast as the dense model.") in (
+            "speedup is 1x within its spread (twice the sample std over seeds, at least ±25% for timing noise), "
+            "as expected of masked weights, which run on dense kernels.") in (
         tmp_path / "report.md").read_text().splitlines()
     with Image.open(tmp_path / "mnist_lenet-300-100.png") as png:
         assert png.size == (1632, 660)
