@@ -4,9 +4,6 @@ import os
 from pathlib import Path
 
 DEFAULT_EXPERIMENT = "shrink"
-# A sweep's parent run: the JSON list of its proposed methods (the sweep file's ``methods``), which the
-# checklist asks matched baselines for.
-METHODS_TAG = "shrink.methods"
 # MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, "Evaluations"); with it,
 # the model-training view (runs table, metrics).
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"

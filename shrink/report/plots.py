@@ -154,7 +154,7 @@ def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame |
         ax.set_ylabel(TOP1_LABEL)
     handles = [
         Line2D([], [], label=s, **strategy_style(s)) for s in sorted(points["strategy"].unique())
-    ] + [Patch(color="0.85", label=f"dense control: {dense:.2f} ± {0 if math.isnan(spread) else spread:.2f} % "
+    ] + [Patch(color="0.85", label=f"dense control: {dense:.2f}{'' if math.isnan(spread) else f' ± {spread:.2f}'} % "
                                     f"(over {_count(int(control['bases']), 'base')})")]
     if rows == 2:
         legend = _paper_legend(papers)

@@ -4,6 +4,7 @@ import os
 import sys
 from urllib.parse import quote, urlencode
 
+from shrink.experiment import recording
 from shrink.report.build import ARTIFACT_PATH, SUMMARY_TABLE
 from shrink.report.runs import Sweep, find_sweep, list_sweeps
 
@@ -21,7 +22,7 @@ def ui_url(host: str, port: int, sweep: Sweep | None = None) -> str:
         return base
     query = urlencode({
         "workflowType": "machine_learning",
-        "searchFilter": f"tags.mlflow.parentRunId = '{sweep.run_id}'",
+        "searchFilter": recording.trials_filter(sweep.run_id),
         "orderByKey": "tags.`mlflow.runName`",
         "orderByAsc": "true",
     }, quote_via=quote)

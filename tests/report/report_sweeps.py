@@ -11,7 +11,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
 
-from shrink.experiment.tracking import METHODS_TAG
+from shrink.experiment.recording import Tag
 from shrink.report.runs import trials_frame
 
 DENSE_TOP1, DENSE_TOP5 = 0.98, 0.999
@@ -64,7 +64,7 @@ def write_sweep(uri, name, trials, *, experiment="shrink", methods=None):
                      else client.create_experiment(experiment, artifact_location=artifacts.as_uri()))
     tags = {"shrink.kind": "sweep", "shrink.sweep": name}
     if methods is not None:
-        tags[METHODS_TAG] = json.dumps(methods)
+        tags[Tag.METHODS] = json.dumps(methods)
     parent = client.create_run(experiment_id, tags=tags)
     parent_id = parent.info.run_id
     for t in trials:

@@ -54,7 +54,7 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
     try:
         first, second = proc.stdout.readline(), proc.stdout.readline()
         url = (f"http://127.0.0.1:{port}/#/experiments/1/runs?workflowType=machine_learning&searchFilter="
-               f"tags.mlflow.parentRunId%20%3D%20%27{parent}%27&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
+               f"tags.%60mlflow.parentRunId%60%20%3D%20%27{parent}%27&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
         assert first == f"MLflow UI for {uri} at {url} (Ctrl-C stops it)\n"
         assert second == (f"sweep demo's summary table, report.md and figures (after `shrink report`): "
                            f"http://127.0.0.1:{port}/#/experiments/1/runs/{parent}/artifacts/report/summary.json"

@@ -1,17 +1,26 @@
 """Schedules and fine-tuning variants in real trials (small-mlp on digits): where fine-tuning starts,
 which learning rate it sees, and that every schedule ends exactly at the target."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from shrink import models
-from shrink.experiment import DirectoryCheckpointer, TrialConfig, pretrain, run_trial, trial
+from shrink.experiment import DirectoryCheckpointer, TrialConfig, loop, pretrain, run_trial
 from shrink.experiment.bases import load_base
-from shrink.experiment.finetuning import recipe_rate, replay_start, rewind_epoch
-from shrink.experiment.recipes import RECIPES
+from shrink.experiment.finetuning import replay_start
+from shrink.experiment.recipes import RECIPES, Recipe
 from shrink.pruning.select import proportional_counts
+
+
+def recipe_rate(recipe: Recipe, epoch: int) -> float:
+    return recipe.rate(epoch)
+
+
+def rewind_epoch(base_epochs: int) -> int:
+    return dataclasses.replace(RECIPES["cifar"], epochs=base_epochs).rewind_epoch
 
 # small-mlp on 8x8 digits: fc1 64x100 + 100, fc2 100x10 + 10 = 7,510 parameters; only fc1's 6,400
 # weights are prunable, so 4x keeps round(7510 / 4) = 1,878 nonzero: 768 of fc1's weights.
@@ -42,8 +51,8 @@ def watch(monkeypatch):
                        "fc1_nonzero": int(model.fc1.weight.count_nonzero())})
         return stats
 
-    train_epoch = trial.train_epoch
-    monkeypatch.setattr(trial, "train_epoch", watched)
+    train_epoch = loop.train_epoch
+    monkeypatch.setattr(loop, "train_epoch", watched)
     return epochs
 
 
@@ -178,8 +187,8 @@ def test_matched_baselines_keep_the_reference_counts_at_every_round_of_a_schedul
         after_each_epoch.append({name: int(mask.sum()) for name, mask in pruning.get_masks(model).items()})
         return stats
 
-    train_epoch = trial.train_epoch
-    monkeypatch.setattr(trial, "train_epoch", counted)
+    train_epoch = loop.train_epoch
+    monkeypatch.setattr(loop, "train_epoch", counted)
     # Digits: 1,293 training examples // 64 = 20 steps per epoch; rounds at the starts of epochs 1, 2, 3.
     rounds = [c for _, c in Schedule("iterative", 3, 0).events(4.0, 3, 20)]
     train = datasets.load("digits", "train")
