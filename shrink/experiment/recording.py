@@ -71,7 +71,7 @@ def _described(name: str) -> str:
     return f"shrink.{name}"
 
 
-def sweep_tags(name: str, methods: tuple[str, ...] = ()) -> dict:
+def sweep_tags(name: str, methods: tuple[str, ...]) -> dict:
     """The tags of a sweep's parent run: its name and its proposed methods."""
     return {Tag.KIND: Kind.SWEEP, Tag.SWEEP: name, Tag.METHODS: json.dumps(list(methods))}
 
