@@ -44,9 +44,9 @@ def watch(monkeypatch):
     weights after it."""
     epochs = []
 
-    def watched(model, optimizer, batches, compute):
+    def watched(model, optimizer, batches, compute, *distributed):
         start = {k: v.detach().clone() for k, v in model.named_parameters()}
-        stats = train_epoch(model, optimizer, batches, compute)
+        stats = train_epoch(model, optimizer, batches, compute, *distributed)
         epochs.append({"start": start, "lr": optimizer.param_groups[0]["lr"], "optimizer": type(optimizer).__name__,
                        "fc1_nonzero": int(model.fc1.weight.count_nonzero())})
         return stats
@@ -182,8 +182,8 @@ def test_matched_baselines_keep_the_reference_counts_at_every_round_of_a_schedul
 
     after_each_epoch = []
 
-    def counted(model, optimizer, batches, compute):
-        stats = train_epoch(model, optimizer, batches, compute)
+    def counted(model, optimizer, batches, compute, *distributed):
+        stats = train_epoch(model, optimizer, batches, compute, *distributed)
         after_each_epoch.append({name: int(mask.sum()) for name, mask in pruning.get_masks(model).items()})
         return stats
 
