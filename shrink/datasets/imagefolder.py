@@ -1,56 +1,91 @@
-"""ImageNet (ILSVRC 2012) as an ImageFolder tree, decoded by torchvision in DataLoader worker processes.
+"""ImageNet (ILSVRC 2012) as an ImageFolder tree, read by persistent DataLoader workers.
 
 Layout: ``train/<class>/<image>`` and ``val/<class>/<image>`` with the same class folders; ``val/`` is
 the test split and the train/validation carve-out comes from ``train/``. Classes are the folder names in
 sorted order; a split's ``info.num_classes`` is the number of class folders found, so a subset of
 ImageNet works too. Training: ``RandomResizedCrop(224)`` (scale 0.08-1, ratio 3/4-4/3) and a horizontal
-flip with probability 1/2; evaluation: ``Resize(256)`` then ``CenterCrop(224)``. torchvision is imported
-only when a split is opened.
+flip with probability 1/2; evaluation: ``Resize(256)`` then ``CenterCrop(224)``. Decoding and augmentation
+live in ``shrink.datasets.images`` (libjpeg-turbo in the workers on the CPU, nvJPEG on a CUDA device);
+torchvision is imported only when a split is opened.
 """
 
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
-from functools import lru_cache
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from shrink.datasets.base import DatasetFormatError, DatasetInfo, Split, check_batch_size, check_sample_size
 from shrink.datasets.carve import split_hash, stratified
 from shrink.datasets.source import Source
 
 WORKERS = min(8, os.cpu_count() or 1)
+"""DataLoader worker processes per split and mode (training or evaluation); they persist across epochs."""
+PREFETCH = 2
+"""Batches each worker prepares ahead."""
 
 
-def _transform(info: DatasetInfo, train: bool):
-    from torchvision import transforms as T
+class _Examples(Dataset):
+    """``(index, seed)`` -> ``(prepare(path, seed), label)`` for the ``index``-th ``(path, label)`` sample."""
 
-    resize = [T.RandomResizedCrop(224), T.RandomHorizontalFlip()] if train else [T.Resize(256), T.CenterCrop(224)]
-    return T.Compose([*resize, T.ToTensor(), T.Normalize(info.mean, info.std)])
-
-
-class _Images(Dataset):
-    def __init__(self, samples: list[tuple[str, int]], transform):
+    def __init__(self, samples: list[tuple[str, int]], prepare: Callable[[str, int], object]):
         self.samples = samples
-        self.transform = transform
+        self.prepare = prepare
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        from torchvision.datasets.folder import default_loader
+    def __getitem__(self, key: tuple[int, int]) -> tuple[object, int]:
+        index, seed = key
+        path, label = self.samples[index]
+        return self.prepare(path, seed), label
 
-        path, label = self.samples[i]
-        return self.transform(default_loader(path)), label
+
+class _Order(Sampler):
+    """``(index, augmentation seed)`` pairs: for training a permutation and per-example seeds drawn from
+    ``seed`` (set before each epoch), for evaluation every index in order."""
+
+    def __init__(self, n: int, train: bool):
+        self.n = n
+        self.train = train
+        self.seed = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if not self.train:
+            return ((i, 0) for i in range(self.n))
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        return zip(order, torch.randint(0, 2**62, (self.n,), generator=generator).tolist(), strict=True)
+
+
+@dataclass
+class _Loader:
+    """A persistent ``DataLoader`` for one split, mode, batch size and decoding place, and the iteration
+    that owns it (a newer ``batches`` call takes it over)."""
+
+    key: tuple[int, bool, bool]
+    order: _Order
+    loader: DataLoader
+    owner: object = None
 
 
 class ImageFolderSplit(Split):
-    """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes."""
+    """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes.
+
+    On the CPU, workers decode, crop and resize, and batches are normalized in the calling process. On a
+    CUDA device, workers only read the files; decoding (nvJPEG), cropping, resizing and normalization run
+    on the device. Each of training and evaluation keeps its workers across epochs: one iteration of
+    ``batches`` per mode at a time (an older one still running raises when the newer one starts).
+    """
 
     def __init__(
         self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int = WORKERS
@@ -58,6 +93,7 @@ class ImageFolderSplit(Split):
         super().__init__(info, split, split_hash)
         self.samples = samples
         self.workers = workers
+        self._loaders: dict[bool, _Loader] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -71,23 +107,71 @@ class ImageFolderSplit(Split):
                 f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}"
             )
         device = torch.device(device)
-        loader = DataLoader(
-            _Images(self.samples, _transform(self.info, train)),
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=self.workers,
-            generator=None if seed is None else torch.Generator().manual_seed(seed),
-            pin_memory=device.type == "cuda",
-        )
-        return ((x.to(device, non_blocking=True), y.to(device)) for x, y in loader)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        return self._epoch(self._loader(batch_size, train, device.type == "cuda"), device, seed)
 
     def sample(self, n: int, *, seed: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
+        from shrink.datasets import images
+
         check_sample_size(n, len(self), f"{self.info.name}/{self.split}")
-        images = _Images(self.samples, _transform(self.info, train=False))
         picked = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-        x, y = zip(*(images[i] for i in picked))
-        return torch.stack(x).to(device), torch.tensor(y, device=device)
+        x = torch.stack([images.load_eval(self.samples[i][0]) for i in picked]).to(device)
+        y = torch.tensor([self.samples[i][1] for i in picked], device=device)
+        return self._normalize(x), y
+
+    def _loader(self, batch_size: int, train: bool, on_device: bool) -> _Loader:
+        """The persistent loader for this mode, rebuilt (ending the old workers) when the batch size or the
+        decoding place changes."""
+        from shrink.datasets import images
+
+        key = (batch_size, train, on_device)
+        current = self._loaders.get(train)
+        if current is not None and current.key == key:
+            return current
+        if on_device:
+            prepare, collate = partial(images.load_encoded, train=train), images.collate_encoded
+        else:
+            prepare, collate = (images.load_train if train else images.load_eval), None
+        order = _Order(len(self), train)
+        loader = DataLoader(
+            _Examples(self.samples, prepare),
+            batch_size=batch_size,
+            sampler=order,
+            drop_last=train,
+            collate_fn=collate,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+            prefetch_factor=PREFETCH if self.workers > 0 else None,
+            pin_memory=on_device,
+        )
+        self._loaders[train] = _Loader(key, order, loader)
+        return self._loaders[train]
+
+    def _epoch(self, loader: _Loader, device: torch.device, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+        from shrink.datasets import images
+
+        loader.owner = token = object()
+        loader.order.seed = seed
+        train = loader.order.train
+        for batch in loader.loader:
+            if isinstance(batch, images.EncodedBatch):
+                x, y = images.device_images(batch, device, train=train), batch.labels.to(device, non_blocking=True)
+            else:
+                x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
+            yield self._normalize(x), y
+            if loader.owner is not token:
+                raise RuntimeError(
+                    f"{self.info.name}/{self.split}: a newer batches(train={train}) call took over this "
+                    "split's loader; iterate one at a time"
+                )
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        from shrink.datasets import images
+
+        mean = torch.tensor(self.info.mean, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.info.std, device=x.device).view(-1, 1, 1)
+        return images.normalize(x, mean, std)
 
 
 class ImageFolderSource(Source):

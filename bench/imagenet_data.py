@@ -1,0 +1,218 @@
+"""ImageNet training-path throughput per CPU core: shrink's decode_jpeg + uint8 path against the PIL path
+it replaced, measured in the same run, interleaved.
+
+Writes a synthetic ImageFolder tree once (``--images`` JPEGs of 500x375, ImageNet's typical size, at
+quality 90, a smooth colour field plus texture so that files are ~90 KB like photos; every 20th is
+grayscale), then times, in this one process with no DataLoader workers (so images/s is per core):
+
+- new: ``ImageFolderSplit.batches(train=True)`` on the CPU: libjpeg-turbo decoding to uint8, the
+  crop drawn on the decoded size and resized alone (antialiased, uint8), flip, then normalization of the
+  whole batch;
+- old: the PIL path shrink had before: ``default_loader`` (PIL decode, convert to RGB), torchvision v1
+  ``RandomResizedCrop(224)``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize``, default collation.
+
+Rounds alternate old/new and new/old, each side reading ``--per-round`` images; prints each side's
+images/s (median over rounds) and the median of the per-round ratios (target: at least 2x). Also prints
+decoding alone (decode_image against PIL) and how many training crops would allow a half-size (DCT
+scaled) decode without losing resolution. With CUDA: the GPU-decode path's images/s (``--workers``
+processes reading files) and ResNet-18 training images/s (bf16 autocast, channels-last) fed by it.
+
+    python bench/imagenet_data.py [--images 2000] [--tree DIR] [--rounds 6] [--per-round 256] [--threads 1]
+
+``--threads 1`` compares like with like on a shared machine; ``--tree DIR`` keeps the tree for later runs.
+"""
+
+import argparse
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shrink.datasets import images  # noqa: E402
+from shrink.datasets.imagefolder import IMAGENET, ImageFolderSplit, _scan  # noqa: E402
+
+CLASSES = 10
+
+
+def write_tree(root: Path, n: int, seed: int = 0) -> Path:
+    """``root/train/<class>/*.JPEG``: ``n`` 500x375 quality-90 JPEGs over ``CLASSES`` classes (written once:
+    an existing tree with as many files is reused)."""
+    train = root / "train"
+    if train.is_dir() and sum(1 for _ in train.glob("*/*.JPEG")) == n:
+        return train
+    rng = np.random.default_rng(seed)
+    print(f"writing {n:,} synthetic 500x375 JPEGs under {train} ...", flush=True)
+    for i in range(n):
+        folder = train / f"n{i % CLASSES:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        photo_like(rng, gray=i % 20 == 0).save(folder / f"{i}.JPEG", quality=90)
+    return train
+
+
+def photo_like(rng: np.random.Generator, width: int = 500, height: int = 375, gray: bool = False) -> Image.Image:
+    """A smooth random colour field (bicubic from a 1/25 grid) plus Gaussian texture."""
+    grid = rng.integers(0, 256, (height // 25 + 1, width // 25 + 1, 3), dtype=np.uint8)
+    field = np.asarray(Image.fromarray(grid).resize((width, height), Image.BICUBIC), dtype=np.int16)
+    pixels = np.clip(field + rng.normal(0, 12, (height, width, 1)).astype(np.int16), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels)
+    return image.convert("L") if gray else image
+
+
+class PILPath(Dataset):
+    """The replaced path: PIL decoding and torchvision v1 transforms, one image at a time."""
+
+    def __init__(self, samples, mean, std):
+        from torchvision import transforms as T
+
+        self.samples = samples
+        self.transform = T.Compose(
+            [T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)]
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from torchvision.datasets.folder import default_loader
+
+        path, label = self.samples[i]
+        return self.transform(default_loader(path)), label
+
+
+def timed(batches, limit: int) -> float:
+    """Images/s over the first ``limit`` images of ``batches`` (the iterator's set-up included)."""
+    start, count = time.perf_counter(), 0
+    for x, _ in batches:
+        count += len(x)
+        if count >= limit:
+            break
+    return count / (time.perf_counter() - start)
+
+
+def rate(fn, items) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return len(items) / (time.perf_counter() - start)
+
+
+def cpu_comparison(samples, args) -> None:
+    info = IMAGENET.info
+    new = ImageFolderSplit(info, "train", "bench", samples, workers=0)
+    old = PILPath(samples, info.mean, info.std)
+    old_rates, new_rates, ratios = [], [], []
+    print(f"\ntraining path, 1 process, no workers, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+          f"{args.per_round} images per side per round")
+    print(f"{'round':>5}  {'old PIL img/s':>13}  {'new img/s':>9}  {'ratio':>6}")
+    for r in range(args.rounds):
+        torch.manual_seed(r)
+        sides = {
+            "old": lambda: timed(DataLoader(old, batch_size=args.batch_size, shuffle=True), args.per_round),
+            "new": lambda: timed(new.batches(args.batch_size, train=True, seed=r), args.per_round),
+        }
+        order = ("old", "new") if r % 2 == 0 else ("new", "old")
+        got = {side: sides[side]() for side in order}
+        old_rates.append(got["old"])
+        new_rates.append(got["new"])
+        ratios.append(got["new"] / got["old"])
+        print(f"{r:>5}  {got['old']:>13,.0f}  {got['new']:>9,.0f}  {ratios[-1]:>5.2f}x", flush=True)
+    print(f"{'median':>5}  {statistics.median(old_rates):>13,.0f}  {statistics.median(new_rates):>9,.0f}  "
+          f"{statistics.median(ratios):>5.2f}x   (target: at least 2x per core)")
+
+
+def components(samples, args) -> None:
+    """Decoding alone, and the share of crops a half-size DCT decode would serve without losing resolution."""
+    from torchvision.transforms import RandomResizedCrop
+
+    paths = [p for p, _ in samples[: args.per_round]]
+    data = [images.read_bytes(p) for p in paths]
+    raw = [bytes(d.numpy()) for d in data]
+    tv = [rate(lambda d: images.decode(d, "x"), data) for _ in range(3)]
+    pil = [rate(lambda b: Image.open(io.BytesIO(b)).convert("RGB"), raw) for _ in range(3)]
+    print(f"\ndecoding alone ({len(paths)} files, median of 3): decode_image {statistics.median(tv):,.0f} img/s, "
+          f"PIL {statistics.median(pil):,.0f} img/s")
+    sizes = [Image.open(p).size for p in paths]
+    draws = [
+        RandomResizedCrop.get_params(torch.empty(1, h, w), (0.08, 1.0), (3 / 4, 4 / 3)) for w, h in sizes for _ in range(20)
+    ]
+    lossless = sum(1 for _, _, h, w in draws if min(h, w) >= 2 * images.SIZE)
+    print(f"training crops at least {2 * images.SIZE} px on both sides (half-size decoding would lose nothing): "
+          f"{lossless} of {len(draws)}")
+
+
+def gpu_figures(samples, args) -> None:
+    """GPU-decode path images/s and ResNet-18 training images/s fed by it."""
+    from torchvision.models import resnet18
+
+    device = torch.device("cuda")
+    split = ImageFolderSplit(IMAGENET.info, "train", "bench", samples, workers=args.workers)
+    batch = args.gpu_batch_size
+    limit = min(len(samples), args.gpu_images) // batch * batch
+    timed(split.batches(batch, train=True, device=device, seed=0), batch * 2)  # start the workers
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    n = 0
+    for x, _ in split.batches(batch, train=True, device=device, seed=1):
+        n += len(x)
+        if n >= limit:
+            break
+    torch.cuda.synchronize()
+    print(f"\nGPU decode path ({args.workers} workers reading files, batch {batch}): {n / (time.perf_counter() - start):,.0f} img/s")
+
+    model = resnet18(num_classes=CLASSES).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    for seed in (2, 3):  # the first epoch warms up cuDNN; the second is timed
+        torch.cuda.synchronize()
+        start, n = time.perf_counter(), 0
+        for x, y in split.batches(batch, train=True, device=device, seed=seed):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n += len(x)
+            if n >= limit:
+                break
+        torch.cuda.synchronize()
+    print(f"ResNet-18 training fed by it (bf16 autocast, channels-last): {n / (time.perf_counter() - start):,.0f} img/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=2000, help="synthetic training JPEGs to write (default 2000)")
+    parser.add_argument("--tree", type=Path, help="where to write (and later reuse) the tree; default: a temporary directory")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default 6)")
+    parser.add_argument("--per-round", type=int, default=256, help="images per side per round (default 256)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
+    parser.add_argument("--workers", type=int, default=8, help="worker processes for the GPU figures (default 8)")
+    parser.add_argument("--gpu-batch-size", type=int, default=256)
+    parser.add_argument("--gpu-images", type=int, default=20_000, help="images per GPU measurement (default 20000)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.per_round > args.images:
+        parser.error(f"--per-round {args.per_round} exceeds --images {args.images}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train = write_tree(args.tree or Path(tmp), args.images)
+        _, samples = _scan(train)
+        components(samples, args)
+        cpu_comparison(samples, args)
+        if torch.cuda.is_available():
+            gpu_figures(samples, args)
+        else:
+            print("\nno CUDA device: GPU-decode figures not measured")
+
+
+if __name__ == "__main__":
+    main()
