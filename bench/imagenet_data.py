@@ -11,8 +11,10 @@ grayscale), then times, in this one process with no DataLoader workers (so image
 - old: the PIL path shrink had before: ``default_loader`` (PIL decode, convert to RGB), torchvision v1
   ``RandomResizedCrop(224)``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize``, default collation.
 
-Rounds alternate old/new and new/old, each side reading ``--per-round`` images; prints each side's
-images/s (median over rounds) and the median of the per-round ratios (target: at least 2x). Also prints
+Batches alternate between the two paths (old first, then new first); each round gives each path
+``--per-round`` images. Per-core throughput is images per CPU-second of this process (robust to other
+processes sharing the machine; wall-clock images/s printed beside it); prints each round, the medians and
+the median per-round ratio (target: at least 2x). Also prints
 decoding alone (decode_image against PIL) and how many training crops would allow a half-size (DCT
 scaled) decode without losing resolution. With CUDA: the GPU-decode path's images/s (``--workers``
 processes reading files) and ResNet-18 training images/s (bf16 autocast, channels-last) fed by it.
@@ -88,14 +90,19 @@ class PILPath(Dataset):
         return self.transform(default_loader(path)), label
 
 
-def timed(batches, limit: int) -> float:
-    """Images/s over the first ``limit`` images of ``batches`` (the iterator's set-up included)."""
-    start, count = time.perf_counter(), 0
-    for x, _ in batches:
-        count += len(x)
-        if count >= limit:
-            break
-    return count / (time.perf_counter() - start)
+def endless(make):
+    """Batches from ``make(epoch)``, epoch after epoch."""
+    epoch = 0
+    while True:
+        yield from make(epoch)
+        epoch += 1
+
+
+def timed_batch(batches) -> tuple[int, float, float]:
+    """Images in the next batch, and the CPU seconds and wall seconds this process spent producing it."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    x, _ = next(batches)
+    return len(x), time.process_time() - cpu, time.perf_counter() - wall
 
 
 def rate(fn, items) -> float:
@@ -105,28 +112,65 @@ def rate(fn, items) -> float:
     return len(items) / (time.perf_counter() - start)
 
 
+class WorkerPart(Dataset):
+    """What one DataLoader worker of the new CPU path does per example (normalization is per batch, where
+    the batch lands: the GPU, or the training process on a CPU device)."""
+
+    def __init__(self, samples):
+        self.samples = samples
+        self.draws = torch.rand(len(samples), images.DRAWS, generator=torch.Generator().manual_seed(0),
+                                dtype=torch.float64).tolist()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        return images.load_train(path, self.draws[i]), label
+
+
 def cpu_comparison(samples, args) -> None:
+    """Alternate one batch of each path (in a rotating order), ``--rounds`` rounds of ``--per-round`` images
+    per path, all in this process; CPU seconds of this process are the per-core cost."""
     info = IMAGENET.info
-    new = ImageFolderSplit(info, "train", "bench", samples, workers=0)
-    old = PILPath(samples, info.mean, info.std)
-    old_rates, new_rates, ratios = [], [], []
+    new_split = ImageFolderSplit(info, "train", "bench", samples, workers=0)
+    old_set, worker_set = PILPath(samples, info.mean, info.std), WorkerPart(samples)
+
+    def loader(dataset):
+        return lambda e: DataLoader(dataset, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(e))
+
+    paths = {
+        "old": endless(loader(old_set)),
+        "new worker": endless(loader(worker_set)),
+        "new + normalize": endless(lambda e: new_split.batches(args.batch_size, train=True, seed=e)),
+    }
+    names = list(paths)
+    for batches in paths.values():
+        timed_batch(batches)  # warm-up
     print(f"\ntraining path, 1 process, no workers, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"{args.per_round} images per side per round")
-    print(f"{'round':>5}  {'old PIL img/s':>13}  {'new img/s':>9}  {'ratio':>6}")
+          f"{args.per_round} images per path per round, batches alternating")
+    print("images per CPU-second of this process (= per core), wall-clock images/s in brackets:")
+    print("  old: the PIL path, all of it in the worker (decode, crop, float, normalize, collate)")
+    print("  new worker: what a worker of the new CPU path does (decode, crop, uint8 collate)")
+    print("  new + normalize: that plus the per-batch normalization (Split.batches on a CPU device)")
+    print(f"{'round':>5}  {'old':>15}  {'new worker':>15}  {'new + normalize':>15}  {'ratios':>13}")
+    rows = []
     for r in range(args.rounds):
-        torch.manual_seed(r)
-        sides = {
-            "old": lambda: timed(DataLoader(old, batch_size=args.batch_size, shuffle=True), args.per_round),
-            "new": lambda: timed(new.batches(args.batch_size, train=True, seed=r), args.per_round),
-        }
-        order = ("old", "new") if r % 2 == 0 else ("new", "old")
-        got = {side: sides[side]() for side in order}
-        old_rates.append(got["old"])
-        new_rates.append(got["new"])
-        ratios.append(got["new"] / got["old"])
-        print(f"{r:>5}  {got['old']:>13,.0f}  {got['new']:>9,.0f}  {ratios[-1]:>5.2f}x", flush=True)
-    print(f"{'median':>5}  {statistics.median(old_rates):>13,.0f}  {statistics.median(new_rates):>9,.0f}  "
-          f"{statistics.median(ratios):>5.2f}x   (target: at least 2x per core)")
+        totals = {name: [0, 0.0, 0.0] for name in names}
+        k = 0
+        while min(t[0] for t in totals.values()) < args.per_round:
+            for name in names[k % 3 :] + names[: k % 3]:
+                n, cpu, wall = timed_batch(paths[name])
+                totals[name] = [totals[name][0] + n, totals[name][1] + cpu, totals[name][2] + wall]
+            k += 1
+        per_cpu = [n / cpu for n, cpu, _ in totals.values()]
+        per_wall = [n / wall for n, _, wall in totals.values()]
+        rows.append((*per_cpu, per_cpu[1] / per_cpu[0], per_cpu[2] / per_cpu[0]))
+        cells = "  ".join(f"{c:>6,.0f} ({w:>5,.0f})" for c, w in zip(per_cpu, per_wall, strict=True))
+        print(f"{r:>5}  {cells}  {rows[-1][3]:>5.2f}x {rows[-1][4]:>5.2f}x", flush=True)
+    medians = [statistics.median(column) for column in zip(*rows)]
+    print(f"{'median':>5}  " + "  ".join(f"{m:>6,.0f}        " for m in medians[:3])
+          + f"  {medians[3]:>5.2f}x {medians[4]:>5.2f}x   (target: at least 2x per core)")
 
 
 def components(samples, args) -> None:
@@ -150,40 +194,39 @@ def components(samples, args) -> None:
 
 
 def gpu_figures(samples, args) -> None:
-    """GPU-decode path images/s and ResNet-18 training images/s fed by it."""
+    """GPU-decode path images/s (workers only read files) and ResNet-18 training images/s fed by it."""
     from torchvision.models import resnet18
 
     device = torch.device("cuda")
     split = ImageFolderSplit(IMAGENET.info, "train", "bench", samples, workers=args.workers)
-    batch = args.gpu_batch_size
-    limit = min(len(samples), args.gpu_images) // batch * batch
-    timed(split.batches(batch, train=True, device=device, seed=0), batch * 2)  # start the workers
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    n = 0
-    for x, _ in split.batches(batch, train=True, device=device, seed=1):
-        n += len(x)
-        if n >= limit:
-            break
-    torch.cuda.synchronize()
-    print(f"\nGPU decode path ({args.workers} workers reading files, batch {batch}): {n / (time.perf_counter() - start):,.0f} img/s")
+    batches = endless(lambda e: split.batches(args.gpu_batch_size, train=True, device=device, seed=e))
+
+    def rate_of(step, images: int) -> float:
+        torch.cuda.synchronize()
+        start, n = time.perf_counter(), 0
+        while n < images:
+            x, y = next(batches)
+            step(x, y)
+            n += len(x)
+        torch.cuda.synchronize()
+        return n / (time.perf_counter() - start)
 
     model = resnet18(num_classes=CLASSES).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
-    for seed in (2, 3):  # the first epoch warms up cuDNN; the second is timed
-        torch.cuda.synchronize()
-        start, n = time.perf_counter(), 0
-        for x, y in split.batches(batch, train=True, device=device, seed=seed):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            n += len(x)
-            if n >= limit:
-                break
-        torch.cuda.synchronize()
-    print(f"ResNet-18 training fed by it (bf16 autocast, channels-last): {n / (time.perf_counter() - start):,.0f} img/s")
+
+    def train_step(x, y):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    rate_of(lambda x, y: None, 4 * args.gpu_batch_size)  # workers start
+    decoding = rate_of(lambda x, y: None, args.gpu_images)
+    print(f"\nGPU decode path ({args.workers} workers reading files, batch {args.gpu_batch_size}): {decoding:,.0f} img/s")
+    rate_of(train_step, 8 * args.gpu_batch_size)  # cuDNN picks its kernels
+    training = rate_of(train_step, args.gpu_images)
+    print(f"ResNet-18 training fed by it (bf16 autocast, channels-last, SGD): {training:,.0f} img/s")
 
 
 def main() -> None:

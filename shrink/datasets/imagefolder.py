@@ -11,7 +11,7 @@ torchvision is imported only when a split is opened.
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -32,24 +32,27 @@ PREFETCH = 2
 
 
 class _Examples(Dataset):
-    """``(index, seed)`` -> ``(prepare(path, seed), label)`` for the ``index``-th ``(path, label)`` sample."""
+    """``(index, draws)`` -> ``(prepare(path, draws), label)`` for the ``index``-th ``(path, label)`` sample."""
 
-    def __init__(self, samples: list[tuple[str, int]], prepare: Callable[[str, int], object]):
+    def __init__(self, samples: list[tuple[str, int]], prepare: Callable[[str, Sequence[float]], object]):
         self.samples = samples
         self.prepare = prepare
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[object, int]:
-        index, seed = key
+    def __getitem__(self, key: tuple[int, Sequence[float]]) -> tuple[object, int]:
+        index, draws = key
         path, label = self.samples[index]
-        return self.prepare(path, seed), label
+        return self.prepare(path, draws), label
 
 
 class _Order(Sampler):
-    """``(index, augmentation seed)`` pairs: for training a permutation and per-example seeds drawn from
-    ``seed`` (set before each epoch), for evaluation every index in order."""
+    """``(index, draws)`` pairs: for training a permutation, and each example's augmentation numbers
+    (``images.DRAWS`` uniforms), both from ``seed`` (set before each epoch); for evaluation every index in
+    order, without draws."""
+
+    CHUNK = 4096
 
     def __init__(self, n: int, train: bool):
         self.n = n
@@ -59,12 +62,18 @@ class _Order(Sampler):
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, Sequence[float]]]:
+        from shrink.datasets import images
+
         if not self.train:
-            return ((i, 0) for i in range(self.n))
+            yield from ((i, ()) for i in range(self.n))
+            return
         generator = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(self.n, generator=generator).tolist()
-        return zip(order, torch.randint(0, 2**62, (self.n,), generator=generator).tolist(), strict=True)
+        order = torch.randperm(self.n, generator=generator)
+        for start in range(0, self.n, self.CHUNK):
+            chunk = order[start : start + self.CHUNK].tolist()
+            draws = torch.rand(len(chunk), images.DRAWS, generator=generator, dtype=torch.float64).tolist()
+            yield from zip(chunk, draws, strict=True)
 
 
 @dataclass
