@@ -1,23 +1,26 @@
-"""ImageNet training-path throughput per CPU core: shrink's decode_jpeg + uint8 path against the PIL path
+"""ImageNet training-path throughput per CPU core: shrink's libjpeg-turbo + uint8 path against the PIL path
 it replaced, measured in the same run, interleaved.
 
 Writes a synthetic ImageFolder tree once (``--images`` JPEGs of 500x375, ImageNet's typical size, at
 quality 90, a smooth colour field plus texture so that files are ~90 KB like photos; every 20th is
-grayscale), then times, in this one process with no DataLoader workers (so images/s is per core):
+grayscale), then times three paths in this one process, with no DataLoader workers, so that the CPU
+seconds of this process are the per-core cost:
 
-- new: ``ImageFolderSplit.batches(train=True)`` on the CPU: libjpeg-turbo decoding to uint8, the
-  crop drawn on the decoded size and resized alone (antialiased, uint8), flip, then normalization of the
-  whole batch;
-- old: the PIL path shrink had before: ``default_loader`` (PIL decode, convert to RGB), torchvision v1
-  ``RandomResizedCrop(224)``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize``, default collation.
+- old: the PIL path shrink had: ``default_loader`` (PIL decode, convert to RGB), torchvision v1
+  ``RandomResizedCrop(224)``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize``, default collation
+  (all of it ran in the DataLoader workers);
+- new worker: what a worker of the new CPU path does: decode to uint8, crop drawn on the decoded size and
+  resized alone (antialiased, uint8), flip, uint8 collation;
+- new + normalize: ``ImageFolderSplit.batches(train=True)`` on the CPU, i.e. the above plus converting
+  and normalizing each batch (on a CUDA device that pass runs on the GPU).
 
-Batches alternate between the two paths (old first, then new first); each round gives each path
-``--per-round`` images. Per-core throughput is images per CPU-second of this process (robust to other
-processes sharing the machine; wall-clock images/s printed beside it); prints each round, the medians and
-the median per-round ratio (target: at least 2x). Also prints
-decoding alone (decode_image against PIL) and how many training crops would allow a half-size (DCT
-scaled) decode without losing resolution. With CUDA: the GPU-decode path's images/s (``--workers``
-processes reading files) and ResNet-18 training images/s (bf16 autocast, channels-last) fed by it.
+Batches alternate between the paths, in a rotating order; each round gives each path ``--per-round``
+images. Prints images per CPU-second (robust to other processes sharing the machine; wall-clock images/s
+beside it) for each round, the medians, and the median per-round ratios to the old path (target: at
+least 2x per core). Also prints decoding alone (torchvision against PIL) and how many training crops
+would allow a half-size (DCT-scaled) decode without losing resolution. With CUDA: the GPU-decode path's
+images/s (``--workers`` processes reading files) and ResNet-18 training images/s (bf16 autocast,
+channels-last) fed by it.
 
     python bench/imagenet_data.py [--images 2000] [--tree DIR] [--rounds 6] [--per-round 256] [--threads 1]
 
@@ -106,10 +109,11 @@ def timed_batch(batches) -> tuple[int, float, float]:
 
 
 def rate(fn, items) -> float:
-    start = time.perf_counter()
+    """Items per CPU-second of this process that ``fn`` handles."""
+    start = time.process_time()
     for item in items:
         fn(item)
-    return len(items) / (time.perf_counter() - start)
+    return len(items) / (time.process_time() - start)
 
 
 class WorkerPart(Dataset):
@@ -182,8 +186,8 @@ def components(samples, args) -> None:
     raw = [bytes(d.numpy()) for d in data]
     tv = [rate(lambda d: images.decode(d, "x"), data) for _ in range(3)]
     pil = [rate(lambda b: Image.open(io.BytesIO(b)).convert("RGB"), raw) for _ in range(3)]
-    print(f"\ndecoding alone ({len(paths)} files, median of 3): decode_image {statistics.median(tv):,.0f} img/s, "
-          f"PIL {statistics.median(pil):,.0f} img/s")
+    print(f"\ndecoding alone ({len(paths)} files, median of 3), images per CPU-second: "
+          f"torchvision {statistics.median(tv):,.0f}, PIL {statistics.median(pil):,.0f}")
     sizes = [Image.open(p).size for p in paths]
     draws = [
         RandomResizedCrop.get_params(torch.empty(1, h, w), (0.08, 1.0), (3 / 4, 4 / 3)) for w, h in sizes for _ in range(20)

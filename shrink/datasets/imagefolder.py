@@ -93,7 +93,7 @@ class ImageFolderSplit(Split):
     On the CPU, workers decode, crop and resize, and batches are normalized in the calling process. On a
     CUDA device, workers only read the files; decoding (nvJPEG), cropping, resizing and normalization run
     on the device. Each of training and evaluation keeps its workers across epochs: one iteration of
-    ``batches`` per mode at a time (an older one still running raises when the newer one starts).
+    ``batches`` per mode at a time (once a newer one starts, an older one raises at its next step).
     """
 
     def __init__(
@@ -116,7 +116,7 @@ class ImageFolderSplit(Split):
                 f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}"
             )
         device = torch.device(device)
-        if seed is None:
+        if seed is None and train:
             seed = int(torch.randint(0, 2**62, ()).item())
         return self._epoch(self._loader(batch_size, train, device.type == "cuda"), device, seed)
 
@@ -157,11 +157,11 @@ class ImageFolderSplit(Split):
         self._loaders[train] = _Loader(key, order, loader)
         return self._loaders[train]
 
-    def _epoch(self, loader: _Loader, device: torch.device, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def _epoch(self, loader: _Loader, device: torch.device, seed: int | None) -> Iterator[tuple[Tensor, Tensor]]:
         from shrink.datasets import images
 
         loader.owner = token = object()
-        loader.order.seed = seed
+        loader.order.seed = seed or 0
         train = loader.order.train
         for batch in loader.loader:
             if isinstance(batch, images.EncodedBatch):

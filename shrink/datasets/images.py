@@ -7,9 +7,11 @@ lands on, vectorized over the batch (workers ship a quarter of the bytes, and fl
 
 Decisions, measured on 500x375 quality-90 JPEGs (``bench/imagenet_data.py``):
 
-- Decoding is libjpeg-turbo through ``torchvision.io.decode_image``: the same pixels as PIL (both use the
-  accurate integer DCT and fancy chroma upsampling), and it reads grayscale and CMYK JPEGs and PNGs (ImageNet
-  has a PNG named ``.JPEG``) to RGB itself, so no file needs another decoder on the CPU.
+- Decoding is libjpeg-turbo through ``torchvision.io`` (``decode_jpeg`` for JPEG bytes, ``decode_image``
+  for the rest): the same pixels as PIL (both use the accurate integer DCT and fancy chroma upsampling).
+  Since torchvision 0.19 it converts grayscale and CMYK JPEGs and PNGs (ImageNet has a PNG named
+  ``.JPEG``) to RGB itself, so no file needs a fallback decoder on the CPU. (torchvision 0.29 deprecates
+  these functions, with a ``DeprecationWarning``, in favour of TorchCodec; they are still there.)
 - The crop box is drawn on the decoded size and only the crop is resized: uint8, antialiased bilinear, on
   the decoder's channels-last memory (torch's vectorized uint8 kernel; 2x faster than on a contiguous
   CHW copy).
@@ -19,10 +21,10 @@ Decisions, measured on 500x375 quality-90 JPEGs (``bench/imagenet_data.py``):
   CPU and CUDA paths make the same crops.
 - Rejected: decoding at reduced size (DCT scaling, PIL's ``draft``) keeps the output only when the crop is
   at least twice 224 pixels in both sides, which a 500x375 image never has, so it changes the output
-  distribution for typical ImageNet images; libjpeg-turbo's fast DCT and fast chroma upsampling decode
-  1.3-1.5x faster but differ from PIL's pixels by up to 15 levels.
-- On a CUDA device nvJPEG decodes baseline RGB and grayscale JPEGs, a batch at a time; the few other files
-  (PNG, CMYK, progressive, or not ending in an EOI marker, which includes truncated files) are decoded by
+  distribution for typical ImageNet images; libjpeg-turbo's fast DCT and fast chroma upsampling (measured
+  through simplejpeg) decode 1.3-1.5x faster but differ from PIL's pixels by up to 4 and 15 levels.
+- On a CUDA device nvJPEG decodes baseline colour JPEGs, a batch at a time; the few other files (grayscale,
+  CMYK, progressive, PNG, or not ending in an EOI marker, which includes truncated files) are decoded by
   libjpeg-turbo in the worker, so that every file decodes correctly and a broken one fails naming itself.
 """
 
@@ -153,16 +155,15 @@ def normalize(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Encoded:
-    """One example read by a worker for decoding on a CUDA device: ``data`` is the file's bytes (1-D)
-    when nvJPEG can decode it, else the image already decoded on the CPU (3 x H x W); ``crop`` is set
-    for training."""
+    """One example read by a worker for the CUDA path: ``data`` is the file's bytes (1-D) when nvJPEG is
+    to decode it, else the image already decoded on the CPU (3 x H x W); ``crop`` is set for training."""
 
     data: Tensor
     path: str
     crop: Crop | None
 
     @property
-    def on_device(self) -> bool:
+    def for_nvjpeg(self) -> bool:
         return self.data.dim() == 1
 
 
@@ -184,7 +185,7 @@ def _probe(data: Tensor, path: str) -> tuple[int, int, bool]:
             width, height = image.size
             nvjpeg = (
                 image.format == "JPEG"
-                and image.mode in ("RGB", "L")
+                and image.mode == "RGB"
                 and not image.info.get("progressive")
                 and raw.rstrip(b"\0").endswith(b"\xff\xd9")
             )
@@ -195,44 +196,61 @@ def _probe(data: Tensor, path: str) -> tuple[int, int, bool]:
 
 @dataclass(frozen=True)
 class EncodedBatch:
-    """A batch for the CUDA path: the examples and their int64 labels."""
+    """A batch for the CUDA path in few tensors: each tensor a worker sends costs the training process
+    ~0.4 ms to receive, one per file would cost more than the decoding it saves. ``jpegs`` holds the bytes
+    of the files nvJPEG decodes, one after another; ``sizes`` gives each example's byte count there (0 for
+    one decoded in the worker, in ``decoded`` in order); then each example's path, crop and label."""
 
-    items: list[Encoded]
+    jpegs: Tensor
+    sizes: list[int]
+    decoded: list[Tensor]
+    paths: list[str]
+    crops: list[Crop | None]
     labels: Tensor
 
     def pin_memory(self) -> "EncodedBatch":
         """Page-locked copies, for asynchronous transfer (``DataLoader(pin_memory=True)`` calls this)."""
-        return EncodedBatch([replace(e, data=e.data.pin_memory()) for e in self.items], self.labels.pin_memory())
+        return replace(self, jpegs=self.jpegs.pin_memory(), decoded=[d.pin_memory() for d in self.decoded],
+                       labels=self.labels.pin_memory())
 
 
 def collate_encoded(examples: list[tuple[Encoded, int]]) -> EncodedBatch:
-    """``DataLoader`` collation for the CUDA path (sizes differ, so nothing is stacked)."""
-    return EncodedBatch([e for e, _ in examples], torch.tensor([label for _, label in examples]))
+    """``DataLoader`` collation for the CUDA path."""
+    items = [e for e, _ in examples]
+    files = [e.data for e in items if e.for_nvjpeg]
+    return EncodedBatch(
+        jpegs=torch.cat(files) if files else torch.empty(0, dtype=torch.uint8),
+        sizes=[len(e.data) if e.for_nvjpeg else 0 for e in items],
+        decoded=[e.data for e in items if not e.for_nvjpeg],
+        paths=[e.path for e in items],
+        crops=[e.crop for e in items],
+        labels=torch.tensor([label for _, label in examples]),
+    )
 
 
 def device_images(batch: EncodedBatch, device: torch.device, *, train: bool) -> Tensor:
     """The batch's training (``train``) or evaluation views, as uint8 ``(N, 3, SIZE, SIZE)`` on the CUDA
     ``device``: nvJPEG decodes the files' bytes in one call, then each image is cropped and resized there."""
-    images = [e.data.to(device, non_blocking=True) if not e.on_device else None for e in batch.items]
-    encoded = [i for i, e in enumerate(batch.items) if e.on_device]
-    if encoded:
-        for i, image in zip(encoded, _nvjpeg([batch.items[i] for i in encoded], device), strict=True):
-            images[i] = image
-    views = [resized_crop(im, e.crop) if train else center(im) for im, e in zip(images, batch.items, strict=True)]
+    files = batch.jpegs.split([size for size in batch.sizes if size])
+    names = [path for path, size in zip(batch.paths, batch.sizes, strict=True) if size]
+    on_device = iter(_nvjpeg(list(files), names, device) if files else [])
+    from_worker = iter(batch.decoded)
+    images = [next(on_device) if size else next(from_worker).to(device, non_blocking=True) for size in batch.sizes]
+    views = [resized_crop(im, crop) if train else center(im) for im, crop in zip(images, batch.crops, strict=True)]
     return torch.stack(views)
 
 
-def _nvjpeg(items: list[Encoded], device: torch.device) -> list[Tensor]:
+def _nvjpeg(files: list[Tensor], paths: list[str], device: torch.device) -> list[Tensor]:
     """The files decoded on ``device`` in one batch; when the batch fails, the first file that fails alone
     is named."""
     try:
-        return decode_jpeg([e.data for e in items], mode=ImageReadMode.RGB, device=device)
+        return decode_jpeg(files, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
-        for e in items:
+        for data, path in zip(files, paths, strict=True):
             try:
-                decode_jpeg(e.data, mode=ImageReadMode.RGB, device=device)
+                decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
             except RuntimeError as error:
-                raise DatasetFormatError(f"{e.path}: nvJPEG cannot decode the image: {_reason(error)}") from None
+                raise DatasetFormatError(f"{path}: nvJPEG cannot decode the image: {_reason(error)}") from None
         raise
 
 

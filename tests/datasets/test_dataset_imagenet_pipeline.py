@@ -204,10 +204,44 @@ def test_a_broken_file_stops_the_iteration_naming_the_file(tmp_path, odd_files, 
         split.sample(7, seed=0)
 
 
+def test_cuda_path_logic_with_the_cpu_as_device_gives_the_cpu_path_exactly(odd_files):
+    """The CUDA path's worker step, collation and batch step, run with ``device=cpu`` (decode_jpeg then
+    uses libjpeg-turbo): the same views as the CPU path, each file routed as documented."""
+    paths = [str(p) for p in odd_files]
+    draws = torch.rand(len(paths), images.DRAWS, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for train in (True, False):
+        examples = [(images.load_encoded(p, d, train=train), i) for i, (p, d) in enumerate(zip(paths, draws.tolist()))]
+        batch = images.collate_encoded(examples)
+        # photo, portrait, small: nvJPEG; gray, CMYK, PNG: decoded in the worker.
+        assert [size > 0 for size in batch.sizes] == [True, True, True, False, False, False]
+        assert batch.jpegs.numel() == sum(batch.sizes) and len(batch.decoded) == 3
+        assert batch.labels.tolist() == list(range(len(paths)))
+        got = images.device_images(batch, torch.device("cpu"), train=train)
+        if train:
+            want = torch.stack([images.load_train(p, d) for p, d in zip(paths, draws.tolist())])
+        else:
+            want = torch.stack([images.load_eval(p) for p in paths])
+        assert got.dtype == torch.uint8 and torch.equal(got, want)
+
+
+def test_cuda_path_names_the_file_that_fails_to_decode(tmp_path, odd_files):
+    truncated = tmp_path / "truncated.JPEG"
+    truncated.write_bytes(odd_files[0].read_bytes()[:-3000])
+    with pytest.raises(datasets.DatasetFormatError, match=re.escape(str(truncated)) + ": cannot decode"):
+        images.load_encoded(str(truncated), (), train=False)  # no EOI marker: the worker decodes it, and fails
+    good = images.load_encoded(str(odd_files[0]), (), train=False)
+    fake = images.Encoded(torch.frombuffer(bytearray(b"\xff\xd8 not really a JPEG \xff\xd9"), dtype=torch.uint8),
+                          str(tmp_path / "fake.JPEG"), None)
+    batch = images.collate_encoded([(good, 0), (fake, 1)])
+    with pytest.raises(datasets.DatasetFormatError, match=re.escape(str(tmp_path / "fake.JPEG")) + ": nvJPEG cannot"):
+        images.device_images(batch, torch.device("cpu"), train=False)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_path_matches_the_cpu_path(tmp_path, odd_files):
-    """nvJPEG decoding and on-device crops give the CPU path's views (the same crops: per-example seeds),
-    within decoder and resize differences; CMYK and PNG files take the worker's CPU decoder."""
+    """nvJPEG decoding and on-device crops give the CPU path's views (the same crops: per-example draws),
+    within decoder and resize differences; grayscale, CMYK, progressive and PNG files take the worker's CPU
+    decoder."""
     progressive = tmp_path / "progressive.JPEG"
     photo_like(480, 360, seed=9).save(progressive, quality=90, progressive=True)
     split = split_of([*odd_files, progressive], workers=2)
