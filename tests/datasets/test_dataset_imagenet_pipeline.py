@@ -83,6 +83,26 @@ def test_evaluation_view_equals_the_torchvision_reference_for_every_kind_of_file
     assert not torch.cuda.is_initialized()
 
 
+def test_training_view_equals_torchvision_on_the_pil_image_for_the_same_box(odd_files):
+    """For the drawn box and flip, torchvision's v1 functional ``resized_crop`` (PIL, bilinear with
+    antialiasing) and ``hflip`` on the PIL image give the same pixels within one level."""
+    from torchvision.datasets.folder import default_loader
+    from torchvision.transforms import functional as TF
+
+    draws = torch.rand(4 * len(odd_files), images.DRAWS, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    flips = 0
+    for k, d in enumerate(draws.tolist()):
+        path = str(odd_files[k % len(odd_files)])
+        ours = images.load_train(path, d)
+        pil = default_loader(path)
+        crop = images.train_crop(pil.height, pil.width, d)
+        theirs = TF.pil_to_tensor(TF.resized_crop(pil, crop.top, crop.left, crop.height, crop.width, [224, 224]))
+        theirs = TF.hflip(theirs) if crop.flip else theirs
+        flips += crop.flip
+        assert (ours.int() - theirs.int()).abs().max().item() <= 1, (path, crop)
+    assert 0 < flips < len(draws)
+
+
 def test_crop_boxes_follow_random_resized_crop_distribution():
     """Area fraction, aspect ratio and position of 5,000 boxes against torchvision's RandomResizedCrop
     on the same image sizes, including a panorama where most draws fall back to the central crop."""
