@@ -141,7 +141,8 @@ def cpu_comparison(samples, args) -> None:
     old_set, worker_set = PILPath(samples, info.mean, info.std), WorkerPart(samples)
 
     def loader(dataset):
-        return lambda e: DataLoader(dataset, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(e))
+        return lambda e: DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
+                                    generator=torch.Generator().manual_seed(e))
 
     paths = {
         "old": endless(loader(old_set)),
@@ -190,7 +191,9 @@ def components(samples, args) -> None:
           f"torchvision {statistics.median(tv):,.0f}, PIL {statistics.median(pil):,.0f}")
     sizes = [Image.open(p).size for p in paths]
     draws = [
-        RandomResizedCrop.get_params(torch.empty(1, h, w), (0.08, 1.0), (3 / 4, 4 / 3)) for w, h in sizes for _ in range(20)
+        RandomResizedCrop.get_params(torch.empty(1, h, w), (0.08, 1.0), (3 / 4, 4 / 3))
+        for w, h in sizes
+        for _ in range(20)
     ]
     lossless = sum(1 for _, _, h, w in draws if min(h, w) >= 2 * images.SIZE)
     print(f"training crops at least {2 * images.SIZE} px on both sides (half-size decoding would lose nothing): "
@@ -227,7 +230,8 @@ def gpu_figures(samples, args) -> None:
 
     rate_of(lambda x, y: None, 4 * args.gpu_batch_size)  # workers start
     decoding = rate_of(lambda x, y: None, args.gpu_images)
-    print(f"\nGPU decode path ({args.workers} workers reading files, batch {args.gpu_batch_size}): {decoding:,.0f} img/s")
+    print(f"\nGPU decode path ({args.workers} workers reading files, batch {args.gpu_batch_size}): "
+          f"{decoding:,.0f} img/s")
     rate_of(train_step, 8 * args.gpu_batch_size)  # cuDNN picks its kernels
     training = rate_of(train_step, args.gpu_images)
     print(f"ResNet-18 training fed by it (bf16 autocast, channels-last, SGD): {training:,.0f} img/s")
@@ -236,7 +240,8 @@ def gpu_figures(samples, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=2000, help="synthetic training JPEGs to write (default 2000)")
-    parser.add_argument("--tree", type=Path, help="where to write (and later reuse) the tree; default: a temporary directory")
+    parser.add_argument("--tree", type=Path,
+                        help="where to write (and later reuse) the tree; default: a temporary directory")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default 6)")
     parser.add_argument("--per-round", type=int, default=256, help="images per side per round (default 256)")
     parser.add_argument("--batch-size", type=int, default=64)

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from dataset_files import photo_like, position_coded_image
 from PIL import Image
 
-from dataset_files import photo_like, position_coded_image
 from shrink import datasets
 from shrink.datasets import images
 from shrink.datasets.imagefolder import IMAGENET, ImageFolderSplit
@@ -41,8 +41,20 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(cdf[0] - cdf[1]).max())
 
 
+def box_features(boxes: np.ndarray, height: int, width: int) -> dict[str, np.ndarray]:
+    """Area fraction, log aspect ratio, and relative top and left positions of ``(top, left, h, w)`` rows."""
+    top, left, h, w = boxes.T
+    return {
+        "area": h * w / (height * width),
+        "log_ratio": np.log(w / h),
+        "top": np.divide(top, height - h, out=np.full_like(top, 0.5), where=h < height),
+        "left": np.divide(left, width - w, out=np.full_like(left, 0.5), where=w < width),
+    }
+
+
 def split_of(paths, workers=0) -> ImageFolderSplit:
-    return ImageFolderSplit(INFO, "train", "test-split", [(str(p), i % 2) for i, p in enumerate(paths)], workers=workers)
+    samples = [(str(p), i % 2) for i, p in enumerate(paths)]
+    return ImageFolderSplit(INFO, "train", "test-split", samples, workers=workers)
 
 
 @pytest.fixture
@@ -89,7 +101,8 @@ def test_training_view_equals_torchvision_on_the_pil_image_for_the_same_box(odd_
     from torchvision.datasets.folder import default_loader
     from torchvision.transforms import functional as TF
 
-    draws = torch.rand(4 * len(odd_files), images.DRAWS, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(3)
+    draws = torch.rand(4 * len(odd_files), images.DRAWS, generator=generator, dtype=torch.float64)
     flips = 0
     for k, d in enumerate(draws.tolist()):
         path = str(odd_files[k % len(odd_files)])
@@ -118,19 +131,9 @@ def test_crop_boxes_follow_random_resized_crop_distribution():
             assert 0 <= c.top and c.top + c.height <= height and 0 <= c.left and c.left + c.width <= width
         mine = np.array([(c.top, c.left, c.height, c.width) for c in ours], dtype=float)
         ref = np.array(theirs, dtype=float)
-
-        def features(boxes):
-            top, left, h, w = boxes.T
-            return {
-                "area": h * w / (height * width),
-                "log_ratio": np.log(w / h),
-                "top": np.divide(top, height - h, out=np.full_like(top, 0.5), where=h < height),
-                "left": np.divide(left, width - w, out=np.full_like(left, 0.5), where=w < width),
-            }
-
-        for name, values in features(mine).items():
+        for name, values in box_features(mine, height, width).items():
             # Two-sample Kolmogorov-Smirnov distance; 0.04 is its 0.05% critical value for 5,000 + 5,000 draws.
-            assert ks_distance(values, features(ref)[name]) < 0.04, (height, width, name)
+            assert ks_distance(values, box_features(ref, height, width)[name]) < 0.04, (height, width, name)
         area = mine[:, 2] * mine[:, 3] / (height * width)
         ratio = mine[:, 3] / mine[:, 2]
         assert area.min() >= 0.079 and area.max() <= 1.0
