@@ -9,6 +9,7 @@ live in ``shrink.datasets.images`` (libjpeg-turbo in the workers on the CPU, nvJ
 torchvision is imported only when a split is opened.
 """
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from shrink.datasets.base import DatasetFormatError, DatasetInfo, Split, check_batch_size, check_sample_size
+from shrink.datasets.base import (
+    WHOLE,
+    DatasetFormatError,
+    DatasetInfo,
+    Shard,
+    Split,
+    check_batch_size,
+    check_sample_size,
+)
 from shrink.datasets.carve import split_hash, stratified
 from shrink.datasets.source import Source
 
@@ -47,42 +56,49 @@ class _Examples(Dataset):
         return self.prepare(path, draws), label
 
 
-class _Order(Sampler):
-    """``(index, draws)`` pairs: for training a permutation, and each example's augmentation numbers
-    (``images.DRAWS`` uniforms), both from ``seed`` (set before each epoch); for evaluation every index in
-    order, without draws."""
+class _Batches(Sampler):
+    """Batches of ``(index, draws)`` pairs for one process of a data-parallel group (``shard``).
 
-    CHUNK = 4096
+    Training: the global batches (``batch_size``) of one permutation drawn from ``seed`` (set before each
+    epoch), the last incomplete one dropped, each cut to the shard's positions; ``draws`` are the example's
+    augmentation numbers (``images.DRAWS`` uniforms), drawn for the whole global batch from the same
+    generator, so shards together are exactly the single-process epoch. Evaluation: the shard's block of
+    indices in order, ``batch_size`` at a time, without draws.
+    """
 
-    def __init__(self, n: int, train: bool):
-        self.n = n
-        self.train = train
+    def __init__(self, n: int, batch_size: int, train: bool, shard: Shard):
+        self.n, self.batch_size, self.train, self.shard = n, batch_size, train, shard
         self.seed = 0
 
     def __len__(self) -> int:
-        return self.n
+        if self.train:
+            return self.n // self.batch_size
+        return math.ceil(len(self.shard.of_examples(self.n)) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[int, Sequence[float]]]:
+    def __iter__(self) -> Iterator[list[tuple[int, Sequence[float]]]]:
         from shrink.datasets import images
 
         if not self.train:
-            yield from ((i, ()) for i in range(self.n))
+            block = self.shard.of_examples(self.n)
+            for start in range(block.start, block.stop, self.batch_size):
+                yield [(i, ()) for i in range(start, min(start + self.batch_size, block.stop))]
             return
+        part = self.shard.of_batch(self.batch_size)
         generator = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(self.n, generator=generator)
-        for start in range(0, self.n, self.CHUNK):
-            chunk = order[start : start + self.CHUNK].tolist()
-            draws = torch.rand(len(chunk), images.DRAWS, generator=generator, dtype=torch.float64).tolist()
-            yield from zip(chunk, draws, strict=True)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            indices = order[start : start + self.batch_size].tolist()
+            draws = torch.rand(self.batch_size, images.DRAWS, generator=generator, dtype=torch.float64).tolist()
+            yield list(zip(indices[part], draws[part], strict=True))
 
 
 @dataclass
 class _Loader:
-    """A persistent ``DataLoader`` for one split, mode, batch size and decoding place, and the iteration
-    that owns it (a newer ``batches`` call takes it over)."""
+    """A persistent ``DataLoader`` for one split, mode, batch size, shard and decoding place, and the
+    iteration that owns it (a newer ``batches`` call takes it over)."""
 
-    key: tuple[int, bool, bool]
-    order: _Order
+    key: tuple[int, bool, Shard, bool]
+    order: _Batches
     loader: DataLoader
     owner: object = None
 
@@ -108,17 +124,25 @@ class ImageFolderSplit(Split):
         return len(self.samples)
 
     def batches(
-        self, batch_size: int, *, train: bool, device: str | torch.device = "cpu", seed: int | None = None
+        self,
+        batch_size: int,
+        *,
+        train: bool,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        shard: Shard = WHOLE,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         check_batch_size(batch_size)
         if train and batch_size > len(self):
             raise ValueError(
                 f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}"
             )
+        if train:
+            shard.of_batch(batch_size)  # a global batch the processes cannot share equally: refused now
         device = torch.device(device)
         if seed is None and train:
             seed = int(torch.randint(0, 2**62, ()).item())
-        return self._epoch(self._loader(batch_size, train, device.type == "cuda"), device, seed)
+        return self._epoch(self._loader(batch_size, train, shard, device.type == "cuda"), device, seed)
 
     def sample(self, n: int, *, seed: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
         from shrink.datasets import images
@@ -129,12 +153,12 @@ class ImageFolderSplit(Split):
         y = torch.tensor([self.samples[i][1] for i in picked], device=device)
         return self._normalize(x), y
 
-    def _loader(self, batch_size: int, train: bool, on_device: bool) -> _Loader:
-        """The persistent loader for this mode, rebuilt (ending the old workers) when the batch size or the
-        decoding place changes."""
+    def _loader(self, batch_size: int, train: bool, shard: Shard, on_device: bool) -> _Loader:
+        """The persistent loader for this mode, rebuilt (ending the old workers) when the batch size, the
+        shard or the decoding place changes."""
         from shrink.datasets import images
 
-        key = (batch_size, train, on_device)
+        key = (batch_size, train, shard, on_device)
         current = self._loaders.get(train)
         if current is not None and current.key == key:
             return current
@@ -142,12 +166,10 @@ class ImageFolderSplit(Split):
             prepare, collate = partial(images.load_encoded, train=train), images.collate_encoded
         else:
             prepare, collate = (images.load_train if train else images.load_eval), None
-        order = _Order(len(self), train)
+        order = _Batches(len(self), batch_size, train, shard)
         loader = DataLoader(
             _Examples(self.samples, prepare),
-            batch_size=batch_size,
-            sampler=order,
-            drop_last=train,
+            batch_sampler=order,
             collate_fn=collate,
             num_workers=self.workers,
             persistent_workers=self.workers > 0,

@@ -12,7 +12,7 @@ from dataset_files import photo_like, position_coded_image
 from PIL import Image
 
 from shrink import datasets
-from shrink.datasets import images
+from shrink.datasets import Shard, images
 from shrink.datasets.imagefolder import IMAGENET, ImageFolderSplit
 
 INFO = IMAGENET.info
@@ -182,6 +182,20 @@ def test_training_batches_depend_on_the_seed_only_not_on_the_workers(odd_files):
         assert torch.equal(x, x2) and torch.equal(y, y2)
     other = torch.cat([x for x, _ in in_process.batches(3, train=True, seed=8)])
     assert not torch.equal(torch.cat([x for x, _ in first]), other)
+
+
+def test_data_parallel_shards_together_are_the_single_process_batches(odd_files):
+    split = split_of(odd_files * 2)  # 12 examples
+    whole = list(split.batches(4, train=True, seed=3))
+    shards = [list(split.batches(4, train=True, seed=3, shard=Shard(rank, 2))) for rank in range(2)]
+    assert len(whole) == 3 and [len(s) for s in shards] == [3, 3]
+    for step, (x, y) in enumerate(whole):
+        assert torch.equal(torch.cat([shards[rank][step][0] for rank in range(2)]), x)  # crops and flips too
+        assert torch.equal(torch.cat([shards[rank][step][1] for rank in range(2)]), y)
+    seen = [torch.cat([y for _, y in split.batches(5, train=False, shard=Shard(rank, 3))]) for rank in range(3)]
+    assert [len(s) for s in seen] == [4, 4, 4] and torch.cat(seen).tolist() == [i % 2 for i in range(12)]
+    with pytest.raises(ValueError, match="batch_size 5 is not divisible by the 2 processes"):
+        split.batches(5, train=True, seed=0, shard=Shard(0, 2))
 
 
 def test_workers_persist_across_epochs_and_end_when_the_loader_is_rebuilt(odd_files):
