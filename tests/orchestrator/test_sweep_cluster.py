@@ -5,7 +5,6 @@ submission path is exercised against a head started here with `ray start --head`
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from shrink.orchestrator.cluster import (
     read_cluster_file,
     submit_sweep,
 )
-from sweep_testing import digits_sweep, free_port, sweep_runs, trial_runs
+from sweep_testing import digits_sweep, free_port, shrink_checkout, sweep_runs, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_FILE = ROOT / "cluster.yaml"
@@ -79,16 +78,10 @@ def ray_head(ray_tmpdir):
     return dashboard
 
 
-def _project(folder: Path) -> Path:
-    """A user's working directory: a checkout of shrink and sweep files."""
-    shutil.copytree(ROOT / "shrink", folder / "shrink", ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
 def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, tmp_path, monkeypatch):
     assert answers("127.0.0.1", ray_head)
     assert not answers("127.0.0.1", free_port())
-    project = _project(tmp_path / "project")
+    project = shrink_checkout(tmp_path / "project")
     digits_sweep(project, name="remote")
     # An on-prem cluster file whose head (started above) already answers: no `ray up` needed.
     (project / "cluster.yaml").write_text(yaml.safe_dump({
@@ -111,7 +104,7 @@ def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, 
 
 
 def test_a_failing_job_returns_its_exit_status(ray_head, tmp_path, capsys):
-    project = _project(tmp_path / "project")
+    project = shrink_checkout(tmp_path / "project")
     (project / "bad.yaml").write_text("dataset: digits\nmodels: [nope]\nstrategies: [random]\n"
                                       "compressions: [2]\nseeds: [0]\n")
     status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["bad.yaml"], working_dir=project)
