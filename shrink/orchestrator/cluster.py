@@ -3,8 +3,9 @@
 The cluster file is an ordinary ``ray up`` file (see ``cluster.yaml`` at the repository root). When
 its head does not answer, the cluster is brought up with ``ray up -y FILE``; then ``shrink sweep ...
 --address auto`` is submitted to the head's job server with the working directory as the job's
-``runtime_env``, its logs are streamed here, and its exit status becomes ours. Results stay where
-the cluster puts them: the MLflow server on the head and the shared storage path.
+``runtime_env`` (with the sweep file's ``pip`` packages, which Ray installs on each node before the
+job's driver and trials start), its logs are streamed here, and its exit status becomes ours.
+Results stay where the cluster puts them: the MLflow server on the head and the shared storage path.
 """
 
 import asyncio
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from shrink.orchestrator.spec import CLUSTER_JOB_ENV
+
 DASHBOARD_PORT = 8265
 # Never uploaded with the working directory: environments, results, caches.
 EXCLUDES = [".git", ".venv", "venv", "shrink-out", "mlruns", "mlflow.db", "__pycache__", "*.egg-info",
@@ -29,8 +32,10 @@ class ClusterError(RuntimeError):
     """The cluster could not be brought up or reached; the message says what to check."""
 
 
-def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path) -> int:
-    """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status."""
+def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path, pip: dict | None = None) -> int:
+    """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status.
+
+    ``pip``: the ``pip`` field of the job's Ray runtime environment (``Pip.runtime_env()``), or None."""
     config = read_cluster_file(cluster_file)
     port = dashboard_port(config)
     head = _head_ip(cluster_file, config)
@@ -45,19 +50,25 @@ def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Pa
                 f"the cluster's head {head} does not answer on dashboard port {port}: check "
                 f"`ray monitor {cluster_file}` and that port {port} is open to this machine"
             )
-    return submit_sweep(f"http://{head}:{port}", sweep_args, working_dir=working_dir)
+    return submit_sweep(f"http://{head}:{port}", sweep_args, working_dir=working_dir, pip=pip)
 
 
-def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path) -> int:
+def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path, pip: dict | None = None) -> int:
     """Submit ``python -m shrink sweep SWEEP_ARGS --address auto`` to the job server at ``address``
-    (``http://host:port``), uploading ``working_dir``; stream its logs and return its exit status."""
+    (``http://host:port``), uploading ``working_dir`` and installing ``pip`` (a runtime environment's
+    ``pip`` field) for it; stream its logs and return its exit status."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
     entrypoint = shlex.join(["python", "-m", "shrink", "sweep", *sweep_args, "--address", "auto"])
-    job_id = _submit(client, address, entrypoint=entrypoint,
-                     runtime_env={"working_dir": str(working_dir), "excludes": EXCLUDES})
+    runtime_env = {"working_dir": str(working_dir), "excludes": EXCLUDES, "env_vars": {CLUSTER_JOB_ENV: "1"}}
+    if pip:
+        runtime_env["pip"] = pip
+    job_id = _submit(client, address, entrypoint=entrypoint, runtime_env=runtime_env)
     print(f"cluster: submitted Ray Job {job_id} to {address}: {entrypoint}", flush=True)
+    if pip:
+        print(f"cluster: each node installs {', '.join(pip['packages'])} (pip) before the sweep starts there; "
+              "the first time, this takes a while", flush=True)
     try:
         asyncio.run(_stream_logs(client, job_id))
     except KeyboardInterrupt:
