@@ -125,8 +125,8 @@ def pretrain(model, dataset, epochs, seed, out, data_root, val_fraction, split_s
     except _library_errors() as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"path    {base.path}\nsha256  {base.sha256}\n"
-               f"val     top-1 {base.sidecar['val']['top1']:.4f}  top-5 {base.sidecar['val']['top5']:.4f}\n"
-               f"test    top-1 {base.sidecar['test']['top1']:.4f}  top-5 {base.sidecar['test']['top5']:.4f}")
+               f"val     top-1 {base.val_scores['top1']:.4f}  top-5 {base.val_scores['top5']:.4f}\n"
+               f"test    top-1 {base.test_scores['top1']:.4f}  top-5 {base.test_scores['top5']:.4f}")
 
 
 @main.command()

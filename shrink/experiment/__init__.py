@@ -1,16 +1,25 @@
-"""One trial: pretrain a base once, prune it, fine-tune with early stopping, evaluate, record in MLflow."""
+"""One trial: pretrain a base once, prune it, fine-tune with early stopping, evaluate, record in MLflow.
 
-from shrink.experiment.checkpoint import Checkpointer, DirectoryCheckpointer
-from shrink.experiment.config import PRESETS, FinetuneConfig, TrialConfig
-from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, RecordingError, TrialDiverged
-from shrink.experiment.bases import BaseCheckpoint, cache_root, load_base, pretrain
-from shrink.experiment.recipes import RECIPES, Recipe
-from shrink.experiment.tracking import DEFAULT_EXPERIMENT, ensure_experiment, resolve_tracking_uri
-from shrink.experiment.trial import run_trial
+The names below are imported on first use, so that ``shrink.experiment.recording`` (the MLflow schema,
+read by ``shrink report``) can be imported without torch.
+"""
 
-__all__ = [
-    "BaseCheckpoint", "CheckpointMismatch", "Checkpointer", "ConfigError", "DEFAULT_EXPERIMENT",
-    "DirectoryCheckpointer", "FinetuneConfig", "MaskDrift", "PRESETS", "RECIPES", "Recipe", "RecordingError",
-    "TrialConfig", "TrialDiverged", "cache_root", "ensure_experiment", "load_base", "pretrain",
-    "resolve_tracking_uri", "run_trial",
-]
+import importlib
+
+_EXPORTS = {
+    "Checkpointer": "checkpoint", "DirectoryCheckpointer": "checkpoint",
+    "PRESETS": "config", "FinetuneConfig": "config", "TrialConfig": "config",
+    "CheckpointMismatch": "errors", "ConfigError": "errors", "MaskDrift": "errors", "RecordingError": "errors",
+    "TrialDiverged": "errors",
+    "BaseCheckpoint": "bases", "cache_root": "bases", "load_base": "bases", "pretrain": "bases",
+    "RECIPES": "recipes", "Recipe": "recipes",
+    "DEFAULT_EXPERIMENT": "tracking", "ensure_experiment": "tracking", "resolve_tracking_uri": "tracking",
+    "run_trial": "trial",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -3,10 +3,11 @@ seed, train/val carve-out), named by the sha256 of their contents and verified o
 
 Every trial prunes the same base, named by hash (Blalock et al.: "using the same initial model
 is essential"). A cache entry is a directory holding ``base-<16 hex>.pt`` (the state dict),
-``rewind-<16 hex>.pt`` (the state after epoch ``rewind_epoch``, for weight rewinding; the sidecar's
+``rewind-<16 hex>.pt`` (the state after epoch ``Recipe.rewind_epoch``, for weight rewinding; the sidecar's
 ``rewind`` entry names it) and ``base-<16 hex>.json`` (the sidecar), the sidecar written last.
 """
 
+import dataclasses
 import functools
 import hashlib
 import io
@@ -21,11 +22,11 @@ from pathlib import Path
 import torch
 
 from shrink.atomic import atomic_write
+from shrink.experiment.config import check_names
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
-from shrink.experiment.finetuning import rewind_epoch
-from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
-from shrink.experiment.recipes import recipe_for
+from shrink.experiment.loop import Compute, RateSchedule, evaluate, make_optimizer, run_epochs
+from shrink.experiment.recipes import Recipe, recipe_for
 from shrink.experiment.runtime import (configure_torch, default_device, git_commit, hardware,
                                        seed_everything, versions)
 
@@ -33,16 +34,29 @@ _stderr = functools.partial(print, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
+class RewindPoint:
+    """The early checkpoint saved beside a base: the state after base-training epoch ``epoch``."""
+
+    epoch: int
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
 class BaseCheckpoint:
-    """A base model on disk: its ``path``, the ``sha256`` of the file, and its ``sidecar`` (dict)."""
+    """A base model on disk: its ``path``, the ``sha256`` of the file, and its ``sidecar``.
+
+    This class owns the sidecar's format: callers use the accessors below, never its keys.
+    """
 
     path: Path
     sha256: str
     sidecar: dict
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "BaseCheckpoint":
-        """The checkpoint at ``path`` with the sidecar beside it, its hash verified against the sidecar."""
+    def open(cls, path: str | os.PathLike, sha256: str | None = None) -> "BaseCheckpoint":
+        """The checkpoint at ``path`` with the sidecar beside it, its hash verified against the sidecar
+        and, when given, against ``sha256``."""
         path = Path(path)
         sidecar_path = path.with_suffix(".json")
         if not path.is_file():
@@ -55,7 +69,59 @@ class BaseCheckpoint:
         if actual != sidecar["sha256"]:
             raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, its sidecar says "
                                      f"{sidecar['sha256']}")
+        if sha256 is not None and actual != sha256:
+            raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, the trial names {sha256}")
         return cls(path, actual, sidecar)
+
+    def load(self) -> dict:
+        """The state dict, its hash verified again (the file may have changed since it was opened)."""
+        return load_base(self.path, self.sha256)
+
+    @property
+    def model(self) -> str:
+        return self.sidecar["model"]
+
+    @property
+    def dataset(self) -> str:
+        return self.sidecar["dataset"]
+
+    def check_made_for(self, model: str, dataset: str) -> None:
+        """Raise :class:`CheckpointMismatch` unless this base is ``model`` trained on ``dataset``."""
+        if (self.sidecar.get("model"), self.sidecar.get("dataset")) != (model, dataset):
+            raise CheckpointMismatch(f"base checkpoint {self.path} is {self.sidecar.get('model')} on "
+                                     f"{self.sidecar.get('dataset')}, the trial is {model} on {dataset}")
+
+    @property
+    def recipe(self) -> Recipe:
+        """The recipe the base was trained with."""
+        recorded = self.sidecar["recipe"]
+        return Recipe(**{f.name: recorded[f.name] for f in dataclasses.fields(Recipe)})
+
+    @property
+    def val_scores(self) -> dict:
+        """``top1``, ``top5``, ``loss`` of the base on the validation split, measured after pretraining."""
+        return self.sidecar["val"]
+
+    @property
+    def test_scores(self) -> dict:
+        """The same on the test split."""
+        return self.sidecar["test"]
+
+    @property
+    def rewind(self) -> RewindPoint | None:
+        """The early checkpoint for weight rewinding (None for bases pretrained before shrink saved one)."""
+        entry = self.sidecar.get("rewind")
+        if entry is None:
+            return None
+        return RewindPoint(entry["epoch"], self.path.parent / entry["file"], entry["sha256"])
+
+    def load_rewind(self) -> dict:
+        """The early checkpoint's state dict, hash verified."""
+        point = self.rewind
+        if point is None:
+            raise CheckpointMismatch(f"base {self.path} has no early checkpoint for weight rewinding (pretrained "
+                                     f"before shrink saved one): delete {self.path.parent} to pretrain it again")
+        return load_base(point.path, point.sha256)
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -76,11 +142,8 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
     """
     from shrink import datasets, models
 
-    try:
-        family = datasets.info(dataset).family
-        models.info(model)
-    except ValueError as error:  # unknown names: the registries' messages list the known ones
-        raise ConfigError(str(error)) from None
+    check_names(dataset=dataset, model=model)
+    family = datasets.info(dataset).family
     recipe = recipe_for(family, epochs)
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -97,30 +160,25 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
     compute = Compute.for_model(net, device)
     net = compute.prepare(net)
     optimizer = make_optimizer(net, recipe)
-    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
-                if recipe.schedule == "cosine" else None)
     start = time.perf_counter()
-    for epoch in range(1, recipe.epochs + 1):
-        stats = train_epoch(net, optimizer, train.batches(recipe.batch_size, train=True, device=device,
-                                                          seed=epoch_seed(seed, epoch)), compute)
-        if epoch == rewind_epoch(recipe.epochs):  # what weight rewinding returns to
+    for epoch in run_epochs(net, optimizer, train, val, compute, epochs=range(1, recipe.epochs + 1),
+                            batch_size=recipe.batch_size, seed=seed, rates=RateSchedule(recipe)):
+        if epoch.number == recipe.rewind_epoch:  # what weight rewinding returns to
             early = _state_bytes(net)
-        scores = evaluate(net, val, compute)
-        if schedule is not None:
-            schedule.step()
         if progress:
-            progress(f"pretrain {model} on {dataset}: epoch {epoch}/{recipe.epochs} loss {stats.loss:.4f} "
-                     f"val top-1 {scores['top1']:.4f} {stats.seconds:.1f}s ({stats.images_per_s:.0f} img/s)")
+            progress(f"pretrain {model} on {dataset}: epoch {epoch.number}/{recipe.epochs} loss "
+                     f"{epoch.stats.loss:.4f} val top-1 {epoch.val['top1']:.4f} {epoch.stats.seconds:.1f}s "
+                     f"({epoch.stats.images_per_s:.0f} img/s)")
     sidecar = {
         "model": model, "dataset": dataset, "family": family, "recipe": {"name": recipe.name, **asdict(recipe)},
         "seed": seed, "val_fraction": val_fraction, "split_seed": split_seed, "split_hash": train.split_hash,
-        "val": _scores(scores), "test": _scores(evaluate(net, test, compute)),
-        "train_loss": stats.loss, "wall_time_s": time.perf_counter() - start,
+        "val": _scores(epoch.val), "test": _scores(evaluate(net, test, compute)),
+        "train_loss": epoch.stats.loss, "wall_time_s": time.perf_counter() - start,
         "device": device, "hardware": hardware(device), "amp": compute.amp, "channels_last": compute.channels_last,
         "versions": json.loads(versions()),
         "git_commit": git_commit(),
     }
-    base = _save(net, entry, sidecar, early, rewind_epoch(recipe.epochs))
+    base = _save(net, entry, sidecar, early, recipe.rewind_epoch)
     if progress:
         progress(f"pretrain {model} on {dataset}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
                  f"test top-1 {sidecar['test']['top1']:.4f})")

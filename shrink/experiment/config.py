@@ -158,14 +158,10 @@ class TrialConfig:
         which :func:`shrink.experiment.run_trial` resolves (it may need pretraining)."""
         import torch
 
-        from shrink import datasets, models, pruning
+        from shrink import datasets
 
-        try:
-            family = datasets.info(self.dataset).family
-            models.info(self.model)
-            strategy = pruning.resolve_strategy(self.strategy)
-        except ValueError as error:  # unknown names: the registries' messages list the known ones
-            raise ConfigError(str(error)) from None
+        strategy = check_names(dataset=self.dataset, model=self.model, strategy=self.strategy)
+        family = datasets.info(self.dataset).family
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} was asked for but CUDA is not available here")
@@ -177,6 +173,61 @@ class TrialConfig:
             threads=self.threads or torch.get_num_threads(),
             amp=device.startswith("cuda") if self.amp is None else self.amp,
         )
+
+
+class UnknownName(ConfigError):
+    """A dataset, model or strategy name that no registry knows; ``kind`` says which of the three."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def check_names(*, dataset: str | None = None, model: str | None = None, strategy: str | None = None) -> str | None:
+    """Check each given name against its registry (the one check for trials, sweep files and pretraining);
+    return the canonical strategy name (None when no strategy is given). Raises :class:`UnknownName`
+    whose message lists the known names, e.g. ``unknown model 'x'; known: small-mlp, ...``."""
+    from shrink import datasets, models, pruning
+
+    for kind, name, known in (("dataset", dataset, lambda: [d.name for d in datasets.available()]),
+                              ("model", model, lambda: [m.name for m in models.available()])):
+        if name is not None and name not in (names := known()):
+            raise UnknownName(kind, f"unknown {kind} {name!r}; known: {', '.join(names)}")
+    if strategy is None:
+        return None
+    try:
+        return pruning.resolve_strategy(strategy)
+    except ValueError as error:  # its message lists the known names and aliases
+        raise UnknownName("strategy", str(error)) from None
+
+
+class Unreachable(ConfigError):
+    """A compression above what a model can reach by pruning weights; ``reachable`` is the most it can."""
+
+    def __init__(self, message: str, reachable: float):
+        super().__init__(message)
+        self.reachable = reachable
+
+
+def check_reachable(model: str, dataset: str, compression: float, *, prune_classifier: bool) -> None:
+    """Raise :class:`Unreachable` when ``model`` built for ``dataset`` cannot reach ``compression`` by
+    pruning weights (the one reachability check of trials and sweep files). The model is built on the meta
+    device: shapes without weights, so a VGG-16 costs no memory and no time."""
+    import torch
+
+    from shrink import datasets, models, pruning
+
+    info = datasets.info(dataset)
+    try:
+        with torch.device("meta"):
+            net = models.create(model, num_classes=info.num_classes, input_shape=info.input_shape)
+    except ValueError as error:
+        raise ConfigError(f"{model} cannot take {dataset} images {info.input_shape}: {error}") from None
+    reachable = pruning.max_compression(net, prune_classifier=prune_classifier)
+    if compression > reachable:
+        hint = "" if prune_classifier else " with the classifier unpruned (see prune_classifier)"
+        raise Unreachable(f"compression {compression:g} is unreachable for {model}: at most {reachable:g}{hint}",
+                          reachable)
 
 
 def _check_types(obj) -> None:

@@ -7,7 +7,7 @@ The masks chosen by pruning are kept in every variant; only the surviving weight
 - ``lr-rewind`` (Renda et al. 2020): the pruned weights, retrained with the base recipe's optimizer and
   its learning-rate schedule replayed from epoch ``T - E`` (``T`` base epochs, ``E`` fine-tuning epochs).
 - ``weight-rewind`` (Frankle et al. 2019; Renda et al. 2020): every parameter and BatchNorm statistic
-  reset to the base's early checkpoint, saved by pretraining after epoch :func:`rewind_epoch` ``= k``,
+  reset to the base's early checkpoint, saved by pretraining after epoch ``Recipe.rewind_epoch = k``,
   then the masks applied; retrained with the recipe replayed from epoch ``k``.
 - ``scratch`` (Liu et al. 2019): parameters re-initialised (seeded by the trial's seed), then the masks
   applied: the same sparse structure trained from scratch with the recipe from epoch 0.
@@ -15,37 +15,20 @@ The masks chosen by pruning are kept in every variant; only the surviving weight
 A replayed schedule that runs past the base's last epoch keeps the last epoch's rate.
 """
 
-import dataclasses
-import math
-
 import torch
 from torch import nn
 
+from shrink.experiment.loop import RateSchedule
 from shrink.experiment.recipes import Recipe
 
 FINETUNES = ("continue", "lr-rewind", "weight-rewind", "scratch")
-REWIND_FRACTION = 0.05
 
 
-def rewind_epoch(base_epochs: int) -> int:
-    """The base-training epoch whose weights ``weight-rewind`` returns to: 5% of the way, at least 1."""
-    return max(1, round(base_epochs * REWIND_FRACTION))
-
-
-def base_recipe(base) -> Recipe:
-    """The recipe the base was trained with, as its sidecar records it."""
-    recorded = base.sidecar["recipe"]
-    return Recipe(**{f.name: recorded[f.name] for f in dataclasses.fields(Recipe)})
-
-
-def recipe_rate(recipe: Recipe, epoch: int) -> float:
-    """The learning rate of base-training epoch ``epoch`` (0-based) under ``recipe``'s schedule
-    (cosine annealing to 0 over the recipe's epochs, stepped per epoch, or constant)."""
-    if recipe.schedule == "constant":
-        return recipe.lr
-    if recipe.schedule == "cosine":
-        return recipe.lr * (1 + math.cos(math.pi * min(epoch, recipe.epochs - 1) / recipe.epochs)) / 2
-    raise ValueError(f"unknown learning-rate schedule {recipe.schedule!r}; known: constant, cosine")
+def rates(variant: str, recipe: Recipe, finetune_epochs: int) -> RateSchedule | None:
+    """The learning rates ``variant`` fine-tunes with: ``recipe``'s schedule replayed from the base epoch
+    where the variant starts, or None for ``continue`` (the fine-tuning preset's fixed rate)."""
+    start = replay_start(variant, recipe, finetune_epochs)
+    return None if start is None else RateSchedule(recipe, start)
 
 
 def replay_start(variant: str, recipe: Recipe, finetune_epochs: int) -> int | None:
@@ -55,15 +38,9 @@ def replay_start(variant: str, recipe: Recipe, finetune_epochs: int) -> int | No
     return {
         "continue": None,
         "lr-rewind": max(0, recipe.epochs - finetune_epochs),
-        "weight-rewind": rewind_epoch(recipe.epochs),
+        "weight-rewind": recipe.rewind_epoch,
         "scratch": 0,
     }[variant]
-
-
-def set_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
-    """Use learning rate ``rate`` for every parameter group from now on."""
-    for group in optimizer.param_groups:
-        group["lr"] = rate
 
 
 def reset_values(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -83,13 +60,10 @@ def reset_values(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 def starting_state(variant: str, *, base, model_name: str, num_classes: int, input_shape: tuple[int, ...],
                    seed: int) -> dict | None:
     """The parameters and buffers ``variant`` restarts the pruned model from (None: keep the pruned ones):
-    the base's early checkpoint for ``weight-rewind`` (its sidecar's ``rewind`` entry, hash verified), a
-    fresh initialisation seeded with ``seed`` for ``scratch``."""
+    the base's early checkpoint for ``weight-rewind`` (hash verified), a fresh initialisation seeded with
+    ``seed`` for ``scratch``."""
     if variant == "weight-rewind":
-        from shrink.experiment.bases import load_base
-
-        rewind = base.sidecar["rewind"]
-        return load_base(base.path.parent / rewind["file"], rewind["sha256"])
+        return base.load_rewind()
     if variant == "scratch":
         from shrink import models
 

@@ -1,9 +1,10 @@
-"""The one training loop, shared by pretraining and fine-tuning: optimizer construction, one
-training epoch over ``Split.batches``, and evaluation over a whole split."""
+"""The one training loop, shared by pretraining and fine-tuning: optimizer construction, the epochs of a
+run (:func:`run_epochs`: learning rate, one training pass over ``Split.batches``, evaluation on the
+validation split), early stopping, and evaluation over a whole split."""
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shrink.experiment.errors import TrialDiverged
+from shrink.experiment.recipes import Recipe
 
 # Evaluation batches hold about this many input values (large batches, bounded memory).
 EVAL_BATCH_VALUES = 2**23
@@ -61,6 +63,85 @@ class EpochStats:
     @property
     def images_per_s(self) -> float:
         return self.n / self.seconds if self.seconds > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class RateSchedule:
+    """The learning rate of each epoch (1-based) of a run: ``recipe``'s schedule replayed from its epoch
+    ``start`` (0-based), so pretraining is ``start=0`` and ``lr-rewind`` starts ``T - E`` epochs in."""
+
+    recipe: Recipe
+    start: int = 0
+
+    def apply(self, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+        """Use epoch ``epoch``'s rate for every parameter group."""
+        rate = self.recipe.rate(self.start + epoch - 1)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+
+
+@dataclass
+class EarlyStopping:
+    """Keeps the best validation score and counts the epochs since it last improved by more than
+    ``min_delta``; ``exhausted`` once ``patience`` epochs in a row did not."""
+
+    patience: int
+    min_delta: float
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    bad_epochs: int = 0
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Count epoch ``epoch``'s ``score``; True when it is the new best."""
+        if score > self.best_score + self.min_delta:
+            self.best_epoch, self.best_score, self.bad_epochs = epoch, score, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """What one epoch of :func:`run_epochs` did: its training pass and the validation scores after it."""
+
+    number: int
+    stats: EpochStats
+    val: dict  # evaluate(): top1, top5, loss, n
+    seconds: float  # training and validation together
+
+    def metrics(self) -> dict:
+        """The per-epoch metrics of the MLflow schema."""
+        return {"train_loss": self.stats.loss, "val_top1": self.val["top1"], "val_top5": self.val["top5"],
+                "val_loss": self.val["loss"], "epoch_time_s": self.seconds, "images_per_s": self.stats.images_per_s}
+
+
+def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, compute: Compute, *,
+               epochs: range, batch_size: int, seed: int, rates: RateSchedule | None = None,
+               batches: Callable[[Iterable, int], Iterable] | None = None,
+               stop: Callable[[], bool] | None = None) -> Iterator[Epoch]:
+    """Train over ``epochs`` (1-based numbers) and yield each :class:`Epoch` after evaluating on ``val``.
+
+    Each epoch first asks ``stop()`` (when given) whether to end, sets its rate from ``rates`` (else the
+    optimizer's stays), then trains on ``train`` shuffled with :func:`epoch_seed`; ``batches(batches,
+    epoch)`` may wrap the batches (scheduled pruning). Raises :class:`TrialDiverged` naming the epoch.
+    """
+    for number in epochs:
+        if stop is not None and stop():
+            return
+        started = time.perf_counter()
+        if rates is not None:
+            rates.apply(optimizer, number)
+        drawn = train.batches(batch_size, train=True, device=compute.device, seed=epoch_seed(seed, number))
+        try:
+            stats = train_epoch(model, optimizer, drawn if batches is None else batches(drawn, number), compute)
+        except TrialDiverged as error:
+            raise TrialDiverged(f"epoch {number}: {error}") from None
+        scores = evaluate(model, val, compute)
+        yield Epoch(number, stats, scores, time.perf_counter() - started)
 
 
 def make_optimizer(model: nn.Module, recipe) -> torch.optim.Optimizer:

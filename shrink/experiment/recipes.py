@@ -7,6 +7,7 @@ names a different recipe and therefore a different cached base.
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 from shrink.experiment.errors import ConfigError
@@ -32,6 +33,26 @@ class Recipe:
         values = json.dumps(dataclasses.asdict(self), sort_keys=True)
         digest = hashlib.sha256(values.encode()).hexdigest()[:8]
         return f"{self.family}-{self.optimizer}-e{self.epochs}-{digest}"
+
+    @property
+    def rewind_epoch(self) -> int:
+        """The epoch whose weights ``weight-rewind`` returns to (pretraining saves them): 5% of the way,
+        at least 1."""
+        return max(1, round(self.epochs * REWIND_FRACTION))
+
+    def rate(self, epoch: int) -> float:
+        """The learning rate of training epoch ``epoch`` (0-based): cosine annealing to 0 over the recipe's
+        epochs, stepped per epoch, or constant. Past the last epoch the last epoch's rate stays (a replayed
+        schedule can run longer than the recipe)."""
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "cosine":
+            return self.lr * (1 + math.cos(math.pi * min(epoch, self.epochs - 1) / self.epochs)) / 2
+        raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; known: constant, cosine")
+
+
+# Weight rewinding returns to the weights after this share of the base's training.
+REWIND_FRACTION = 0.05
 
 
 RECIPES: dict[str, Recipe] = {

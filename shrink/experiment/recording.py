@@ -1,8 +1,12 @@
-"""Everything MLflow for one trial: one run per trial, written through an explicit ``MlflowClient``
-(no global MLflow state, so trials sharing a process never collide), in few batched writes.
+"""The MLflow schema of trial and sweep runs (docs/ARCHITECTURE.md), and the one writer of a trial's run.
 
-What is written is the schema in docs/ARCHITECTURE.md, which ``shrink report`` reads. Any logging
-failure raises :class:`RecordingError` naming the tracking URI and the cause.
+This module owns every name of that schema that crosses a subpackage boundary: tag names, statuses,
+the filters that find a sweep, its trials and a trial's finished run, and how a run is marked failed or
+interrupted. The orchestrator and ``shrink report`` use these; none spells a tag itself.
+
+A trial's run is written through an explicit ``MlflowClient`` (no global MLflow state, so trials sharing
+a process never collide), in few batched writes. Any logging failure raises :class:`RecordingError`
+naming the tracking URI and the cause.
 """
 
 import contextlib
@@ -17,7 +21,128 @@ import pandas as pd
 from shrink.experiment.errors import RecordingError
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 
-PARENT_TAG = "mlflow.parentRunId"
+
+class Tag:
+    """Tag names that tell runs apart and say how they ended."""
+
+    KIND = "shrink.kind"  # Kind.TRIAL or Kind.SWEEP
+    SWEEP = "shrink.sweep"  # the sweep's name, on its parent run and on each of its trials
+    STATUS = "shrink.status"  # Status.FINISHED or Status.FAILED
+    FAILURE = "shrink.failure"  # why a run failed
+    PARENT = "mlflow.parentRunId"  # nests a trial's run under its sweep's run
+
+
+class Kind:
+    TRIAL = "trial"
+    SWEEP = "sweep"
+
+
+class Status:
+    """A trial run's outcome: the ``shrink.status`` tag, or ``RUNNING`` derived from MLflow's run status."""
+
+    FINISHED = "finished"
+    FAILED = "failed"
+    RUNNING = "running"
+
+
+# What a trial ran with, each as tag ``shrink.<name>`` (the report's columns of the same names).
+TRIAL_TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware", "amp", "channels_last")
+# The params that tell a sweep's trials apart (the sweep fixes every other field for all of its trials).
+SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed")
+INTERRUPTED = "interrupted: the sweep's driver stopped"
+
+
+def trial_tags(*, sweep: str | None, parent_run_id: str | None, **described) -> dict:
+    """The tags a trial's run starts with; ``described`` gives the values of :data:`TRIAL_TAGS`."""
+    unknown = set(described) - set(TRIAL_TAGS)
+    if unknown:
+        raise ValueError(f"not trial tags: {', '.join(sorted(unknown))}")
+    return {Tag.KIND: Kind.TRIAL, Tag.SWEEP: sweep, Tag.PARENT: parent_run_id,
+            **{_described(name): value for name, value in described.items()}}
+
+
+def trial_tag_values(run) -> dict:
+    """The :data:`TRIAL_TAGS` of a trial run by name (None where missing)."""
+    return {name: run.data.tags.get(_described(name)) for name in TRIAL_TAGS}
+
+
+def _described(name: str) -> str:
+    return f"shrink.{name}"
+
+
+def sweep_tags(name: str) -> dict:
+    """The tags of a sweep's parent run."""
+    return {Tag.KIND: Kind.SWEEP, Tag.SWEEP: name}
+
+
+def sweeps_filter(name: str | None = None) -> str:
+    """The MLflow search filter for sweep parent runs (of sweep ``name`` when given)."""
+    query = f"tags.`{Tag.KIND}` = '{Kind.SWEEP}'"
+    return query if name is None else f"{query} and tags.`{Tag.SWEEP}` = '{name}'"
+
+
+def trials_filter(parent_run_id: str, also: str = "") -> str:
+    """The MLflow search filter for the runs nested under ``parent_run_id`` (narrowed by ``also``)."""
+    query = f"tags.`{Tag.PARENT}` = '{parent_run_id}'"
+    return f"{query} and {also}" if also else query
+
+
+def sweep_name(run) -> str:
+    """The sweep a run belongs to."""
+    return run.data.tags.get(Tag.SWEEP, "")
+
+
+def trial_status(run) -> tuple[str, str | None]:
+    """(status, failure reason) of a trial run: its ``shrink.status`` tag; without one, ``running``
+    while MLflow says so, else failed (a run that ended without recording its outcome)."""
+    tags = run.data.tags
+    if Tag.STATUS in tags:
+        return tags[Tag.STATUS], tags.get(Tag.FAILURE)
+    if run.info.status in ("RUNNING", "SCHEDULED"):
+        return Status.RUNNING, None
+    return Status.FAILED, f"MLflow run ended {run.info.status} without a {Tag.STATUS} tag"
+
+
+def is_finished(run) -> bool:
+    return run.data.tags.get(Tag.STATUS) == Status.FINISHED
+
+
+def sweep_trial_key(run) -> tuple:
+    """The params that tell this run's trial apart from the other trials of its sweep."""
+    return tuple(run.data.params.get(key) for key in SWEEP_TRIAL_KEY)
+
+
+def child_runs(client, experiment_id: str, parent_run_id: str, also: str = "") -> list:
+    """Every run nested under ``parent_run_id`` (all pages), optionally narrowed by the filter ``also``."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], trials_filter(parent_run_id, also), page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def find_finished_run(client, experiment_id: str, parent_run_id: str, params: dict):
+    """The finished run of the trial with these (flat) ``params`` in the sweep under ``parent_run_id``,
+    or None: trials are told apart by :data:`SWEEP_TRIAL_KEY`."""
+    key = " and ".join([f"tags.`{Tag.STATUS}` = '{Status.FINISHED}'"]
+                       + [f"params.`{name}` = '{params[name]}'" for name in SWEEP_TRIAL_KEY])
+    runs = client.search_runs([experiment_id], trials_filter(parent_run_id, key), max_results=1)
+    return runs[0] if runs else None
+
+
+def mark_failed(client, run_id: str, reason: str, *, status: str = "FAILED") -> None:
+    """Tag the run failed with ``reason`` and end it with MLflow ``status`` (``FAILED`` or ``KILLED``)."""
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(Tag.STATUS, Status.FAILED), RunTag(Tag.FAILURE, reason[:5000])])
+    client.set_terminated(run_id, status=status)
+
+
+def mark_interrupted(client, run_id: str) -> None:
+    """A trial run left running by a sweep driver that stopped: failed, ``KILLED``."""
+    mark_failed(client, run_id, INTERRUPTED, status="KILLED")
 
 
 class TrialRecorder:
@@ -49,8 +174,8 @@ class TrialRecorder:
         with _failing(uri, f"reopening run {run_id}"):
             client = _client(uri)
             run = client.get_run(run_id)
-            if "shrink.failure" in run.data.tags:
-                client.delete_tag(run_id, "shrink.failure")
+            if Tag.FAILURE in run.data.tags:
+                client.delete_tag(run_id, Tag.FAILURE)
             client.update_run(run_id, status="RUNNING")
         return cls(client, uri, run_id)
 
@@ -76,18 +201,14 @@ class TrialRecorder:
 
     def finish(self, metrics: dict) -> None:
         """Write the final ``metrics`` and mark the run finished."""
-        self.log_metrics(metrics, tags={"shrink.status": "finished"})
+        self.log_metrics(metrics, tags={Tag.STATUS: Status.FINISHED})
         with self._failing("ending the run"):
             self.client.set_terminated(self.run_id, status="FINISHED")
 
     def fail(self, reason: str) -> None:
         """Mark the run failed with ``reason`` (tag ``shrink.failure``)."""
-        from mlflow.entities import RunTag
-
         with self._failing("recording the trial's failure"):
-            self.client.log_batch(self.run_id, tags=[RunTag("shrink.status", "failed"),
-                                                     RunTag("shrink.failure", reason[:5000])])
-            self.client.set_terminated(self.run_id, status="FAILED")
+            mark_failed(self.client, self.run_id, reason)
 
     def _failing(self, what: str):
         return _failing(self.uri, f"{what} (run {self.run_id})")

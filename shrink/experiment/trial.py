@@ -1,5 +1,6 @@
-"""One trial, end to end: load the base, evaluate the dense control, prune, fine-tune with early
-stopping on the validation split, evaluate on the test split once, record it all in one MLflow run.
+"""One trial, end to end, as named steps (:func:`run_trial`): check the config, resolve the base, open the
+run, prune (or resume), fine-tune with early stopping on the validation split, evaluate on the test split
+once, record it all in one MLflow run.
 
 The test split is read twice per trial and never in between: the dense control's evaluation
 before pruning, and the final evaluation of the restored best-validation weights.
@@ -17,29 +18,130 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+from torch import nn
 
+from shrink.experiment import finetuning, recording
+from shrink.experiment.bases import BaseCheckpoint, pretrain
 from shrink.experiment.checkpoint import Checkpointer
-from shrink.experiment.config import TrialConfig
+from shrink.experiment.config import TrialConfig, check_reachable
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
-from shrink.experiment.finetuning import base_recipe, recipe_rate, replay_start, reset_values, set_rate, starting_state
-from shrink.experiment.loop import Compute, epoch_seed, evaluate, make_optimizer, train_epoch
-from shrink.experiment.bases import BaseCheckpoint, load_base, pretrain
-from shrink.experiment.recording import PARENT_TAG, TrialRecorder
+from shrink.experiment.loop import Compute, EarlyStopping, evaluate, make_optimizer, run_epochs
+from shrink.experiment.recording import TrialRecorder
 from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
 from shrink.experiment.scheduling import ScheduledPruning
 from shrink.pruning.schedules import Schedule
 
-# The fields that make a saved state belong to a trial: a resume must agree on all of them.
-IDENTITY = ("model", "dataset", "strategy", "compression", "seed", "val_fraction", "split_seed",
-            "base_sha256", "prune_batch_size", "prune_classifier", "schedule", "schedule_rounds", "schedule_every",
-            "finetune")
+# The config fields a saved state must agree on to be resumed by a trial: what makes it the same trial.
+RESUME_FIELDS = ("model", "dataset", "strategy", "compression", "seed", "val_fraction", "split_seed",
+                 "base_sha256", "prune_batch_size", "prune_classifier", "schedule", "schedule_rounds",
+                 "schedule_every", "finetune")
 # Measured speedup: batch sizes, untimed and timed forward passes of each model.
 LATENCY_BATCHES, LATENCY_WARMUP, LATENCY_REPEATS = (1, 64), 3, 10
 
 Reporter = Callable[[int, dict], None]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three splits of one train/val carve-out."""
+
+    train: object  # shrink.datasets.Split
+    val: object
+    test: object
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What every step works on: the resolved config (its base named), the base, the data, the model to
+    prune (loaded with the base, on the device) and how it computes."""
+
+    config: TrialConfig
+    base: BaseCheckpoint
+    splits: Splits
+    model: nn.Module
+    compute: Compute
+
+    @property
+    def finetune(self):
+        return self.config.finetune
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.splits.train) // self.finetune.batch_size
+
+    def example(self) -> torch.Tensor:
+        """One all-zero input, for counting multiply-adds."""
+        info = self.splits.train.info
+        return self.compute.inputs(torch.zeros(1, *info.input_shape, device=self.config.device))
+
+
+@dataclass(frozen=True)
+class PruneSummary:
+    """Accuracies around the first pruning: the dense control and the pruned model before fine-tuning."""
+
+    dense_val_top1: float
+    dense_val_top5: float
+    dense_test_top1: float
+    dense_test_top5: float
+    pruned_val_top1: float
+    pruned_val_top5: float
+
+    def metrics(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Finetuning:
+    """Where fine-tuning stands after an epoch: the current masks, the early-stopping record and the best
+    weights so far (None until an epoch at the final compression is the best), the seconds spent before
+    this process (a resumed trial's earlier ones)."""
+
+    masks: dict
+    stopping: EarlyStopping
+    epoch: int = 0
+    best_model: dict | None = None
+    elapsed_s: float = 0.0
+
+    def progress(self, elapsed_s: float) -> dict:
+        """The checkpoint's ``progress`` entry, with ``elapsed_s`` seconds spent so far."""
+        return {"epoch": self.epoch, "best_epoch": self.stopping.best_epoch,
+                "best_val_top1": self.stopping.best_score, "best_model": self.best_model,
+                "bad_epochs": self.stopping.bad_epochs, "elapsed_s": elapsed_s}
+
+    @classmethod
+    def from_progress(cls, progress: dict, masks: dict, finetune) -> "Finetuning":
+        stopping = EarlyStopping(finetune.patience, finetune.min_delta, progress["best_epoch"],
+                                 progress["best_val_top1"], progress["bad_epochs"])
+        return cls(masks, stopping, progress["epoch"], progress["best_model"], progress["elapsed_s"])
+
+
+@dataclass(frozen=True)
+class SavedTrial:
+    """A trial's checkpoint after an epoch: everything it needs to continue in the same MLflow run."""
+
+    run_id: str
+    resume_values: dict  # the RESUME_FIELDS values of the trial that saved it
+    summary: PruneSummary
+    model: dict
+    optimizer: dict
+    rng: dict
+    finetuning: Finetuning
+
+    def to_state(self, elapsed_s: float) -> dict:
+        """The tensors and plain values a ``Checkpointer`` saves (they load with ``weights_only=True``)."""
+        return {"run_id": self.run_id, "identity": self.resume_values, "masks": self.finetuning.masks,
+                "summary": self.summary.metrics(), "model": self.model, "optimizer": self.optimizer,
+                "rng": self.rng, "progress": self.finetuning.progress(elapsed_s)}
+
+    @classmethod
+    def from_state(cls, state: dict, finetune) -> "SavedTrial":
+        return cls(state["run_id"], state["identity"], PruneSummary(**state["summary"]), state["model"],
+                   state["optimizer"], state["rng"],
+                   Finetuning.from_progress(state["progress"], state["masks"], finetune))
 
 
 def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
@@ -53,175 +155,232 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     """
     started = time.perf_counter()
     config = config.resolved()
-    state = checkpointer.load() if checkpointer is not None else None
-    base = _resolve_base(config)
-    config = dataclasses.replace(config, base_path=str(base.path), base_sha256=base.sha256)
-    if state is not None:
-        _check_resumable(state, config)
-    configure_torch(config.device, config.threads, config.deterministic)
-    train, val, test = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed)
-
-    from shrink import models
-
-    model = models.create(config.model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
-    model.load_state_dict(load_base(base.path, base.sha256))
-    _check_feasible(config, model, train, base)
-    compute = Compute.for_model(model, config.device, config.amp)
-    model = compute.prepare(model)
-    if state is None:
-        recorder = TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
-                                        params=config.flat(), tags=_tags(config, train.split_hash, compute))
-    else:
-        recorder = TrialRecorder.reopen(config.tracking_uri, state["run_id"])
+    saved = _load_saved(checkpointer, config)
+    splits = _check_before_work(config)
+    trial = _prepare(config, splits)
+    if saved is not None:
+        _check_resumable(saved, trial.config)
+    recorder = _open_run(trial, saved)
     try:
-        return _run(config, base, model, compute, (train, val, test), recorder, state, checkpointer, reporter,
-                    started)
+        optimizer = make_optimizer(trial.model, trial.finetune if _rates(trial) is None else trial.base.recipe)
+        summary, state = _prune(trial, recorder) if saved is None else _resume(trial, saved, optimizer)
+        _finetune(trial, state, optimizer, recorder, summary, checkpointer, reporter, started)
+        final = _final_evaluation(trial, state, summary, started)
+        recorder.log_artifacts(_layers(trial), trial.config.to_dict())
+        recorder.finish(final)
+        return {**summary.metrics(), **final, "run_id": recorder.run_id}
     except BaseException as error:
         recorder.fail(f"{type(error).__name__}: {error}")
         raise
 
 
-def _run(config, base, model, compute, splits, recorder, state, checkpointer, reporter, started) -> dict:
-    from shrink import metrics, pruning
+# -- steps ----------------------------------------------------------------------------------------
 
-    train, val, test = splits
-    finetune = config.finetune
-    recipe = base_recipe(base)
-    replay = replay_start(finetune.variant, recipe, finetune.epochs)
-    optimizer = make_optimizer(model, finetune if replay is None else recipe)
-    example = compute.inputs(torch.zeros(1, *train.info.input_shape, device=config.device))
-    steps_per_epoch = len(train) // finetune.batch_size
-    events = _schedule(config).events(config.compression, finetune.epochs, steps_per_epoch)
-    prune_to = _pruner(model, config, train, compute)
+
+def _check_before_work(config: TrialConfig) -> Splits:
+    """Every check that needs no base, before any pretraining: the compression is reachable (weights;
+    channel strategies are tried on the base later), the batches and the schedule fit the training split,
+    the fine-tuning variant has the epochs it needs. Returns the splits it loaded."""
+    from shrink import pruning
+
+    if pruning.get_strategy(config.strategy).structure != "channels":
+        check_reachable(config.model, config.dataset, config.compression, prune_classifier=config.prune_classifier)
+    splits = Splits(*load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed))
+    train, finetune = splits.train, config.finetune
+    if finetune.batch_size > len(train):
+        raise ConfigError(f"finetune.batch_size {finetune.batch_size} exceeds the {len(train)} "
+                          f"training examples of {config.dataset}")
+    if _needs_data(config.strategy) and config.prune_batch_size > len(train):
+        raise ConfigError(f"prune_batch_size {config.prune_batch_size} exceeds the {len(train)} "
+                          f"training examples of {config.dataset}")
+    if finetune.epochs == 0 and (config.schedule != "one-shot" or finetune.variant != "continue"):
+        raise ConfigError(f"schedule {config.schedule!r} with fine-tuning variant {finetune.variant!r} "
+                          "needs finetune.epochs >= 1")
+    try:
+        _events(config, len(train) // finetune.batch_size)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return splits
+
+
+def _load_saved(checkpointer: Checkpointer | None, config: TrialConfig) -> SavedTrial | None:
+    """The trial's saved state, if any, refused before any work when it belongs to another trial (the base
+    is compared once it is resolved)."""
+    state = checkpointer.load() if checkpointer is not None else None
     if state is None:
-        seed_everything(config.seed)
-        masks, summary = _prune(model, prune_to, events[0][1], splits, compute)
-        recorder.log_metrics(summary)
-        start = starting_state(finetune.variant, base=base, model_name=config.model, num_classes=train.info.num_classes,
-                               input_shape=train.info.input_shape, seed=config.seed)
-        if start is not None:
-            reset_values(model, start)
-        # The pruned model is the first candidate only when it is already what fine-tuning starts from.
-        candidate = len(events) == 1 and start is None
-        progress = {"epoch": 0, "best_epoch": 0,
-                    "best_val_top1": summary["pruned_val_top1"] if candidate else -math.inf,
-                    "best_model": _cpu_copy(model.state_dict()) if candidate else None, "bad_epochs": 0,
-                    "elapsed_s": 0.0}
-    else:
-        masks, summary = state["masks"], state["summary"]
-        pruning.load_pruned(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng(state["rng"], config.device)
-        progress = state["progress"]
+        return None
+    saved = SavedTrial.from_state(state, config.finetune)
+    _check_resumable(saved, config)
+    return saved
+
+
+def _prepare(config: TrialConfig, splits: Splits) -> Trial:
+    """Resolve the base (pretraining it when needed), build the model from it, and run the checks that need
+    the base: channel strategies reach the compression on it, ``weight-rewind`` finds its early checkpoint."""
+    from shrink import models
+
+    base = _resolve_base(config)
+    config = dataclasses.replace(config, base_path=str(base.path), base_sha256=base.sha256)
+    configure_torch(config.device, config.threads, config.deterministic)
+    info = splits.train.info
+    model = models.create(config.model, num_classes=info.num_classes, input_shape=info.input_shape)
+    model.load_state_dict(base.load())
+    _check_base(config, model, splits.train, base)
+    compute = Compute.for_model(model, config.device, config.amp)
+    return Trial(config, base, splits, compute.prepare(model), compute)
+
+
+def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
+    """A new MLflow run holding the config and the tags, or the saved trial's run reopened."""
+    config = trial.config
+    if saved is not None:
+        return TrialRecorder.reopen(config.tracking_uri, saved.run_id)
+    tags = recording.trial_tags(
+        sweep=config.sweep, parent_run_id=config.parent_run_id, base_sha256=config.base_sha256,
+        split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
+        device=config.device, hardware=hardware(config.device), amp="bf16" if trial.compute.amp else "off",
+        channels_last=int(trial.compute.channels_last))
+    return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
+                                params=config.flat(), tags=tags)
+
+
+def _prune(trial: Trial, recorder: TrialRecorder) -> tuple[PruneSummary, Finetuning]:
+    """Evaluate the dense control, prune to the schedule's first compression, evaluate the pruned model,
+    then set the weights fine-tuning starts from (the fine-tuning variant's)."""
+    config, model = trial.config, trial.model
+    train, val, test = trial.splits.train, trial.splits.val, trial.splits.test
+    seed_everything(config.seed)
+    dense_val, dense_test = evaluate(model, val, trial.compute), evaluate(model, test, trial.compute)
+    events = _events(config, trial.steps_per_epoch)
+    masks = _pruner(trial)(events[0][1])
+    pruned_val = evaluate(model, val, trial.compute)
+    summary = PruneSummary(dense_val["top1"], dense_val["top5"], dense_test["top1"], dense_test["top5"],
+                           pruned_val["top1"], pruned_val["top5"])
+    recorder.log_metrics(summary.metrics())
+    start = finetuning.starting_state(config.finetune.variant, base=trial.base, model_name=config.model,
+                                      num_classes=train.info.num_classes, input_shape=train.info.input_shape,
+                                      seed=config.seed)
+    if start is not None:
+        finetuning.reset_values(model, start)
+    stopping = EarlyStopping(config.finetune.patience, config.finetune.min_delta)
+    # The pruned model is the first candidate only when it is already what fine-tuning starts from.
+    if len(events) == 1 and start is None:
+        stopping.best_score = summary.pruned_val_top1
+        return summary, Finetuning(masks, stopping, best_model=_cpu_copy(model.state_dict()))
+    return summary, Finetuning(masks, stopping)
+
+
+def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, Finetuning]:
+    """Restore the model, the optimizer and the random state saved after the trial's last epoch."""
+    from shrink import pruning
+
+    pruning.load_pruned(trial.model, saved.model)
+    optimizer.load_state_dict(saved.optimizer)
+    _set_rng(saved.rng, trial.config.device)
+    return saved.summary, saved.finetuning
+
+
+def _finetune(trial: Trial, state: Finetuning, optimizer, recorder: TrialRecorder, summary: PruneSummary,
+              checkpointer: Checkpointer | None, reporter: Reporter | None, started: float) -> None:
+    """Fine-tune from the epoch after ``state.epoch``: each epoch is logged, becomes the best one or counts
+    towards early stopping (only at the final compression), is saved, then reported."""
+    from shrink import pruning
+
+    config, model = trial.config, trial.model
     pruning.keep_masked(model, optimizer)
-    scheduled = ScheduledPruning(events, prune_to, steps_per_epoch, progress["epoch"], masks)
-
-    for epoch in range(progress["epoch"] + 1, finetune.epochs + 1):
-        if progress["bad_epochs"] >= finetune.patience:
-            break
-        epoch_start = time.perf_counter()
-        if replay is not None:
-            set_rate(optimizer, recipe_rate(recipe, replay + epoch - 1))
-        batches = scheduled.batches(train.batches(finetune.batch_size, train=True, device=config.device,
-                                                  seed=epoch_seed(config.seed, epoch)), epoch)
-        try:
-            stats = train_epoch(model, optimizer, batches, compute)
-        except TrialDiverged as error:
-            raise TrialDiverged(f"epoch {epoch}: {error}") from None
-        scores = evaluate(model, val, compute)
-        if not math.isfinite(scores["loss"]):
-            raise TrialDiverged(f"epoch {epoch}: validation loss became {scores['loss']}")
-        epoch_metrics = {"train_loss": stats.loss, "val_top1": scores["top1"], "val_top5": scores["top5"],
-                         "val_loss": scores["loss"], "epoch_time_s": time.perf_counter() - epoch_start,
-                         "images_per_s": stats.images_per_s}
-        if scheduled.reached_target:  # before the final compression, an epoch is no candidate nor a bad one
-            if scores["top1"] > progress["best_val_top1"] + finetune.min_delta:
-                progress.update(best_epoch=epoch, best_val_top1=scores["top1"],
-                                best_model=_cpu_copy(model.state_dict()), bad_epochs=0)
-            else:
-                progress["bad_epochs"] += 1
-        progress["epoch"] = epoch
-        masks = scheduled.masks
-        recorder.log_metrics(epoch_metrics, step=epoch)
+    scheduled = ScheduledPruning(_events(config, trial.steps_per_epoch), _pruner(trial), trial.steps_per_epoch,
+                                 state.epoch, state.masks)
+    epochs = run_epochs(model, optimizer, trial.splits.train, trial.splits.val, trial.compute,
+                        epochs=range(state.epoch + 1, config.finetune.epochs + 1),
+                        batch_size=config.finetune.batch_size, seed=config.seed, rates=_rates(trial),
+                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted)
+    for epoch in epochs:
+        if not math.isfinite(epoch.val["loss"]):
+            raise TrialDiverged(f"epoch {epoch.number}: validation loss became {epoch.val['loss']}")
+        if scheduled.reached_target and state.stopping.update(epoch.number, epoch.val["top1"]):
+            state.best_model = _cpu_copy(model.state_dict())
+        state.epoch, state.masks = epoch.number, scheduled.masks
+        recorder.log_metrics(epoch.metrics(), step=epoch.number)
         if checkpointer is not None:
-            elapsed = progress["elapsed_s"] + time.perf_counter() - started
-            checkpointer.save({
-                "run_id": recorder.run_id, "identity": _identity(config), "masks": masks,
-                "summary": summary, "model": _cpu_copy(model.state_dict()),
-                "optimizer": optimizer.state_dict(), "rng": _get_rng(config.device),
-                "progress": {**progress, "elapsed_s": elapsed},
-            })
+            saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
+                               optimizer.state_dict(), _get_rng(config.device), state)
+            checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
         if reporter is not None:
-            reporter(epoch, epoch_metrics)
+            reporter(epoch.number, epoch.metrics())
 
-    model.load_state_dict(progress["best_model"])
-    _check_masks(model, masks)
-    scores = evaluate(model, test, compute)
+
+def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float) -> dict:
+    """Restore the best-validation weights, check the masks held, evaluate on the test split once, and
+    measure size, multiply-adds and speedup."""
+    from shrink import metrics
+
+    model, example = trial.model, trial.example()
+    model.load_state_dict(state.best_model)
+    _check_masks(model, state.masks)
+    scores = evaluate(model, trial.splits.test, trial.compute)
     size, nonzero = metrics.model_size(model)
     total_macs, nonzero_macs = metrics.macs(model, example)
-    final = {
+    return {
         "test_top1": scores["top1"], "test_top5": scores["top5"], "test_loss": scores["loss"],
-        "delta_top1": scores["top1"] - summary["dense_test_top1"],
-        "delta_top5": scores["top5"] - summary["dense_test_top5"],
+        "delta_top1": scores["top1"] - summary.dense_test_top1,
+        "delta_top5": scores["top5"] - summary.dense_test_top5,
         "size": size, "nonzero_size": nonzero, "compression_ratio": metrics.compression_ratio(model),
         "macs": total_macs, "nonzero_macs": nonzero_macs,
         "theoretical_speedup": metrics.theoretical_speedup(model, example),
-        **_measured_speedup(config, base, model, masks, compute, val),
-        "epochs_run": progress["epoch"], "best_epoch": progress["best_epoch"],
-        "stopped_early": int(progress["epoch"] < finetune.epochs),
-        "wall_time_s": progress["elapsed_s"] + time.perf_counter() - started,
+        **_measured_speedup(trial, state.masks),
+        "epochs_run": state.epoch, "best_epoch": state.stopping.best_epoch,
+        "stopped_early": int(state.epoch < trial.finetune.epochs),
+        "wall_time_s": state.elapsed_s + time.perf_counter() - started,
     }
-    recorder.log_artifacts(metrics.layer_table(model, example), config.to_dict())
-    recorder.finish(final)
-    return {**summary, **final, "run_id": recorder.run_id}
 
 
-def _pruner(model, config: TrialConfig, train, compute: Compute):
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _rates(trial: Trial):
+    return finetuning.rates(trial.finetune.variant, trial.base.recipe, trial.finetune.epochs)
+
+
+def _events(config: TrialConfig, steps_per_epoch: int) -> list[tuple[int, float]]:
+    schedule = Schedule(config.schedule, config.schedule_rounds, config.schedule_every)
+    return schedule.events(config.compression, config.finetune.epochs, steps_per_epoch)
+
+
+def _pruner(trial: Trial) -> Callable[[float], dict]:
     """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch, which is
     drawn (seeded) at the first call."""
     from shrink import pruning
+
+    config = trial.config
 
     @functools.cache
     def pruning_batch():
         if not _needs_data(config.strategy):
             return None, None
-        inputs, targets = train.sample(config.prune_batch_size, seed=config.seed, device=config.device)
-        return compute.inputs(inputs), targets
+        inputs, targets = trial.splits.train.sample(config.prune_batch_size, seed=config.seed, device=config.device)
+        return trial.compute.inputs(inputs), targets
 
     def prune_to(compression: float) -> dict:
         inputs, targets = pruning_batch()
-        return _cpu_copy(pruning.prune(model, config.strategy, compression, inputs=inputs, targets=targets,
+        return _cpu_copy(pruning.prune(trial.model, config.strategy, compression, inputs=inputs, targets=targets,
                                        prune_classifier=config.prune_classifier, seed=config.seed))
 
     return prune_to
 
 
-def _prune(model, prune_to, compression: float, splits, compute: Compute) -> tuple[dict, dict]:
-    """Evaluate the dense control, prune (to the schedule's first compression), evaluate the pruned model."""
-    train, val, test = splits
-    dense_val, dense_test = evaluate(model, val, compute), evaluate(model, test, compute)
-    masks = prune_to(compression)
-    pruned_val = evaluate(model, val, compute)
-    summary = {
-        "dense_val_top1": dense_val["top1"], "dense_val_top5": dense_val["top5"],
-        "dense_test_top1": dense_test["top1"], "dense_test_top5": dense_test["top5"],
-        "pruned_val_top1": pruned_val["top1"], "pruned_val_top5": pruned_val["top5"],
-    }
-    return masks, summary
-
-
-def _measured_speedup(config: TrialConfig, base: BaseCheckpoint, model, masks: dict, compute: Compute, val) -> dict:
+def _measured_speedup(trial: Trial, masks: dict) -> dict:
     """Dense over pruned median forward time at batch 64 (``measured_speedup``) and 1 (``_b1``), their
     passes interleaved on the trial's device. The pruned model is what one would deploy: physically
     smaller for channel strategies, the masked model (dense kernels, zeros) for weight strategies."""
     from shrink import metrics, models, pruning
 
-    deployed = model
+    config, compute, val = trial.config, trial.compute, trial.splits.val
+    deployed = trial.model
     if pruning.get_strategy(config.strategy).structure == "channels":
         check, _ = val.sample(min(8, len(val)), seed=config.seed, device=config.device)
-        deployed = compute.prepare(pruning.physically_prune(model, masks, compute.inputs(check)))
+        deployed = compute.prepare(pruning.physically_prune(trial.model, masks, compute.inputs(check)))
     dense = models.create(config.model, num_classes=val.info.num_classes, input_shape=val.info.input_shape)
-    dense.load_state_dict(load_base(base.path, base.sha256))
+    dense.load_state_dict(trial.base.load())
     timed = metrics.compare_latency({"dense": compute.prepare(dense), "pruned": deployed}, val.info.input_shape,
                                     LATENCY_BATCHES, device=config.device, warmup=LATENCY_WARMUP,
                                     repeats=LATENCY_REPEATS)
@@ -230,51 +389,28 @@ def _measured_speedup(config: TrialConfig, base: BaseCheckpoint, model, masks: d
             "latency_ms": timed["pruned"][64].median_ms, "dense_latency_ms": timed["dense"][64].median_ms}
 
 
-def _check_feasible(config: TrialConfig, model, train, base: BaseCheckpoint) -> None:
-    """The compression is reachable, the batches and the schedule fit the training split, and the
-    fine-tuning variant has what it needs, checked before any work."""
+def _layers(trial: Trial):
+    from shrink import metrics
+
+    return metrics.layer_table(trial.model, trial.example())
+
+
+def _check_base(config: TrialConfig, model, train, base: BaseCheckpoint) -> None:
+    """The checks that need the base's weights or sidecar."""
     from shrink import pruning
 
     if pruning.get_strategy(config.strategy).structure == "channels":
-        _check_channels_reachable(config, model, train)
-    elif config.compression > (reachable := pruning.max_compression(model, prune_classifier=config.prune_classifier)):
-        hint = "" if config.prune_classifier else " with the classifier unpruned (see prune_classifier)"
-        raise ConfigError(f"compression {config.compression:g} is unreachable for {config.model}: "
-                          f"at most {reachable:g}{hint}")
-    if config.finetune.batch_size > len(train):
-        raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} exceeds the {len(train)} "
-                          f"training examples of {config.dataset}")
-    if _needs_data(config.strategy) and config.prune_batch_size > len(train):
-        raise ConfigError(f"prune_batch_size {config.prune_batch_size} exceeds the {len(train)} "
-                          f"training examples of {config.dataset}")
-    finetune = config.finetune
-    if finetune.epochs == 0 and (config.schedule != "one-shot" or finetune.variant != "continue"):
-        raise ConfigError(f"schedule {config.schedule!r} with fine-tuning variant {finetune.variant!r} "
-                          "needs finetune.epochs >= 1")
-    try:
-        _schedule(config).events(config.compression, finetune.epochs, len(train) // finetune.batch_size)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    if finetune.variant == "weight-rewind" and "rewind" not in base.sidecar:
+        # Whole channels reach the compression only approximately, and some models offer none to a
+        # criterion: try the strategy on a copy of the base (a few training examples to trace it).
+        inputs, _ = train.sample(min(8, len(train)), seed=config.seed)
+        try:
+            pruning.prune(copy.deepcopy(model), config.strategy, config.compression, inputs=inputs,
+                          prune_classifier=config.prune_classifier)
+        except ValueError as error:
+            raise ConfigError(f"{config.strategy} on {config.model}: {error}") from None
+    if config.finetune.variant == "weight-rewind" and base.rewind is None:
         raise ConfigError(f"base {base.path} has no early checkpoint for weight rewinding (pretrained before "
                           f"shrink saved one): delete {base.path.parent} to pretrain it again")
-
-
-def _check_channels_reachable(config: TrialConfig, model, train) -> None:
-    """Whole channels reach the compression only approximately, and some models offer none to a criterion:
-    try the strategy on a copy of the base (a few training examples to trace it) before any work."""
-    from shrink import pruning
-
-    inputs, _ = train.sample(min(8, len(train)), seed=config.seed)
-    try:
-        pruning.prune(copy.deepcopy(model), config.strategy, config.compression, inputs=inputs,
-                      prune_classifier=config.prune_classifier)
-    except ValueError as error:
-        raise ConfigError(f"{config.strategy} on {config.model}: {error}") from None
-
-
-def _schedule(config: TrialConfig) -> Schedule:
-    return Schedule(config.schedule, config.schedule_rounds, config.schedule_every)
 
 
 def _needs_data(strategy: str) -> bool:
@@ -289,19 +425,15 @@ def _resolve_base(config: TrialConfig) -> BaseCheckpoint:
         return pretrain(config.model, config.dataset, seed=0, data_root=config.data_root,
                         val_fraction=config.val_fraction, split_seed=config.split_seed, device=config.device,
                         threads=config.threads)
-    base = BaseCheckpoint.open(config.base_path)
-    if config.base_sha256 is not None and base.sha256 != config.base_sha256:
-        raise CheckpointMismatch(f"base checkpoint {base.path} has sha256 {base.sha256}, "
-                                 f"the trial names {config.base_sha256}")
-    made_for = (base.sidecar.get("model"), base.sidecar.get("dataset"))
-    if made_for != (config.model, config.dataset):
-        raise CheckpointMismatch(f"base checkpoint {base.path} is {made_for[0]} on {made_for[1]}, "
-                                 f"the trial is {config.model} on {config.dataset}")
+    base = BaseCheckpoint.open(config.base_path, config.base_sha256)
+    base.check_made_for(config.model, config.dataset)
     return base
 
 
-def _check_resumable(state: dict, config: TrialConfig) -> None:
-    differ = [k for k, v in _identity(config).items() if state["identity"].get(k) != v]
+def _check_resumable(saved: SavedTrial, config: TrialConfig) -> None:
+    """Refuse ``saved`` unless its trial agrees on every resume field (the base's hash once it is known)."""
+    differ = [k for k, v in _resume_values(config).items()
+              if saved.resume_values.get(k) != v and (k != "base_sha256" or v is not None)]
     if differ:
         raise CheckpointMismatch(f"the saved trial state belongs to another trial (differs in {', '.join(differ)})")
 
@@ -321,23 +453,13 @@ def _check_masks(model, masks: dict) -> None:
             raise MaskDrift(f"{pruned} pruned weights of {name} are no longer zero after fine-tuning")
 
 
-def _identity(config: TrialConfig) -> dict:
+def _resume_values(config: TrialConfig) -> dict:
     values = config.to_dict()
-    return {k: values[k] for k in IDENTITY}
+    return {k: values[k] for k in RESUME_FIELDS}
 
 
 def _run_name(config: TrialConfig) -> str:
     return f"{config.model}-{config.dataset}-{config.strategy}-{config.compression:g}x-seed{config.seed}"
-
-
-def _tags(config: TrialConfig, split_hash: str, compute: Compute) -> dict:
-    return {
-        "shrink.kind": "trial", "shrink.sweep": config.sweep, PARENT_TAG: config.parent_run_id,
-        "shrink.base_sha256": config.base_sha256, "shrink.split_hash": split_hash,
-        "shrink.git_commit": git_commit(), "shrink.versions": versions(), "shrink.device": config.device,
-        "shrink.hardware": hardware(config.device), "shrink.amp": "bf16" if compute.amp else "off",
-        "shrink.channels_last": int(compute.channels_last),
-    }
 
 
 def _cpu_copy(tensors: dict) -> dict:

@@ -41,8 +41,10 @@ from pathlib import Path
 
 import yaml
 
-from shrink import datasets, models, pruning
+from shrink import datasets
 from shrink.experiment import TrialConfig
+from shrink.experiment.config import UnknownName, Unreachable, check_names, check_reachable
+from shrink.experiment.errors import ConfigError
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -188,9 +190,6 @@ class SweepSpec:
             raise SpecError(f"storage_path: {raw} is a URI; give a folder (on a cluster, one that every node "
                             "mounts: trials share their base checkpoints as files)")
         return Path(raw).expanduser().resolve()
-
-
-IDENTITY = ("model", "strategy", "compression", "seed")  # what tells a sweep's trials apart
 
 
 def trial_label(config: Mapping) -> str:
@@ -350,26 +349,26 @@ class _Reader:
 
     def dataset(self) -> str:
         name = self.raw["dataset"]
-        known = [d.name for d in datasets.available()]
-        if name not in known:
-            raise self.fail("dataset", f"unknown dataset {name!r}; known: {', '.join(known)}")
+        self.check_name("dataset", dataset=name)
         return name
 
     def model(self, name: str) -> str:
-        known = [m.name for m in models.available()]
-        if name not in known:
-            raise self.fail("models", f"unknown model {name!r}; known: {', '.join(known)}")
+        self.check_name("models", model=name)
         return name
 
     def strategy(self, name: str) -> str:
+        return self.check_name("strategies", strategy=name)
+
+    def check_name(self, key: str, **name) -> str | None:
+        """``check_names`` for one name, its error naming ``key``."""
         try:
-            return pruning.resolve_strategy(name)
-        except ValueError as error:
+            return check_names(**name)
+        except UnknownName as error:
             hint = ""
-            if os.environ.get(CLUSTER_JOB_ENV):  # known where the sweep was submitted, or it would not be here
-                hint = (f"; this sweep runs as a Ray Job on the cluster, where {name!r} is not registered: "
-                        "list the package that registers it under `pip:` in the sweep file")
-            raise self.fail("strategies", f"{error}{hint}") from None
+            if error.kind == "strategy" and os.environ.get(CLUSTER_JOB_ENV):  # known where it was submitted
+                hint = (f"; this sweep runs as a Ray Job on the cluster, where {name['strategy']!r} is not "
+                        "registered: list the package that registers it under `pip:` in the sweep file")
+            raise self.fail(key, f"{error}{hint}") from None
 
     def names(self, key: str, resolve) -> tuple[str, ...]:
         values = self.raw[key]
@@ -475,26 +474,20 @@ class _Reader:
             raise SpecError(f"{self.origin}: {error}") from None
 
     def check_reachable(self, spec: SweepSpec) -> None:
-        """Every compression must be reachable by every model on this dataset (models built on the
-        meta device: shapes without weights, so a VGG-16 costs no memory)."""
-        import torch
-
+        """Every compression must be reachable by every model on this dataset."""
         highest = max(spec.compressions)
         prune_classifier = bool(spec.shared.get("prune_classifier", False))
-        info = datasets.info(spec.dataset)
         for name in spec.models:
             try:
-                with torch.device("meta"):
-                    model = models.create(name, num_classes=info.num_classes, input_shape=info.input_shape)
-            except ValueError as error:
-                raise self.fail("models", f"{name} cannot take {spec.dataset} images {info.input_shape}: {error}")
-            reachable = pruning.max_compression(model, prune_classifier=prune_classifier)
-            if highest > reachable:
+                check_reachable(name, spec.dataset, highest, prune_classifier=prune_classifier)
+            except Unreachable as error:
                 raise self.fail(
                     "compressions",
-                    f"{highest:g}x is unreachable for {name} (at most {reachable:.4g}x with "
+                    f"{highest:g}x is unreachable for {name} (at most {error.reachable:.4g}x with "
                     f"prune_classifier: {str(prune_classifier).lower()})",
-                )
+                ) from None
+            except ConfigError as error:
+                raise self.fail("models", str(error)) from None
 
 
 def _is_number(value) -> bool:

@@ -16,11 +16,10 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from shrink.experiment import pretrain
+from shrink.experiment import pretrain, recording
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
-    IDENTITY,
     SpecError,
     SweepSpec,
     absolute_tracking_uri,
@@ -181,9 +180,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
         _close_interrupted_runs(client, experiment_id, parent)
     else:
-        parent = client.create_run(
-            experiment_id, run_name=spec.name, tags={"shrink.kind": "sweep", "shrink.sweep": spec.name}
-        ).info.run_id
+        parent = client.create_run(experiment_id, run_name=spec.name, tags=recording.sweep_tags(spec.name)).info.run_id
         client.log_text(parent, spec.text, "sweep.yaml")
         client.log_param(parent, "trials", spec.size)
     _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")
@@ -265,47 +262,25 @@ def _restore(plan: Plan):
 
 
 def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> str:
-    runs = client.search_runs(
-        [experiment_id],
-        f"tags.`shrink.kind` = 'sweep' and tags.`shrink.sweep` = '{name}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+    runs = client.search_runs([experiment_id], recording.sweeps_filter(name),
+                              order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         raise SpecError(f"nothing to resume: no parent run of sweep {name!r} in this MLflow experiment")
     return runs[0].info.run_id
 
 
-def _child_runs(client: MlflowClient, experiment_id: str, parent: str, also: str = "") -> list:
-    """Every run nested under ``parent`` (all pages), optionally filtered further by ``also``."""
-    query = f"tags.`mlflow.parentRunId` = '{parent}'" + (f" and {also}" if also else "")
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], query, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _close_interrupted_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
     """Mark the trial runs that a stopped driver left RUNNING as killed; a trial resumed from its
     checkpoint reopens its run, one that starts over supersedes it."""
-    for run in _child_runs(client, experiment_id, parent, "attributes.status = 'RUNNING'"):
-        client.set_tag(run.info.run_id, "shrink.status", "failed")
-        client.set_tag(run.info.run_id, "shrink.failure", "interrupted: the sweep's driver stopped")
-        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+    for run in recording.child_runs(client, experiment_id, parent, "attributes.status = 'RUNNING'"):
+        recording.mark_interrupted(client, run.info.run_id)
 
 
 def _delete_superseded_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
     """Delete the runs of trials that started over (their worker or the driver died before a
     checkpoint) and then finished in a new run: each trial keeps one run."""
-    runs = _child_runs(client, experiment_id, parent)
-    finished = {_identity(run) for run in runs if run.data.tags.get("shrink.status") == "finished"}
+    runs = recording.child_runs(client, experiment_id, parent)
+    finished = {recording.sweep_trial_key(run) for run in runs if recording.is_finished(run)}
     for run in runs:
-        if run.data.tags.get("shrink.status") != "finished" and _identity(run) in finished:
+        if not recording.is_finished(run) and recording.sweep_trial_key(run) in finished:
             client.delete_run(run.info.run_id)
-
-
-def _identity(run) -> tuple:
-    return tuple(run.data.params.get(key) for key in IDENTITY)

@@ -13,8 +13,7 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, run_trial
-from shrink.orchestrator.spec import IDENTITY
+from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, recording, run_trial
 
 STATUS = "shrink_status"  # result key: "finished" or "diverged"
 NODE = "node_id"  # result key: the Ray node the trial reported from
@@ -83,10 +82,5 @@ def finished_run_metrics(trial: TrialConfig) -> dict | None:
         return None
     client = MlflowClient(tracking_uri=trial.tracking_uri)
     experiment = client.get_experiment_by_name(trial.experiment_name)
-    params = trial.flat()
-    query = " and ".join(
-        [f"tags.`mlflow.parentRunId` = '{trial.parent_run_id}'", "tags.`shrink.status` = 'finished'"]
-        + [f"params.`{key}` = '{params[key]}'" for key in IDENTITY]
-    )
-    runs = client.search_runs([experiment.experiment_id], query, max_results=1)
-    return dict(runs[0].data.metrics) if runs else None
+    run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id, trial.flat())
+    return dict(run.data.metrics) if run is not None else None

@@ -13,7 +13,10 @@ from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
 
-IDENTITY = ("dataset", "model", "strategy", "compression", "seed")
+from shrink.experiment import recording
+
+# A row's trial, in the report's sort order (a sweep's trials differ in recording.SWEEP_TRIAL_KEY).
+TRIAL_COLUMNS = ("dataset", "model", "strategy", "compression", "seed")
 FINAL_METRICS = (
     "dense_val_top1", "dense_val_top5", "dense_test_top1", "dense_test_top5",
     "pruned_val_top1", "pruned_val_top5", "test_top1", "test_top5", "test_loss",
@@ -21,9 +24,8 @@ FINAL_METRICS = (
     "nonzero_macs", "theoretical_speedup", "measured_speedup", "measured_speedup_b1", "epochs_run",
     "best_epoch", "stopped_early", "wall_time_s",
 )
-TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware", "amp", "channels_last")
-COLUMNS = ("run_id", *IDENTITY, "status", "failure", *FINAL_METRICS, *TAGS)
-SORT_KEYS = [*IDENTITY, "run_id"]
+COLUMNS = ("run_id", *TRIAL_COLUMNS, "status", "failure", *FINAL_METRICS, *recording.TRIAL_TAGS)
+SORT_KEYS = [*TRIAL_COLUMNS, "run_id"]
 PAGE_SIZE = 1000  # runs per search request (MLflow allows up to 50,000; larger is not faster)
 
 
@@ -75,14 +77,14 @@ def list_sweeps(tracking_uri: str) -> list[Sweep]:
         return []
     runs = _paged(lambda token: client.search_runs(
         [e.experiment_id for e in experiments],
-        filter_string="tags.`shrink.kind` = 'sweep'",
+        filter_string=recording.sweeps_filter(),
         order_by=["attributes.start_time DESC"],
         max_results=PAGE_SIZE,
         page_token=token,
     ))
     return [
         Sweep(
-            name=run.data.tags.get("shrink.sweep", ""),
+            name=recording.sweep_name(run),
             run_id=run.info.run_id,
             experiment_id=run.info.experiment_id,
             tracking_uri=tracking_uri,
@@ -129,23 +131,10 @@ def fetch_trial_runs(sweep: Sweep, progress=None) -> list:
     with _gc_paused():
         return _paged(lambda token: client.search_runs(
             [sweep.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{sweep.run_id}'",
+            filter_string=recording.trials_filter(sweep.run_id),
             max_results=PAGE_SIZE,
             page_token=token,
         ), progress)
-
-
-def _status(run) -> tuple[str, str | None]:
-    """(status, failure reason): the trial's own ``shrink.status`` tag, else MLflow's run status.
-
-    A run that is no longer running but never tagged its outcome is counted as failed.
-    """
-    tags = run.data.tags
-    if "shrink.status" in tags:
-        return tags["shrink.status"], tags.get("shrink.failure")
-    if run.info.status in ("RUNNING", "SCHEDULED"):
-        return "running", None
-    return "failed", f"MLflow run ended {run.info.status} without a shrink.status tag"
 
 
 def _number(text: str | None, kind=float):
@@ -154,8 +143,8 @@ def _number(text: str | None, kind=float):
 
 def _row(run) -> dict:
     """A run's table row: identity, status, final metrics, shrink tags, other params."""
-    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
-    status, failure = _status(run)
+    params, metrics = run.data.params, run.data.metrics
+    status, failure = recording.trial_status(run)
     return {
         "run_id": run.info.run_id,
         "dataset": params.get("dataset"),
@@ -166,8 +155,8 @@ def _row(run) -> dict:
         "status": status,
         "failure": failure,
         **{name: metrics.get(name) for name in FINAL_METRICS},
-        **{name: tags.get(f"shrink.{name}") for name in TAGS},
-        **{f"params.{k}": v for k, v in params.items() if k not in IDENTITY},
+        **recording.trial_tag_values(run),
+        **{f"params.{k}": v for k, v in params.items() if k not in TRIAL_COLUMNS},
     }
 
 

@@ -37,7 +37,7 @@ def test_pretrain_writes_a_hash_named_checkpoint_and_sidecar_then_reuses_it(tmp_
     def no_training(*args, **kwargs):
         raise AssertionError("a cached base must not be trained again")
 
-    monkeypatch.setattr("shrink.experiment.bases.train_epoch", no_training)
+    monkeypatch.setattr("shrink.experiment.bases.run_epochs", no_training)
     start = time.perf_counter()
     again = pretrain("small-cnn", "digits", epochs=2, seed=3, progress=lines.append)
     assert time.perf_counter() - start < 0.5

@@ -1,16 +1,25 @@
 """Schedules and fine-tuning variants in real trials (small-mlp on digits): where fine-tuning starts,
 which learning rate it sees, and that every schedule ends exactly at the target."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from shrink import models
-from shrink.experiment import DirectoryCheckpointer, TrialConfig, pretrain, run_trial, trial
+from shrink.experiment import DirectoryCheckpointer, TrialConfig, loop, pretrain, run_trial
 from shrink.experiment.bases import load_base
-from shrink.experiment.finetuning import recipe_rate, replay_start, rewind_epoch
-from shrink.experiment.recipes import RECIPES
+from shrink.experiment.finetuning import replay_start
+from shrink.experiment.recipes import RECIPES, Recipe
+
+
+def recipe_rate(recipe: Recipe, epoch: int) -> float:
+    return recipe.rate(epoch)
+
+
+def rewind_epoch(base_epochs: int) -> int:
+    return dataclasses.replace(RECIPES["cifar"], epochs=base_epochs).rewind_epoch
 
 # small-mlp on 8x8 digits: fc1 64x100 + 100, fc2 100x10 + 10 = 7,510 parameters; only fc1's 6,400
 # weights are prunable, so 4x keeps round(7510 / 4) = 1,878 nonzero: 768 of fc1's weights.
@@ -41,8 +50,8 @@ def watch(monkeypatch):
                        "fc1_nonzero": int(model.fc1.weight.count_nonzero())})
         return stats
 
-    train_epoch = trial.train_epoch
-    monkeypatch.setattr(trial, "train_epoch", watched)
+    train_epoch = loop.train_epoch
+    monkeypatch.setattr(loop, "train_epoch", watched)
     return epochs
 
 
