@@ -31,6 +31,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -140,14 +141,16 @@ def ray_processes() -> list[str]:
 
 
 def run(command: list[str], cwd: Path, env: dict, timeout: int) -> dict:
-    """Run ``command``, echoing its output as it comes; its exit status and output."""
+    """Run ``command``, echoing its output as it comes; its exit status, output and wall time."""
     print("$", " ".join(command), flush=True)
+    start = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in process.stdout:
         print(line, end="", flush=True)
         lines.append(line)
-    return {"status": process.wait(timeout=timeout), "output": "".join(lines)}
+    status = process.wait(timeout=timeout)
+    return {"status": status, "output": "".join(lines), "seconds": round(time.monotonic() - start, 1)}
 
 
 def main(workdir: Path, shrink_args: list[str]) -> None:
