@@ -79,7 +79,10 @@ def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path, pip:
                                                               JobStatus.STOPPED}:
         time.sleep(0.5)
     info = client.get_job_info(job_id)
-    print(f"cluster: job {job_id} {status.value.lower()}", flush=True)
+    # A job whose driver never ran (its environment could not be made: a `pip:` package that does not
+    # install) has no logs to stream: Ray's message is the only reason there is.
+    why = f": {_reason(info.message or '')}" if info.driver_exit_code is None and status == JobStatus.FAILED else ""
+    print(f"cluster: job {job_id} {status.value.lower()}{why}", flush=True)
     if info.driver_exit_code is not None:
         return info.driver_exit_code
     return 0 if status == JobStatus.SUCCEEDED else 1
@@ -96,6 +99,14 @@ def _submit(client, address: str, **job) -> str:
             if "No available agent" not in str(error) or time.monotonic() > deadline:
                 raise ClusterError(f"the job server at {address} did not take the sweep: {error}") from None
         time.sleep(2)
+
+
+def _reason(message: str) -> str:
+    """Ray's message on a job that never started, cut to its first line and pip's ``ERROR:`` lines
+    when it has them (the rest is Ray's traceback)."""
+    lines = message.strip().splitlines()
+    errors = [line.strip() for line in lines if line.strip().startswith("ERROR:")]
+    return "\n".join(lines[:1] + errors) if errors else message.strip()
 
 
 async def _stream_logs(client, job_id: str) -> None:

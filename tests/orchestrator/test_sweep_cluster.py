@@ -198,3 +198,20 @@ def test_a_plugin_missing_on_the_cluster_fails_before_the_grid_saying_to_list_it
     assert error.endswith(f"this sweep runs as a Ray Job on the cluster, where {PLUGIN_STRATEGY!r} is not "
                           "registered: list the package that registers it under `pip:` in the sweep file")
     assert not (project / "mlflow.db").exists()  # nothing started
+
+
+def test_a_pip_package_that_does_not_install_fails_the_job_with_pips_reason(ray_head, tmp_path, capsys):
+    project = shrink_checkout(tmp_path / "project")
+    digits_sweep(project, name="plugin", seeds="[0]")
+    missing = tmp_path / "wheels" / "shrink_nope-0.1-py3-none-any.whl"
+
+    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["plugin.yaml"], working_dir=project,
+                          pip={"packages": [str(missing)]})
+
+    assert status == 1
+    lines = capsys.readouterr().out.splitlines()
+    [at] = [n for n, line in enumerate(lines) if line.startswith("cluster: job ")]
+    assert lines[at].endswith(" failed: runtime_env setup failed: Failed to set up runtime environment.")
+    assert lines[at + 1:] == [
+        f"ERROR: Could not install packages due to an OSError: [Errno 2] No such file or directory: '{missing}'"]
+    assert not (project / "mlflow.db").exists()
