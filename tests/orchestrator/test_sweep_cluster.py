@@ -1,7 +1,7 @@
 """`shrink sweep --cluster`: the cluster file, and the sweep submitted as a Ray Job to a real head.
 
-`ray up` itself needs SSH to the cluster's machines, which this machine does not run; the job
-submission path is exercised against a head started here with `ray start --head` on 127.0.0.1.
+The job-submission path (plug-ins under `pip:` included) is exercised against a head started here
+with `ray start --head` on 127.0.0.1; `ray up` itself, over SSH, is in test_cluster_launcher.py.
 """
 
 import os
