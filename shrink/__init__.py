@@ -12,3 +12,12 @@ Subpackages, with dependencies pointing one way (cli -> orchestrator -> experime
 """
 
 __version__ = "0.1.0"
+
+import os
+
+# MLflow 3.17's usage telemetry fetches its settings in a thread started at import. Where that fails
+# (no internet, as on many clusters) the thread deletes an environment variable while an HTTP request
+# to a tracking server iterates os.environ, and the request fails with
+# KeyError('_MLFLOW_TELEMETRY_SESSION_ID') (seen here: a sweep's first runs/create). Off unless the
+# user sets MLFLOW_DISABLE_TELEMETRY=false.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -151,12 +151,16 @@ def pretrain(model, dataset, epochs, seed, out, data_root, val_fraction, split_s
 @click.option("--experiment", "experiment_name", default="shrink", show_default=True, help="MLflow experiment.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
               help="Save the trial's state here every epoch, and resume from it when present.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Fine-tune data-parallel on this many processes (Ray Train, DDP; gloo on CPU, NCCL with "
+                   "one GPU each); --batch-size is their global batch and must be divisible by it.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Any other trial config field, e.g. finetune.optimizer=sgd or prune_classifier=true.")
 def trial(settings, checkpoint_dir, **options) -> None:
     """Run one trial: prune a base, fine-tune with early stopping, evaluate, record in MLflow.
 
-    Prints one line per epoch to stderr and the final metrics as JSON to stdout.
+    Prints one line per epoch to stderr and the final metrics as JSON to stdout. With --workers N the
+    trial runs on a Ray started on this machine, each worker with --threads CPUs (default 1).
     """
     import json
 
@@ -171,7 +175,12 @@ def trial(settings, checkpoint_dir, **options) -> None:
     checkpointer = experiment.DirectoryCheckpointer(checkpoint_dir) if checkpoint_dir else None
     try:
         config = experiment.TrialConfig.from_dict(values)
-        result = experiment.run_trial(config, checkpointer=checkpointer, reporter=_print_epoch)
+        if config.workers > 1:
+            from shrink.orchestrator.distributed import run_distributed_trial
+
+            result = run_distributed_trial(config, checkpoint_dir=checkpoint_dir)
+        else:
+            result = experiment.run_trial(config, checkpointer=checkpointer, reporter=_print_epoch)
     except experiment.ConfigError as error:
         raise click.UsageError(str(error)) from None
     except _library_errors() as error:
@@ -277,7 +286,8 @@ def ui(sweep, host, port, tracking_uri):
 @click.option("--address", metavar="HOST:PORT",
               help="Attach to a running Ray cluster ('auto': the one on this node) instead of starting Ray here.")
 @click.option("--cluster", "cluster_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed).")
+              help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed). "
+                   "Refused unless metadata.shrink.allowed_network in it is your network's range.")
 @click.option("--tracking-uri", metavar="URI",
               help="MLflow tracking URI (default: the sweep file's, else $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 @click.option("--storage-path", metavar="DIR",
@@ -296,6 +306,8 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
     if cluster_file and address:
         raise click.UsageError("--cluster and --address exclude each other: --cluster submits with --address auto")
     try:
+        if cluster_file:  # refused before anything starts when it opens the head to the world
+            orchestrator.check_cluster_file(cluster_file)
         spec = orchestrator.load_spec(spec_file, preset=preset)
         overrides = {"tracking_uri": tracking_uri, "storage_path": storage_path}
         spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})

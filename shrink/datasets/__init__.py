@@ -5,13 +5,14 @@ the files without downloading, ``fetch`` downloads them when missing; ``availabl
 describe the datasets.
 """
 
-from shrink.datasets.base import DatasetFormatError, DatasetInfo, DatasetNotFound, Split, UnknownDataset
+from shrink.datasets.base import DatasetFormatError, DatasetInfo, DatasetNotFound, Shard, Split, UnknownDataset
 from shrink.datasets.registry import available, fetch, info, load, locate
 
 __all__ = [
     "DatasetFormatError",
     "DatasetInfo",
     "DatasetNotFound",
+    "Shard",
     "Split",
     "UnknownDataset",
     "available",

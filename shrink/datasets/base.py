@@ -44,6 +44,38 @@ class DatasetFormatError(ValueError):
     """A dataset file that exists but is not in the expected format."""
 
 
+@dataclass(frozen=True)
+class Shard:
+    """The share of a split that one of ``count`` data-parallel processes reads (``index`` 0-based).
+
+    Training: ``batch_size`` is the global batch; each process takes the contiguous ``batch_size //
+    count`` examples at its position in each global batch of the one seeded permutation, and augmentation
+    is drawn for the global batch, so the union over processes is exactly the single-process epoch.
+    Evaluation: each process reads one contiguous block of the split; the blocks cover every example once.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard index must be in [0, {self.count}), got {self.index}")
+
+    def of_batch(self, batch_size: int) -> slice:
+        """This process's positions in a global training batch of ``batch_size``."""
+        if batch_size % self.count:
+            raise ValueError(f"batch_size {batch_size} is not divisible by the {self.count} processes sharing it")
+        per = batch_size // self.count
+        return slice(self.index * per, (self.index + 1) * per)
+
+    def of_examples(self, n: int) -> range:
+        """This process's block of an ``n``-example split read once in a fixed order."""
+        return range(n * self.index // self.count, n * (self.index + 1) // self.count)
+
+
+WHOLE = Shard()
+
+
 class Split(ABC):
     """One split (``train``, ``val`` or ``test``) of a dataset, ready to be batched.
 
@@ -61,13 +93,21 @@ class Split(ABC):
 
     @abstractmethod
     def batches(
-        self, batch_size: int, *, train: bool, device: str | torch.device = "cpu", seed: int | None = None
+        self,
+        batch_size: int,
+        *,
+        train: bool,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        shard: Shard = WHOLE,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Normalized float32 images and int64 labels, ``batch_size`` at a time, on ``device``.
 
         ``train=True`` shuffles (seeded by ``seed``; ``None`` draws from torch's global generator),
         augments, and drops the last incomplete batch; otherwise every example once, in a fixed order,
-        without augmentation.
+        without augmentation. With a ``shard`` of a data-parallel group, only this process's share (see
+        :class:`Shard`): ``batch_size // shard.count`` examples of each global training batch, or its block
+        of an evaluation pass.
         """
 
     @abstractmethod

@@ -20,7 +20,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from shrink.datasets.base import DatasetFormatError, DatasetInfo, Split, check_batch_size, check_sample_size
+from shrink.datasets.base import (
+    WHOLE,
+    DatasetFormatError,
+    DatasetInfo,
+    Shard,
+    Split,
+    check_batch_size,
+    check_sample_size,
+)
 from shrink.datasets.carve import split_hash, stratified
 from shrink.datasets.source import Source
 
@@ -49,6 +57,22 @@ class _Images(Dataset):
         return self.transform(default_loader(path)), label
 
 
+class _ShardedBatches:
+    """Global batches of one permutation drawn from ``generator`` when iterated (as ``RandomSampler`` draws
+    it, so the DataLoader's worker seeds come first), the last incomplete one dropped, cut to ``part``."""
+
+    def __init__(self, n: int, batch_size: int, part: slice, generator: torch.Generator | None):
+        self.n, self.batch_size, self.part, self.generator = n, batch_size, part, generator
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size][self.part]
+
+
 class ImageFolderSplit(Split):
     """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes."""
 
@@ -63,7 +87,13 @@ class ImageFolderSplit(Split):
         return len(self.samples)
 
     def batches(
-        self, batch_size: int, *, train: bool, device: str | torch.device = "cpu", seed: int | None = None
+        self,
+        batch_size: int,
+        *,
+        train: bool,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        shard: Shard = WHOLE,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         check_batch_size(batch_size)
         if train and batch_size > len(self):
@@ -71,13 +101,18 @@ class ImageFolderSplit(Split):
                 f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}"
             )
         device = torch.device(device)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        if train:
+            sampler = _ShardedBatches(len(self), batch_size, shard.of_batch(batch_size), generator)
+        else:
+            block = shard.of_examples(len(self))
+            sampler = [range(start, min(start + batch_size, block.stop))
+                       for start in range(block.start, block.stop, batch_size)]
         loader = DataLoader(
             _Images(self.samples, _transform(self.info, train)),
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train,
+            batch_sampler=sampler,
             num_workers=self.workers,
-            generator=None if seed is None else torch.Generator().manual_seed(seed),
+            generator=generator,
             pin_memory=device.type == "cuda",
         )
         return ((x.to(device, non_blocking=True), y.to(device)) for x, y in loader)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shrink.datasets.base import DatasetInfo, Split, check_batch_size, check_sample_size
+from shrink.datasets.base import WHOLE, DatasetInfo, Shard, Split, check_batch_size, check_sample_size
 
 
 class TensorSplit(Split):
@@ -51,13 +51,21 @@ class TensorSplit(Split):
         return len(self.labels)
 
     def batches(
-        self, batch_size: int, *, train: bool, device: str | torch.device = "cpu", seed: int | None = None
+        self,
+        batch_size: int,
+        *,
+        train: bool,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        shard: Shard = WHOLE,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         check_batch_size(batch_size)
         n = len(self)
         if train and batch_size > n:
             raise ValueError(f"batch_size {batch_size} exceeds the {n} examples of {self.info.name}/{self.split}")
-        return self._train_batches(batch_size, device, seed) if train else self._eval_batches(batch_size, device)
+        if train:
+            return self._train_batches(batch_size, device, seed, shard.of_batch(batch_size))
+        return self._eval_batches(batch_size, device, shard.of_examples(n))
 
     def sample(self, n: int, *, seed: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
         check_sample_size(n, len(self), f"{self.info.name}/{self.split}")
@@ -66,34 +74,40 @@ class TensorSplit(Split):
         idx = torch.randperm(len(self), generator=generator)[:n].to(images.device)
         return self._normalize(self._center(images.index_select(0, idx)), scale, shift), labels.index_select(0, idx)
 
-    def _eval_batches(self, batch_size: int, device) -> Iterator[tuple[Tensor, Tensor]]:
+    def _eval_batches(self, batch_size: int, device, block: range) -> Iterator[tuple[Tensor, Tensor]]:
         images, labels, scale, shift = self._on(device)
-        for start in range(0, len(self), batch_size):
-            x = self._center(images[start : start + batch_size])
-            yield self._normalize(x, scale, shift), labels[start : start + batch_size]
+        for start in range(block.start, block.stop, batch_size):
+            end = min(start + batch_size, block.stop)
+            x = self._center(images[start:end])
+            yield self._normalize(x, scale, shift), labels[start:end]
 
-    def _train_batches(self, batch_size: int, device, seed: int | None) -> Iterator[tuple[Tensor, Tensor]]:
+    def _train_batches(self, batch_size: int, device, seed: int | None, part: slice) -> Iterator[tuple[Tensor, Tensor]]:
+        """Global batches of one seeded permutation; ``part`` of each is this process's share."""
         images, labels, scale, shift = self._on(device)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self), generator=generator).to(images.device)
         for start in range(0, len(self) - batch_size + 1, batch_size):
             idx = order[start : start + batch_size]
             if self.crop_padding or self.hflip:
-                x = self._crop_flip(images, idx, generator)
+                x = self._crop_flip(images, idx, generator, part)
             else:
-                x = images.index_select(0, idx)
-            yield self._normalize(x, scale, shift), labels.index_select(0, idx)
+                x = images.index_select(0, idx[part])
+            yield self._normalize(x, scale, shift), labels.index_select(0, idx[part])
 
-    def _crop_flip(self, padded: Tensor, idx: Tensor, generator: torch.Generator | None) -> Tensor:
-        """The batch's padded images, then one gather of a random window per image, mirrored where flipped."""
+    def _crop_flip(self, padded: Tensor, idx: Tensor, generator: torch.Generator | None, part: slice) -> Tensor:
+        """The ``part`` of the batch's padded images, then one gather of a random window per image, mirrored
+        where flipped. Offsets and flips are drawn for the whole batch (the generator advances alike in
+        every process of a data-parallel group) and then cut to ``part``."""
         _, height, width = self.info.input_shape
         b, p, dev = len(idx), self.crop_padding, padded.device
         channels, padded_height, padded_width = padded.shape[1:]
-        top = torch.randint(0, 2 * p + 1, (b, 1), generator=generator).to(dev)
-        left = torch.randint(0, 2 * p + 1, (b, 1), generator=generator).to(dev)
+        top = torch.randint(0, 2 * p + 1, (b, 1), generator=generator)[part].to(dev)
+        left = torch.randint(0, 2 * p + 1, (b, 1), generator=generator)[part].to(dev)
+        flip = (torch.rand(b, 1, generator=generator) < 0.5)[part].to(dev) if self.hflip else None
+        idx = idx[part]
+        b = len(idx)
         cols = torch.arange(width, device=dev).expand(b, width)
-        if self.hflip:
-            flip = (torch.rand(b, 1, generator=generator) < 0.5).to(dev)
+        if flip is not None:
             cols = torch.where(flip, width - 1 - cols, cols)
         rows = top + torch.arange(height, device=dev)
         window = (rows[:, :, None] * padded_width + (left + cols)[:, None, :]).view(b, 1, height * width)

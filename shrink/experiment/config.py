@@ -94,6 +94,7 @@ class TrialConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     device: str | None = None  # "cpu", "cuda", "cuda:N"; default CUDA when present
     threads: int | None = None  # CPU threads for torch (default: torch's current setting)
+    workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.distributed)
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # bf16 autocast; default on for CUDA, off on CPU
     tracking_uri: str | None = None  # default: resolve_tracking_uri()
@@ -109,6 +110,10 @@ class TrialConfig:
             (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.prune_batch_size >= 1, f"prune_batch_size must be >= 1, got {self.prune_batch_size}"),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
+            (self.finetune.batch_size is None or self.finetune.batch_size % self.workers == 0,
+             f"finetune.batch_size {self.finetune.batch_size} is not divisible by workers {self.workers}: "
+             "the global batch is split evenly over the workers"),
             (self.device is None or re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None,
              f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"),
             (self.base_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", self.base_sha256) is not None,

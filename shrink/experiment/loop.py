@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shrink.experiment.distributed import SINGLE, Distributed
 from shrink.experiment.errors import TrialDiverged
 from shrink.experiment.recipes import Recipe
 
@@ -122,25 +123,35 @@ class Epoch:
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, compute: Compute, *,
                epochs: range, batch_size: int, seed: int, rates: RateSchedule | None = None,
                batches: Callable[[Iterable, int], Iterable] | None = None,
-               stop: Callable[[], bool] | None = None) -> Iterator[Epoch]:
+               stop: Callable[[], bool] | None = None, distributed: Distributed = SINGLE) -> Iterator[Epoch]:
     """Train over ``epochs`` (1-based numbers) and yield each :class:`Epoch` after evaluating on ``val``.
 
     Each epoch first asks ``stop()`` (when given) whether to end, sets its rate from ``rates`` (else the
     optimizer's stays), then trains on ``train`` shuffled with :func:`epoch_seed`; ``batches(batches,
     epoch)`` may wrap the batches (scheduled pruning). Raises :class:`TrialDiverged` naming the epoch.
+
+    In a data-parallel group (``distributed``) the model trains under DDP on this rank's shard of each
+    global batch of ``batch_size``; after each epoch rank 0's buffers (BatchNorm statistics) are copied to
+    every rank, the ranks check that they hold the same weights and masks, and rank 0's validation scores
+    are every rank's, so decisions taken on them are the same everywhere.
     """
+    trained = distributed.wrap(model)
     for number in epochs:
         if stop is not None and stop():
             return
         started = time.perf_counter()
         if rates is not None:
             rates.apply(optimizer, number)
-        drawn = train.batches(batch_size, train=True, device=compute.device, seed=epoch_seed(seed, number))
+        drawn = train.batches(batch_size, train=True, device=compute.device, seed=epoch_seed(seed, number),
+                              shard=distributed.shard)
         try:
-            stats = train_epoch(model, optimizer, drawn if batches is None else batches(drawn, number), compute)
+            stats = train_epoch(trained, optimizer, drawn if batches is None else batches(drawn, number), compute,
+                                distributed)
         except TrialDiverged as error:
             raise TrialDiverged(f"epoch {number}: {error}") from None
-        scores = evaluate(model, val, compute)
+        distributed.share_buffers(model)
+        distributed.check_same(f"the weights and masks after epoch {number}", model.state_dict())
+        scores = distributed.broadcast(evaluate(model, val, compute, distributed))
         yield Epoch(number, stats, scores, time.perf_counter() - started)
 
 
@@ -163,9 +174,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute: Compute,
-                ) -> EpochStats:
+                distributed: Distributed = SINGLE) -> EpochStats:
     """One pass over ``batches`` (pairs of input and label tensors already on the device), minimizing
-    cross-entropy. Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite."""
+    cross-entropy. Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite (on any rank of a
+    data-parallel group: every rank raises at the same step). The stats are over all ranks' examples."""
     model.train()
     check_every = DIVERGENCE_CHECK_STEPS if compute.device.startswith("cuda") else 1
     start = time.perf_counter()
@@ -180,22 +192,31 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
         total += loss.detach().float() * len(y)
         n += len(y)
         if step % check_every == 0:
-            _check_finite(total, step)
+            _check_finite(total, step, distributed)
     if n == 0:
         raise ValueError("training batches were empty")
-    _check_finite(total, step)
-    return EpochStats(loss=total.item() / n, n=n, seconds=time.perf_counter() - start)
+    _check_finite(total, step, distributed)
+    if distributed.size == 1:
+        return EpochStats(loss=total.item() / n, n=n, seconds=time.perf_counter() - start)
+    loss, n = distributed.sum([total.item(), n])
+    return EpochStats(loss=loss / n, n=int(n), seconds=time.perf_counter() - start)
 
 
-def evaluate(model: nn.Module, split, compute: Compute) -> dict:
+def evaluate(model: nn.Module, split, compute: Compute, distributed: Distributed = SINGLE) -> dict:
     """``shrink.metrics.evaluate`` over the whole ``split`` in fixed order, in large batches,
-    without gradients: ``top1``, ``top5``, ``loss``, ``n``."""
+    without gradients: ``top1``, ``top5``, ``loss``, ``n``. In a data-parallel group each rank counts its
+    block of the split and the counts are summed, so every example counts exactly once."""
     from shrink import metrics
 
     model.eval()
     with torch.inference_mode(), compute.autocast():
-        batches = split.batches(eval_batch_size(split.info.input_shape), train=False, device=compute.device)
-        return metrics.evaluate(model, _prepared(batches, compute), device=compute.device)
+        batches = split.batches(eval_batch_size(split.info.input_shape), train=False, device=compute.device,
+                                shard=distributed.shard)
+        counts = metrics.count_correct(model, _prepared(batches, compute), device=compute.device)
+    if distributed.size > 1:
+        top1, top5, loss, n = distributed.sum([counts.top1, counts.top5, counts.loss, counts.n])
+        counts = metrics.Counts(round(top1), round(top5), loss, round(n))
+    return counts.fractions()
 
 
 def eval_batch_size(input_shape: tuple[int, ...]) -> int:
@@ -208,6 +229,10 @@ def _prepared(batches: Iterable, compute: Compute) -> Iterator:
         yield compute.inputs(x), y
 
 
-def _check_finite(total: torch.Tensor, step: int) -> None:
-    if not torch.isfinite(total):
-        raise TrialDiverged(f"training loss became {total.item()} by step {step} of the epoch")
+def _check_finite(total: torch.Tensor, step: int, distributed: Distributed) -> None:
+    finite = bool(torch.isfinite(total))
+    if distributed.size > 1:  # decided together, so that no rank waits for one that has stopped
+        finite = distributed.sum([0.0 if finite else 1.0])[0] == 0
+    if not finite:
+        where = "" if distributed.size == 1 else " on a worker"
+        raise TrialDiverged(f"training loss became {total.item()}{where} by step {step} of the epoch")

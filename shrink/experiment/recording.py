@@ -46,7 +46,8 @@ class Status:
 
 
 # What a trial ran with, each as tag ``shrink.<name>`` (the report's columns of the same names).
-TRIAL_TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware", "amp", "channels_last")
+TRIAL_TAGS = ("base_sha256", "split_hash", "git_commit", "versions", "device", "hardware", "amp", "channels_last",
+              "workers")
 # The params that tell a sweep's trials apart (the sweep fixes every other field for all of its trials).
 SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed")
 INTERRUPTED = "interrupted: the sweep's driver stopped"

@@ -28,6 +28,7 @@ from shrink.experiment.bases import BaseCheckpoint, pretrain
 from shrink.experiment.checkpoint import Checkpointer
 from shrink.experiment.config import TrialConfig, check_reachable
 from shrink.experiment.data import load_splits
+from shrink.experiment.distributed import SINGLE, Distributed
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
 from shrink.experiment.loop import Compute, EarlyStopping, evaluate, make_optimizer, run_epochs
 from shrink.experiment.recording import TrialRecorder
@@ -64,6 +65,7 @@ class Trial:
     splits: Splits
     model: nn.Module
     compute: Compute
+    distributed: Distributed = SINGLE  # this process's place in a data-parallel trial
 
     @property
     def finetune(self):
@@ -89,9 +91,10 @@ class PruneSummary:
     dense_test_top5: float
     pruned_val_top1: float
     pruned_val_top5: float
+    val_n: int | None = None  # examples of the validation split (None in checkpoints saved before it was kept)
 
     def metrics(self) -> dict:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -145,19 +148,23 @@ class SavedTrial:
 
 
 def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
-              reporter: Reporter | None = None) -> dict:
+              reporter: Reporter | None = None, distributed: Distributed = SINGLE) -> dict:
     """Run one trial and return its final metrics (the MLflow schema's) plus ``run_id``.
 
     After every fine-tuning epoch the epoch's metrics are logged, the state is saved through
     ``checkpointer`` and then ``reporter(epoch, metrics)`` is called, in that order. With a saved
     state, the trial resumes after its last epoch in the same MLflow run. Raises
     :class:`TrialDiverged` on a NaN/inf loss, after recording the run as failed.
+
+    A data-parallel trial calls this in each of its ``config.workers`` processes with their
+    ``distributed`` context (``shrink.experiment.distributed``): rank 0 alone records and saves;
+    ``reporter`` is called on every rank; every rank returns rank 0's result.
     """
     started = time.perf_counter()
     config = config.resolved()
     saved = _load_saved(checkpointer, config)
-    splits = _check_before_work(config)
-    trial = _prepare(config, splits)
+    splits = _check_before_work(config, distributed)
+    trial = _prepare(config, splits, distributed)
     if saved is not None:
         _check_resumable(saved, trial.config)
     recorder = _open_run(trial, saved)
@@ -166,9 +173,11 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
         summary, state = _prune(trial, recorder) if saved is None else _resume(trial, saved, optimizer)
         _finetune(trial, state, optimizer, recorder, summary, checkpointer, reporter, started)
         final = _final_evaluation(trial, state, summary, started)
-        recorder.log_artifacts(_layers(trial), trial.config.to_dict())
-        recorder.finish(final)
-        return {**summary.metrics(), **final, "run_id": recorder.run_id}
+        if distributed.primary:  # rank 0 measures and records; every rank returns what it returns
+            recorder.log_artifacts(_layers(trial), trial.config.to_dict())
+            recorder.finish(final)
+        return distributed.broadcast({**summary.metrics(), **final, "run_id": recorder.run_id}
+                                     if distributed.primary else None)
     except BaseException as error:
         recorder.fail(f"{type(error).__name__}: {error}")
         raise
@@ -177,12 +186,19 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
 # -- steps ----------------------------------------------------------------------------------------
 
 
-def _check_before_work(config: TrialConfig) -> Splits:
-    """Every check that needs no base, before any pretraining: the compression is reachable (weights;
-    channel strategies are tried on the base later), the batches and the schedule fit the training split,
-    the fine-tuning variant has the epochs it needs. Returns the splits it loaded."""
+def _check_before_work(config: TrialConfig, distributed: Distributed) -> Splits:
+    """Every check that needs no base, before any pretraining: the trial runs in as many processes as it
+    has workers, whose number divides the global batch, the compression is reachable (weights; channel
+    strategies are tried on the base later), the batches and the schedule fit the training split, the
+    fine-tuning variant has the epochs it needs. Returns the splits it loaded."""
     from shrink import pruning
 
+    if distributed.size != config.workers:
+        raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {distributed.size} "
+                          "processes")
+    if config.finetune.batch_size % config.workers:
+        raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} is not divisible by workers "
+                          f"{config.workers}: the global batch is split evenly over the workers")
     if pruning.get_strategy(config.strategy).structure != "channels":
         check_reachable(config.model, config.dataset, config.compression, prune_classifier=config.prune_classifier)
     splits = Splits(*load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed))
@@ -214,7 +230,7 @@ def _load_saved(checkpointer: Checkpointer | None, config: TrialConfig) -> Saved
     return saved
 
 
-def _prepare(config: TrialConfig, splits: Splits) -> Trial:
+def _prepare(config: TrialConfig, splits: Splits, distributed: Distributed) -> Trial:
     """Resolve the base (pretraining it when needed), build the model from it, and run the checks that need
     the base: channel strategies reach the compression on it, ``weight-rewind`` finds its early checkpoint."""
     from shrink import models
@@ -227,19 +243,21 @@ def _prepare(config: TrialConfig, splits: Splits) -> Trial:
     model.load_state_dict(base.load())
     _check_base(config, model, splits.train, base)
     compute = Compute.for_model(model, config.device, config.amp)
-    return Trial(config, base, splits, compute.prepare(model), compute)
+    return Trial(config, base, splits, compute.prepare(model), compute, distributed)
 
 
 def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
     """A new MLflow run holding the config and the tags, or the saved trial's run reopened."""
     config = trial.config
+    if not trial.distributed.primary:
+        return _Silent()
     if saved is not None:
         return TrialRecorder.reopen(config.tracking_uri, saved.run_id)
     tags = recording.trial_tags(
         sweep=config.sweep, parent_run_id=config.parent_run_id, base_sha256=config.base_sha256,
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
         device=config.device, hardware=hardware(config.device), amp="bf16" if trial.compute.amp else "off",
-        channels_last=int(trial.compute.channels_last))
+        channels_last=int(trial.compute.channels_last), workers=config.workers)
     return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
                                 params=config.flat(), tags=tags)
 
@@ -250,12 +268,13 @@ def _prune(trial: Trial, recorder: TrialRecorder) -> tuple[PruneSummary, Finetun
     config, model = trial.config, trial.model
     train, val, test = trial.splits.train, trial.splits.val, trial.splits.test
     seed_everything(config.seed)
-    dense_val, dense_test = evaluate(model, val, trial.compute), evaluate(model, test, trial.compute)
+    compute, distributed = trial.compute, trial.distributed
+    dense_val, dense_test = evaluate(model, val, compute, distributed), evaluate(model, test, compute, distributed)
     events = _events(config, trial.steps_per_epoch)
     masks = _pruner(trial)(events[0][1])
-    pruned_val = evaluate(model, val, trial.compute)
+    pruned_val = evaluate(model, val, compute, distributed)
     summary = PruneSummary(dense_val["top1"], dense_val["top5"], dense_test["top1"], dense_test["top5"],
-                           pruned_val["top1"], pruned_val["top5"])
+                           pruned_val["top1"], pruned_val["top5"], pruned_val["n"])
     recorder.log_metrics(summary.metrics())
     start = finetuning.starting_state(config.finetune.variant, base=trial.base, model_name=config.model,
                                       num_classes=train.info.num_classes, input_shape=train.info.input_shape,
@@ -293,7 +312,8 @@ def _finetune(trial: Trial, state: Finetuning, optimizer, recorder: TrialRecorde
     epochs = run_epochs(model, optimizer, trial.splits.train, trial.splits.val, trial.compute,
                         epochs=range(state.epoch + 1, config.finetune.epochs + 1),
                         batch_size=config.finetune.batch_size, seed=config.seed, rates=_rates(trial),
-                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted)
+                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted,
+                        distributed=trial.distributed)
     for epoch in epochs:
         if not math.isfinite(epoch.val["loss"]):
             raise TrialDiverged(f"epoch {epoch.number}: validation loss became {epoch.val['loss']}")
@@ -301,7 +321,7 @@ def _finetune(trial: Trial, state: Finetuning, optimizer, recorder: TrialRecorde
             state.best_model = _cpu_copy(model.state_dict())
         state.epoch, state.masks = epoch.number, scheduled.masks
         recorder.log_metrics(epoch.metrics(), step=epoch.number)
-        if checkpointer is not None:
+        if checkpointer is not None and trial.distributed.primary:
             saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
                                optimizer.state_dict(), _get_rng(config.device), state)
             checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
@@ -309,19 +329,22 @@ def _finetune(trial: Trial, state: Finetuning, optimizer, recorder: TrialRecorde
             reporter(epoch.number, epoch.metrics())
 
 
-def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float) -> dict:
+def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float) -> dict | None:
     """Restore the best-validation weights, check the masks held, evaluate on the test split once, and
-    measure size, multiply-adds and speedup."""
+    measure size, multiply-adds and speedup (rank 0 only: the other ranks of a data-parallel trial return
+    None after the test evaluation they share in)."""
     from shrink import metrics
 
     model, example = trial.model, trial.example()
     model.load_state_dict(state.best_model)
     _check_masks(model, state.masks)
-    scores = evaluate(model, trial.splits.test, trial.compute)
+    scores = evaluate(model, trial.splits.test, trial.compute, trial.distributed)
+    if not trial.distributed.primary:
+        return None
     size, nonzero = metrics.model_size(model)
     total_macs, nonzero_macs = metrics.macs(model, example)
     return {
-        "test_top1": scores["top1"], "test_top5": scores["top5"], "test_loss": scores["loss"],
+        "test_top1": scores["top1"], "test_top5": scores["top5"], "test_loss": scores["loss"], "test_n": scores["n"],
         "delta_top1": scores["top1"] - summary.dense_test_top1,
         "delta_top5": scores["top5"] - summary.dense_test_top5,
         "size": size, "nonzero_size": nonzero, "compression_ratio": metrics.compression_ratio(model),
@@ -348,10 +371,11 @@ def _events(config: TrialConfig, steps_per_epoch: int) -> list[tuple[int, float]
 
 def _pruner(trial: Trial) -> Callable[[float], dict]:
     """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch, which is
-    drawn (seeded) at the first call."""
+    drawn (seeded) at the first call. In a data-parallel trial rank 0 prunes (a copy of the model, outside
+    DDP) and every rank applies its masks, then checks that all ranks hold the same ones."""
     from shrink import pruning
 
-    config = trial.config
+    config, distributed = trial.config, trial.distributed
 
     @functools.cache
     def pruning_batch():
@@ -365,7 +389,19 @@ def _pruner(trial: Trial) -> Callable[[float], dict]:
         return _cpu_copy(pruning.prune(trial.model, config.strategy, compression, inputs=inputs, targets=targets,
                                        prune_classifier=config.prune_classifier, seed=config.seed))
 
-    return prune_to
+    def prune_once(compression: float) -> dict:
+        masks = None
+        if distributed.primary:
+            inputs, targets = pruning_batch()
+            masks = _cpu_copy(pruning.prune(copy.deepcopy(trial.model), config.strategy, compression, inputs=inputs,
+                                            targets=targets, prune_classifier=config.prune_classifier,
+                                            seed=config.seed))
+        masks = distributed.broadcast(masks)
+        pruning.apply_masks(trial.model, masks)
+        distributed.check_same(f"the masks at compression {compression:g}", pruning.get_masks(trial.model))
+        return masks
+
+    return prune_to if distributed.size == 1 else prune_once
 
 
 def _measured_speedup(trial: Trial, masks: dict) -> dict:
@@ -456,6 +492,24 @@ def _check_masks(model, masks: dict) -> None:
 def _resume_values(config: TrialConfig) -> dict:
     values = config.to_dict()
     return {k: values[k] for k in RESUME_FIELDS}
+
+
+class _Silent:
+    """The recorder of a data-parallel trial's ranks other than 0: they record nothing."""
+
+    run_id = None
+
+    def log_metrics(self, *args, **kwargs) -> None:
+        pass
+
+    def log_artifacts(self, *args, **kwargs) -> None:
+        pass
+
+    def finish(self, *args, **kwargs) -> None:
+        pass
+
+    def fail(self, *args, **kwargs) -> None:
+        pass
 
 
 def _run_name(config: TrialConfig) -> str:

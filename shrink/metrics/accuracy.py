@@ -1,12 +1,30 @@
 """Exact accuracy over a whole data set: counts, not averages of per-batch averages."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shrink.eval_mode import eval_mode
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Correct top-1 and top-5 examples, summed cross-entropy and the number of examples: what parts of a
+    data set (the shards of a data-parallel evaluation) add up exactly."""
+
+    top1: int
+    top5: int
+    loss: float  # summed over the examples
+    n: int
+
+    def fractions(self) -> dict:
+        """``{"top1", "top5", "loss", "n"}``: accuracies in [0, 1] and the mean loss per example."""
+        if self.n == 0:
+            raise ValueError("evaluate() got no examples: the batches are empty")
+        return {"top1": self.top1 / self.n, "top5": self.top5 / self.n, "loss": self.loss / self.n, "n": self.n}
 
 
 def evaluate(
@@ -19,6 +37,13 @@ def evaluate(
     Top-5 is top-min(5, classes). Runs in eval mode without gradients on ``device`` (default: the
     device of the model's parameters; the CPU for a model without any).
     """
+    return count_correct(model, batches, device=device).fractions()
+
+
+def count_correct(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device | str | None = None
+) -> Counts:
+    """The :class:`Counts` behind :func:`evaluate` (zero counts for no batches)."""
     if device is None:
         device = next(model.parameters(), torch.empty(0)).device
     top1 = top5 = n = 0
@@ -33,6 +58,4 @@ def evaluate(
             top1 += int(hits[:, 0].sum())
             top5 += int(hits.any(dim=1).sum())
             n += len(targets)
-    if n == 0:
-        raise ValueError("evaluate() got no examples: the batches are empty")
-    return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "n": n}
+    return Counts(top1, top5, loss, n)

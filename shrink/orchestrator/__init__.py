@@ -17,7 +17,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
-from shrink.orchestrator.cluster import ClusterError, run_on_cluster
+from shrink.orchestrator.cluster import ClusterError, check_cluster_file, run_on_cluster
 from shrink.orchestrator.spec import SpecError, SweepSpec, load_spec, local_resources, parse_spec, presets
 from shrink.orchestrator.sweep import Plan, SweepOutcome, check_local, run_sweep
 
@@ -27,6 +27,7 @@ __all__ = [
     "SpecError",
     "SweepOutcome",
     "SweepSpec",
+    "check_cluster_file",
     "check_local",
     "load_spec",
     "local_resources",

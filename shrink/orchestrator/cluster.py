@@ -9,6 +9,7 @@ Results stay where the cluster puts them: the MLflow server on the head and the 
 """
 
 import asyncio
+import ipaddress
 import re
 import shlex
 import subprocess
@@ -20,9 +21,15 @@ from pathlib import Path
 
 import yaml
 
-from shrink.orchestrator.spec import CLUSTER_JOB_ENV
+from shrink.orchestrator.spec import CLUSTER_JOB_ENV, SpecError
 
 DASHBOARD_PORT = 8265
+# The one setting of a cluster file that says who may reach the head's MLflow server and Ray dashboard.
+ALLOWED_NETWORK = "metadata.shrink.allowed_network"
+# Documentation ranges (RFC 5737, RFC 3849): what an example file holds until its user sets theirs.
+PLACEHOLDER_NETWORKS = tuple(ipaddress.ip_network(n) for n in
+                             ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))
+_CIDR = re.compile(r"(?<![\w.:/])(\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})/\d{1,3}\b")
 # Never uploaded with the working directory: environments, results, caches.
 EXCLUDES = [".git", ".venv", "venv", "shrink-out", "mlruns", "mlflow.db", "__pycache__", "*.egg-info",
             ".pytest_cache", ".hypothesis"]
@@ -36,7 +43,7 @@ def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Pa
     """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status.
 
     ``pip``: the ``pip`` field of the job's Ray runtime environment (``Pip.runtime_env()``), or None."""
-    config = read_cluster_file(cluster_file)
+    config = check_cluster_file(cluster_file)
     port = dashboard_port(config)
     head = _head_ip(cluster_file, config)
     if head is None or not answers(head, port):
@@ -124,6 +131,51 @@ def read_cluster_file(cluster_file: Path) -> dict:
     if not isinstance(config, dict) or "provider" not in config or "cluster_name" not in config:
         raise ClusterError(f"{cluster_file} is not a Ray cluster-launcher file (needs cluster_name and provider)")
     return config
+
+
+def check_cluster_file(cluster_file: Path) -> dict:
+    """The cluster file's config, refused (:class:`SpecError`, one line) unless the head's MLflow
+    server and Ray dashboard are open only to the user's network range."""
+    config = read_cluster_file(cluster_file)
+    check_network_access(config, str(cluster_file))
+    return config
+
+
+def check_network_access(config: dict, origin: str) -> None:
+    """``metadata.shrink.allowed_network`` must be the user's range, and no range anywhere in the
+    file (security groups, firewall commands) may be an example range or open to every address."""
+    allowed = ((config.get("metadata") or {}).get("shrink") or {}).get("allowed_network")
+    what_to_set = (f"set {ALLOWED_NETWORK} (and every range the file opens ports 5000 and "
+                   f"{dashboard_port(config)} to) to your network's range, e.g. 10.0.0.0/16")
+    if not allowed:
+        raise SpecError(f"{origin}: {ALLOWED_NETWORK} is not set: {what_to_set}")
+    try:
+        ipaddress.ip_network(str(allowed), strict=False)
+    except ValueError:
+        raise SpecError(f"{origin}: {ALLOWED_NETWORK}: {allowed!r} is not a network range (CIDR): "
+                        f"{what_to_set}") from None
+    for where, network in _networks(config):
+        if network.prefixlen == 0:
+            raise SpecError(f"{origin}: {where}: {network} opens MLflow and the Ray dashboard to every "
+                            f"address: {what_to_set}")
+        if any(network.version == p.version and network.overlaps(p) for p in PLACEHOLDER_NETWORKS):
+            raise SpecError(f"{origin}: {where}: {network} is an example range, a placeholder: {what_to_set}")
+
+
+def _networks(value, where: str = ""):
+    """Every network range (CIDR) written in a config value, with its place (``a.b[0].c``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _networks(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _networks(item, f"{where}[{index}]")
+    elif isinstance(value, str):
+        for match in _CIDR.finditer(value):
+            try:
+                yield where, ipaddress.ip_network(match.group(0), strict=False)
+            except ValueError:
+                continue
 
 
 def dashboard_port(config: dict) -> int:

@@ -68,7 +68,12 @@ class Progress(tune.Callback):
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         last = trial.latest_checkpoint_result
-        start = f"from its epoch {last.metrics['epoch']} checkpoint" if last else "from the start (no checkpoint yet)"
+        if last:
+            start = f"from its epoch {last.metrics['epoch']} checkpoint"
+        elif trial.config["trial"].get("workers", 1) > 1 and "epoch" in trial.last_result:  # Ray Train's own
+            start = f"from its workers' last checkpoint (epoch {trial.last_result['epoch']} was reported)"
+        else:
+            start = "from the start (no checkpoint yet)"
         self._trial_line(trials, trial, f"retrying   after failure {trial.num_failures}, {start}", ended=False)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:

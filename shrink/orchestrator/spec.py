@@ -12,6 +12,8 @@ required; everything else has a default::
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
     finetune: {epochs: 2, patience: 1, lr: 1.0e-3}   # any fine-tuning field, the rest from presets
     resources: {cpus: 1, gpus: 0}    # per trial; a fraction of a GPU lets trials share one
+    # resources: {workers: 8, cpus: 8, gpus: 1}   # one trial = 8 data-parallel workers (Ray Train, DDP),
+    #                                 # each with 8 CPUs and 1 GPU; finetune.batch_size is their global batch
     max_concurrent_trials: 4         # default: as many as the resources allow
     retries: 2                       # restarts from the last checkpoint when a worker dies
     tracking_uri: sqlite:////abs/mlflow.db   # default: $MLFLOW_TRACKING_URI, else ./mlflow.db
@@ -55,7 +57,7 @@ PER_TRIAL = "per-trial"
 
 _SWEPT = {"model": "models", "strategy": "strategies", "compression": "compressions", "seed": "seeds"}
 _SET_BY_SWEEP = {
-    "base_path", "base_sha256", "device", "threads", "tracking_uri", "experiment_name",
+    "base_path", "base_sha256", "device", "threads", "workers", "tracking_uri", "experiment_name",
     "parent_run_id", "sweep",
 }
 _SPEC_KEYS = {
@@ -72,14 +74,41 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial holds while it runs."""
+    """What one trial holds while it runs: ``workers`` processes (data-parallel when more than one), each
+    with ``cpus`` CPUs and ``gpus`` GPUs."""
 
     cpus: float = 1.0
     gpus: float = 0.0
+    workers: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        """Whether a trial runs as several Ray Train workers (DDP) rather than one Tune process."""
+        return self.workers > 1
 
     def for_tune(self) -> dict[str, float]:
-        """The resource request in the form ``tune.with_resources`` takes."""
+        """The resource request in the form ``tune.with_resources`` takes. A data-parallel trial's Tune
+        process only starts and waits for its Ray Train workers, which request their own resources: it
+        holds no CPU (Ray needs some resource in the request: one MiB of memory)."""
+        if self.distributed:
+            return {"cpu": 0, "memory": 2**20}
         return {"cpu": self.cpus, "gpu": self.gpus}
+
+    def worker_slots(self, node: Mapping[str, float]) -> int:
+        """How many workers fit on one node with ``node`` resources (``{"CPU": n, "GPU": g}``)."""
+        slots = int(node.get("CPU", 0) // self.cpus)
+        if self.gpus:
+            slots = min(slots, int(node.get("GPU", 0) // self.gpus))
+        return slots
+
+    def describe(self) -> str:
+        """``1 CPU, 0 GPU`` for one process, ``2 data-parallel workers x (...)`` for a data-parallel trial."""
+        one = f"{self.cpus:g} CPU, {self.gpus:g} GPU"
+        if not self.distributed:
+            return one
+        backend = "NCCL" if self.gpus else "gloo"
+        return (f"{self.workers} data-parallel workers x ({one}) = {self.workers * self.cpus:g} CPU, "
+                f"{self.workers * self.gpus:g} GPU, placed by Ray Train (may span nodes; DDP over {backend})")
 
 
 @dataclass(frozen=True)
@@ -157,6 +186,7 @@ class SweepSpec:
                 "base_sha256": base.sha256,
                 "device": "cuda" if self.resources.gpus else "cpu",
                 "threads": max(1, int(self.resources.cpus)),
+                "workers": self.resources.workers,
                 "tracking_uri": tracking_uri,
                 "experiment_name": self.experiment,
                 "parent_run_id": parent_run_id,
@@ -178,7 +208,7 @@ class SweepSpec:
             f"sweep {self.name}: {self.size} trials on {self.dataset} ({axes})",
             "bases: " + ", ".join(f"{m} seed {s}" for m, s in self.bases())
             + f" (pretrain epochs: {self.pretrain_epochs or 'preset'})",
-            f"each trial: {self.resources.cpus:g} CPU, {self.resources.gpus:g} GPU; retries {self.retries}",
+            f"each trial: {self.resources.describe()}; retries {self.retries}",
             *([f"installed on the cluster (pip): {', '.join(self.pip.packages)}"] if self.pip.packages else []),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
@@ -241,8 +271,11 @@ def check_data(spec: SweepSpec) -> None:
         raise SpecError(str(error)) from None
 
 
-def check_resources(spec: SweepSpec, available: Mapping[str, float], where: str) -> None:
-    """Fail unless one trial's resources fit into ``available`` (``{"CPU": n, "GPU": g}``) on ``where``."""
+def check_resources(spec: SweepSpec, available: Mapping[str, float], where: str,
+                    nodes: list[Mapping[str, float]] | None = None) -> None:
+    """Fail unless one trial's resources fit into ``available`` (``{"CPU": n, "GPU": g}``) on ``where``;
+    a data-parallel trial's workers must also fit onto ``nodes`` (each node's resources; default: one node
+    holding ``available``), since a worker cannot span nodes."""
     cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
     if spec.resources.cpus > cpus:
         raise SpecError(
@@ -254,6 +287,16 @@ def check_resources(spec: SweepSpec, available: Mapping[str, float], where: str)
             f"resources.gpus: a trial asks for {spec.resources.gpus:g} GPUs but {where} has {gpus:g}; "
             + ("set gpus: 0 to train on CPUs" if gpus == 0 else f"ask for at most {gpus:g}")
         )
+    resources = spec.resources
+    if resources.distributed:
+        placeable = sum(resources.worker_slots(node) for node in (nodes if nodes is not None else [available]))
+        if placeable < resources.workers:
+            raise SpecError(
+                f"resources.workers: a trial asks for {resources.workers} workers of {resources.cpus:g} CPUs and "
+                f"{resources.gpus:g} GPUs each, but {where} can place at most {placeable} of them "
+                f"({cpus:g} CPUs, {gpus:g} GPUs on {len(nodes) if nodes is not None else 1} node(s)); "
+                f"ask for at most {placeable} workers or fewer resources per worker"
+            )
 
 
 def local_resources() -> dict[str, float]:
@@ -287,6 +330,8 @@ class _Reader:
                 continue
             if key in _SWEPT:
                 raise self.fail(key, f"is swept: list the values under {_SWEPT[key]!r}")
+            if key == "workers":
+                raise self.fail(key, f"is set under resources: resources: {{workers: {self.raw[key]}, cpus: C, gpus: G}}")
             if key in _SET_BY_SWEEP:
                 raise self.fail(key, "is set by the sweep for every trial and cannot be given")
             if key not in shared_keys:
@@ -342,6 +387,7 @@ class _Reader:
             text=text,
         )
         self.check_trial_fields(spec)
+        self.check_workers(spec)
         self.check_reachable(spec)
         return spec
 
@@ -412,17 +458,22 @@ class _Reader:
 
     def resources(self) -> Resources:
         raw = self.mapping("resources")
-        unknown = set(raw) - {"cpus", "gpus"}
+        unknown = set(raw) - {"workers", "cpus", "gpus"}
         if unknown:
-            raise self.fail("resources", f"unknown key {sorted(unknown)[0]!r}; known keys: cpus, gpus")
-        cpus, gpus = raw.get("cpus", 1), raw.get("gpus", 0)
+            raise self.fail("resources", f"unknown key {sorted(unknown)[0]!r}; known keys: workers, cpus, gpus")
+        workers, cpus, gpus = raw.get("workers", 1), raw.get("cpus", 1), raw.get("gpus", 0)
+        if not _is_int(workers, minimum=1):
+            raise self.fail("resources.workers", f"{workers!r} is not a number of workers: a whole number >= 1")
         if not _is_number(cpus) or cpus <= 0:
             raise self.fail("resources.cpus", f"{cpus!r} is not a number of CPUs > 0")
         if not _is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             raise self.fail(
                 "resources.gpus", f"{gpus!r} is not a GPU share: 0, a fraction below 1, or a whole number"
             )
-        return Resources(cpus=float(cpus), gpus=float(gpus))
+        if workers > 1 and gpus and gpus != int(gpus):
+            raise self.fail("resources.gpus", f"{gpus!r}: each of several workers needs whole GPUs (NCCL "
+                            "cannot share one GPU between the ranks of a trial)")
+        return Resources(cpus=float(cpus), gpus=float(gpus), workers=workers)
 
     def pip(self) -> Pip:
         raw = self.raw.get("pip")
@@ -472,6 +523,19 @@ class _Reader:
             TrialConfig.from_dict(probe)
         except (TypeError, ValueError) as error:
             raise SpecError(f"{self.origin}: {error}") from None
+
+    def check_workers(self, spec: SweepSpec) -> None:
+        """The global batch (the sweep's or the dataset family's preset) splits evenly over the workers."""
+        workers = spec.resources.workers
+        finetune = spec.shared.get("finetune") or {}
+        batch = finetune.get("batch_size") if isinstance(finetune, dict) else None
+        if batch is None:
+            from shrink.experiment import PRESETS
+
+            batch = PRESETS[datasets.info(spec.dataset).family].batch_size
+        if batch % workers:
+            raise self.fail("finetune.batch_size", f"{batch} (the global batch) is not divisible by "
+                            f"resources.workers {workers}; give a multiple of {workers}")
 
     def check_reachable(self, spec: SweepSpec) -> None:
         """Every compression must be reachable by every model on this dataset."""

@@ -28,6 +28,7 @@ from shrink.orchestrator.spec import (
     local_resources,
     trial_label,
 )
+from shrink.orchestrator.distributed import train_distributed
 from shrink.orchestrator.trainable import NODE, STATUS, train
 
 
@@ -86,11 +87,10 @@ class Plan:
         return cls(spec, uri, spec.resolved_storage_path() / spec.name)
 
     def concurrency(self, available: dict[str, float]) -> int:
-        """How many trials can run at once on ``available`` resources."""
+        """How many trials can run at once on ``available`` resources (a data-parallel trial needs room
+        for all its workers)."""
         resources = self.spec.resources
-        slots = int(available.get("CPU", 0) // resources.cpus)
-        if resources.gpus:
-            slots = min(slots, int(available.get("GPU", 0) // resources.gpus))
+        slots = resources.worker_slots(available) // resources.workers
         return min(slots, self.spec.max_concurrent_trials or slots)
 
     def describe(self, available: dict[str, float] | None) -> str:
@@ -99,8 +99,18 @@ class Plan:
         if available is not None:
             lines.append(f"this machine: {self.concurrency(available)} trials at a time on {available['CPU']:g} "
                          f"CPUs and {available['GPU']:g} GPUs")
+            if self.spec.resources.distributed:
+                lines.append(self.placement(available))
         lines += [f"mlflow: {self.tracking_uri} (experiment {self.spec.experiment})", f"storage: {self.storage}"]
         return "\n".join(lines)
+
+
+    def placement(self, available: dict[str, float]) -> str:
+        """Where one data-parallel trial's workers go on a machine with ``available`` resources."""
+        resources = self.spec.resources
+        per_worker = f"{resources.cpus:g} CPU" + (f", {resources.gpus:g} GPU" if resources.gpus else "")
+        ranks = ", ".join(f"rank {rank}: {per_worker}" for rank in range(resources.workers))
+        return f"placement of each trial on this machine: {ranks} (rank 0 records to MLflow and checkpoints)"
 
 
 def check_local(plan: Plan, *, resume: bool) -> None:
@@ -164,7 +174,8 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     try:
         if address is not None:
             check_data(spec)
-            check_resources(spec, ray.cluster_resources(), f"the cluster at {address}")
+            nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+            check_resources(spec, ray.cluster_resources(), f"the cluster at {address}", nodes)
         _say(f"ray: started in {ray_start_s:.1f} s; {plan.concurrency(ray.cluster_resources())} trials at a time")
         return _run(plan, resume=resume, ray_start_s=ray_start_s)
     finally:
@@ -227,7 +238,8 @@ def _say(line: str) -> None:
 
 
 def _trainable(spec: SweepSpec):
-    return tune.with_resources(train, spec.resources.for_tune())
+    return tune.with_resources(train_distributed if spec.resources.distributed else train,
+                               spec.resources.for_tune())
 
 
 def _trial_dirname(trial) -> str:
@@ -238,11 +250,14 @@ def _trial_dirname(trial) -> str:
 def _tuner(plan: Plan, bases: dict, parent_run_id: str):
     spec = plan.spec
     configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
+    # Tune sees only a data-parallel trial's driver (no CPU): it must not start more than the workers fit.
+    concurrent = plan.concurrency(ray.cluster_resources()) if spec.resources.distributed else None
     return tune.Tuner(
         _trainable(spec),
-        param_space={"trial": tune.grid_search(configs)},
+        param_space={"trial": tune.grid_search(configs), "storage": str(plan.storage),
+                     "worker": {"cpus": spec.resources.cpus, "gpus": spec.resources.gpus}},
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=spec.max_concurrent_trials,
+            max_concurrent_trials=concurrent or spec.max_concurrent_trials,
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
         ),

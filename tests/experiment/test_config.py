@@ -26,7 +26,7 @@ def test_from_dict_round_trips_and_flattens_with_dots():
     flat = config.flat()
     assert flat["finetune.lr"] == 0.5 and flat["finetune.epochs"] == 3 and flat["seed"] == 7
     assert "finetune" not in flat
-    assert len(flat) == 23 + 10  # 23 top-level fields besides finetune, 10 finetune fields
+    assert len(flat) == 24 + 10  # 24 top-level fields besides finetune (workers included), 10 finetune fields
     assert (flat["schedule"], flat["schedule_rounds"], flat["schedule_every"], flat["finetune.variant"]) == (
         "one-shot", 1, 0, None)
 

@@ -15,7 +15,7 @@ from shrink.experiment import (CheckpointMismatch, ConfigError, DirectoryCheckpo
 EPOCH_METRICS = {"train_loss", "val_top1", "val_top5", "val_loss", "epoch_time_s", "images_per_s"}
 FINAL_METRICS = {
     "dense_val_top1", "dense_val_top5", "dense_test_top1", "dense_test_top5", "pruned_val_top1", "pruned_val_top5",
-    "test_top1", "test_top5", "test_loss", "delta_top1", "delta_top5", "size", "nonzero_size",
+    "val_n", "test_top1", "test_top5", "test_loss", "test_n", "delta_top1", "delta_top5", "size", "nonzero_size",
     "compression_ratio", "macs", "nonzero_macs", "theoretical_speedup", "epochs_run", "best_epoch",
     "stopped_early", "wall_time_s", "measured_speedup", "measured_speedup_b1", "latency_ms", "dense_latency_ms",
 }

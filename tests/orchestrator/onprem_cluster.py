@@ -115,6 +115,7 @@ def cluster_file(project: Path, workdir: Path, key: Path, name: str) -> Path:
         "cluster_name": name,
         "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
         "auth": {"ssh_user": USER, "ssh_private_key": str(key)},
+        "metadata": {"shrink": {"allowed_network": "127.0.0.0/8"}},  # the dashboard listens on 127.0.0.1
         "file_mounts": {"~/.ray/auth_token": str(workdir / "auth_token")},
         "setup_commands": [f"grep -q RAY_TMPDIR ~/.bashrc || echo '{exports}' >> ~/.bashrc"],
         "head_start_ray_commands": [

@@ -3,11 +3,11 @@
 import os
 import shutil
 import signal
-import socket
 import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+from tracking_servers import free_port  # noqa: F401  (the sweep tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,13 +52,6 @@ def identity(run) -> tuple[str, str, str]:
     return run.data.params["strategy"], run.data.params["compression"], run.data.params["seed"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def sweep_runs(tracking_uri: str) -> list:
     """The parent runs of every sweep in the store."""
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -95,3 +88,20 @@ def end_processes_with_env(name: str, value: str, grace_s: float = 2.0) -> None:
             time.sleep(0.2)
         if not pids:
             return
+
+
+def checkpointed_trial_on(node, storage: Path) -> str | None:
+    """The folder of a trial that a worker of ``node`` is training and has checkpointed, if any.
+
+    A node's workers carry its raylet's PID in their environment, and Tune runs each trial in a
+    working directory named like the trial's folder.
+    """
+    raylet = str(node.all_processes["raylet"][0].process.pid)
+    for pid in pids_with_env("RAY_RAYLET_PID", raylet):
+        try:
+            folder = Path(os.readlink(f"/proc/{pid}/cwd")).name
+        except OSError:
+            continue
+        if any((storage / folder).glob("checkpoint_*")):
+            return folder
+    return None

@@ -38,8 +38,8 @@ def test_cluster_file_is_valid_for_rays_launcher_on_aws_and_on_prem():
     workers = aws["available_node_types"]["gpu_worker"]
     assert (workers["min_workers"], workers["max_workers"]) == (1, 4)
     assert aws["available_node_types"]["head"]["resources"] == {"CPU": 0, "GPU": 0}
-    assert any("mlflow server" in command and "--port 5000" in command for command in aws["head_start_ray_commands"])
-    assert any("pip install" in command and "~/shrink" in command for command in aws["setup_commands"])
+    assert aws["head_start_ray_commands"][-1] == "bash ~/shrink/cluster/start-tracking.sh"  # PostgreSQL + MLflow
+    assert any("pip install" in command and "$HOME/shrink[cluster]" in command for command in aws["setup_commands"])
 
     # The on-prem recipe in the file's header: a local provider, no node types.
     on_prem = {**aws, "provider": {"type": "local", "head_ip": "10.0.0.10", "worker_ips": ["10.0.0.11", "10.0.0.12"]},
@@ -105,7 +105,7 @@ def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, 
     # An on-prem cluster file whose head (started above) already answers: no `ray up` needed.
     (project / "cluster.yaml").write_text(yaml.safe_dump({
         "cluster_name": "local", "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
-        "auth": {"ssh_user": "nobody"},
+        "auth": {"ssh_user": "nobody"}, "metadata": {"shrink": {"allowed_network": "127.0.0.0/8"}},
         "head_start_ray_commands": [f"ray start --head --dashboard-port={ray_head}"],
     }))
     monkeypatch.chdir(project)
@@ -163,7 +163,7 @@ def test_a_plugin_listed_under_pip_reaches_the_clusters_driver_and_workers(ray_h
     digits_sweep(project, name="plugin", strategies=f"[{PLUGIN_STRATEGY}]", seeds="[0]", pip=f"[{plugin_wheel}]")
     (project / "cluster.yaml").write_text(yaml.safe_dump({
         "cluster_name": "local", "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
-        "auth": {"ssh_user": "nobody"},
+        "auth": {"ssh_user": "nobody"}, "metadata": {"shrink": {"allowed_network": "127.0.0.0/8"}},
         "head_start_ray_commands": [f"ray start --head --dashboard-port={ray_head}"],
     }))
     # Here the plug-in is installed too (the sweep file is validated here before it is submitted).

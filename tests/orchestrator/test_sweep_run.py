@@ -4,7 +4,6 @@ One cluster serves the module: a head with no CPUs (so that every trial runs on 
 two worker nodes of one CPU each; the node-removal test adds and removes a third.
 """
 
-import os
 import re
 import threading
 import time
@@ -14,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from shrink.orchestrator import load_spec, run_sweep
-from sweep_testing import digits_sweep, identity, pids_with_env, sweep_runs, trial_runs
+from sweep_testing import checkpointed_trial_on, digits_sweep, identity, sweep_runs, trial_runs
 
 # small-mlp on 1x8x8 digits: 64x100 + 100 and 100x10 + 10 parameters.
 SIZE = 7510
@@ -89,23 +88,6 @@ def test_a_diverging_trial_is_recorded_failed_and_not_retried(cluster, tmp_path)
     assert run.data.tags["shrink.failure"].startswith("TrialDiverged: epoch 1:")
 
 
-def _checkpointed_trial_on(node, storage: Path) -> str | None:
-    """The folder of a trial that a worker of ``node`` is training and has checkpointed, if any.
-
-    A node's workers carry its raylet's PID in their environment, and Tune runs each trial in a
-    working directory named like the trial's folder.
-    """
-    raylet = str(node.all_processes["raylet"][0].process.pid)
-    for pid in pids_with_env("RAY_RAYLET_PID", raylet):
-        try:
-            folder = Path(os.readlink(f"/proc/{pid}/cwd")).name
-        except OSError:
-            continue
-        if any((storage / folder).glob("checkpoint_*")):
-            return folder
-    return None
-
-
 def test_removing_a_node_mid_sweep_loses_no_trial(cluster, tmp_path, capsys):
     doomed = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
@@ -117,7 +99,7 @@ def test_removing_a_node_mid_sweep_loses_no_trial(cluster, tmp_path, capsys):
     def remove_the_node_under_a_checkpointed_trial():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not interrupted:
-            folder = _checkpointed_trial_on(doomed, storage)
+            folder = checkpointed_trial_on(doomed, storage)
             if folder:
                 cluster.remove_node(doomed, allow_graceful=False)
                 interrupted.append(folder)

@@ -43,9 +43,9 @@ def watch(monkeypatch):
     weights after it."""
     epochs = []
 
-    def watched(model, optimizer, batches, compute):
+    def watched(model, optimizer, batches, compute, *distributed):
         start = {k: v.detach().clone() for k, v in model.named_parameters()}
-        stats = train_epoch(model, optimizer, batches, compute)
+        stats = train_epoch(model, optimizer, batches, compute, *distributed)
         epochs.append({"start": start, "lr": optimizer.param_groups[0]["lr"], "optimizer": type(optimizer).__name__,
                        "fc1_nonzero": int(model.fc1.weight.count_nonzero())})
         return stats
