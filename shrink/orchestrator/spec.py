@@ -22,7 +22,15 @@ required; everything else has a default::
     tracking_uri: sqlite:////abs/mlflow.db   # default: $MLFLOW_TRACKING_URI, else ./mlflow.db
     experiment: shrink               # MLflow experiment
     storage_path: /shared/ray        # Ray Tune storage; default $SHRINK_STORAGE, else ./shrink-out/ray
+    pip: [my-pruning-methods]        # --cluster only: installed for the job on every node (see below)
     data_root: /data                 # and any other TrialConfig field shared by every trial
+
+``pip`` names what the cluster installs for a ``--cluster`` sweep (Ray's ``pip`` runtime
+environment: a virtualenv per node on top of Ray's Python, made before the job's driver starts):
+requirement strings, so also ``git+https://...`` or a wheel's path on a folder every node mounts; or
+``{packages: [...], install_options: [--no-build-isolation, ...]}`` for pip's options (default: Ray's).
+Use it for the packages that register your strategies (entry-point group ``shrink.strategies``):
+here, install them yourself, since validation needs them here too.
 
 Errors are :class:`SpecError`, one line naming the file, the key, what is wrong and what is allowed.
 """
@@ -45,6 +53,8 @@ from shrink.experiment.errors import ConfigError
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+# Set in the environment of a sweep submitted with ``--cluster`` (the Ray Job's driver and workers).
+CLUSTER_JOB_ENV = "SHRINK_CLUSTER_JOB"
 DEFAULT_PRESET = "demo"
 PER_TRIAL = "per-trial"
 
@@ -55,7 +65,7 @@ _SET_BY_SWEEP = {
 }
 _SPEC_KEYS = {
     "name", "dataset", "models", "strategies", "methods", "compressions", "seeds", "pretrain", "finetune",
-    "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path",
+    "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path", "pip",
 }
 _REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -105,6 +115,23 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Pip:
+    """What a ``--cluster`` sweep installs on the cluster: pip requirements and pip's options."""
+
+    packages: tuple[str, ...] = ()
+    install_options: tuple[str, ...] | None = None  # None: Ray's defaults
+
+    def runtime_env(self) -> dict | None:
+        """The ``pip`` field of a Ray runtime environment; None when there is nothing to install."""
+        if not self.packages:
+            return None
+        env = {"packages": list(self.packages)}
+        if self.install_options is not None:
+            env["pip_install_options"] = list(self.install_options)
+        return env
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep: the grid, the settings shared by every trial, and how to run it."""
 
@@ -123,6 +150,7 @@ class SweepSpec:
     tracking_uri: str | None = None
     experiment: str = DEFAULT_EXPERIMENT
     storage_path: str | None = None
+    pip: Pip = Pip()
     text: str = ""  # the YAML it was read from, logged as the parent run's artifact
     methods: tuple[str, ...] = ()  # the proposed methods among the strategies (canonical names)
 
@@ -187,6 +215,7 @@ class SweepSpec:
             f"each trial: {self.resources.describe()}; retries {self.retries}",
             "methods: " + (", ".join(self.methods) + " (the checklist asks for their matched baselines)"
                            if self.methods else "none (no matched baselines needed)"),
+            *([f"installed on the cluster (pip): {', '.join(self.pip.packages)}"] if self.pip.packages else []),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
 
@@ -361,6 +390,7 @@ class _Reader:
             tracking_uri=self.optional_str("tracking_uri"),
             experiment=self.optional_str("experiment") or DEFAULT_EXPERIMENT,
             storage_path=self.optional_str("storage_path"),
+            pip=self.pip(),
             text=text,
             methods=methods,
         )
@@ -388,7 +418,11 @@ class _Reader:
         try:
             return check_names(**name)
         except UnknownName as error:
-            raise self.fail(key, str(error)) from None
+            hint = ""
+            if error.kind == "strategy" and os.environ.get(CLUSTER_JOB_ENV):  # known where it was submitted
+                hint = (f"; this sweep runs as a Ray Job on the cluster, where {name['strategy']!r} is not "
+                        "registered: list the package that registers it under `pip:` in the sweep file")
+            raise self.fail(key, f"{error}{hint}") from None
 
     def names(self, key: str, resolve) -> tuple[str, ...]:
         values = self.raw[key]
@@ -466,6 +500,32 @@ class _Reader:
             raise self.fail("resources.gpus", f"{gpus!r}: each of several workers needs whole GPUs (NCCL "
                             "cannot share one GPU between the ranks of a trial)")
         return Resources(cpus=float(cpus), gpus=float(gpus), workers=workers)
+
+    def pip(self) -> Pip:
+        raw = self.raw.get("pip")
+        if raw is None:
+            return Pip()
+        options = None
+        if isinstance(raw, dict):
+            unknown = set(raw) - {"packages", "install_options"}
+            if unknown:
+                raise self.fail("pip", f"unknown key {sorted(unknown)[0]!r}; known keys: packages, install_options")
+            if "packages" not in raw:
+                raise self.fail("pip", "a mapping needs packages: [requirement, ...]")
+            if "install_options" in raw:
+                options = self.strings("pip.install_options", raw["install_options"], empty_ok=True)
+            raw = raw.get("packages")
+            key = "pip.packages"
+        else:
+            key = "pip"
+        packages = self.strings(key, raw)
+        self.unique(key, packages)
+        return Pip(packages=packages, install_options=options)
+
+    def strings(self, key: str, values, *, empty_ok: bool = False) -> tuple[str, ...]:
+        if not isinstance(values, list) or not (values or empty_ok) or not all(isinstance(v, str) and v for v in values):
+            raise self.fail(key, f"{values!r} is not a {'' if empty_ok else 'non-empty '}list of strings")
+        return tuple(values)
 
     def optional_int(self, key: str, *, minimum: int, default: int | None = None) -> int | None:
         value = self.raw.get(key, default)
