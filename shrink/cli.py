@@ -346,7 +346,8 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
                 click.echo(spec.describe())
                 return
             args = _sweep_args(spec_file, preset, resume=resume, tracking_uri=tracking_uri, storage_path=storage_path)
-            raise SystemExit(orchestrator.run_on_cluster(cluster_file, args, working_dir=Path.cwd()))
+            raise SystemExit(orchestrator.run_on_cluster(cluster_file, args, working_dir=Path.cwd(),
+                                                         pip=spec.pip.runtime_env()))
         if dry_run:
             plan = orchestrator.Plan.of(spec)
             if address is None:

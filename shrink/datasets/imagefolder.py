@@ -1,25 +1,27 @@
-"""ImageNet (ILSVRC 2012) as an ImageFolder tree, decoded by torchvision in DataLoader worker processes.
+"""ImageNet (ILSVRC 2012) as an ImageFolder tree, read by persistent DataLoader workers.
 
 Layout: ``train/<class>/<image>`` and ``val/<class>/<image>`` with the same class folders; ``val/`` is
 the test split and the train/validation carve-out comes from ``train/``. Classes are the folder names in
 sorted order; a split's ``info.num_classes`` is the number of class folders found, so a subset of
 ImageNet works too, and a class folder may be empty (its class index stays). Training: ``RandomResizedCrop(224)`` (scale 0.08-1, ratio 3/4-4/3) and a horizontal
-flip with probability 1/2; evaluation: ``Resize(256)`` then ``CenterCrop(224)``. torchvision is imported
-only when a split is opened.
+flip with probability 1/2; evaluation: ``Resize(256)`` then ``CenterCrop(224)``. Decoding and augmentation
+live in ``shrink.datasets.images`` (libjpeg-turbo in the workers on the CPU, nvJPEG on a CUDA device);
+torchvision is imported only when a split is opened.
 """
 
 import hashlib
+import math
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
-from functools import lru_cache
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from shrink.datasets.base import (
     WHOLE,
@@ -34,48 +36,82 @@ from shrink.datasets.carve import split_hash, stratified
 from shrink.datasets.source import Source
 
 WORKERS = min(8, os.cpu_count() or 1)
+"""DataLoader worker processes per split and mode (training or evaluation); they persist across epochs."""
+PREFETCH = 2
+"""Batches each worker prepares ahead."""
 
 
-def _transform(info: DatasetInfo, train: bool):
-    from torchvision import transforms as T
+class _Examples(Dataset):
+    """``(index, draws)`` -> ``(prepare(path, draws), label)`` for the ``index``-th ``(path, label)`` sample."""
 
-    resize = [T.RandomResizedCrop(224), T.RandomHorizontalFlip()] if train else [T.Resize(256), T.CenterCrop(224)]
-    return T.Compose([*resize, T.ToTensor(), T.Normalize(info.mean, info.std)])
-
-
-class _Images(Dataset):
-    def __init__(self, samples: list[tuple[str, int]], transform):
+    def __init__(self, samples: list[tuple[str, int]], prepare: Callable[[str, Sequence[float]], object]):
         self.samples = samples
-        self.transform = transform
+        self.prepare = prepare
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        from torchvision.datasets.folder import default_loader
+    def __getitem__(self, key: tuple[int, Sequence[float]]) -> tuple[object, int]:
+        index, draws = key
+        path, label = self.samples[index]
+        return self.prepare(path, draws), label
 
-        path, label = self.samples[i]
-        return self.transform(default_loader(path)), label
 
+class _Batches(Sampler):
+    """Batches of ``(index, draws)`` pairs for one process of a data-parallel group (``shard``).
 
-class _ShardedBatches:
-    """Global batches of one permutation drawn from ``generator`` when iterated (as ``RandomSampler`` draws
-    it, so the DataLoader's worker seeds come first), the last incomplete one dropped, cut to ``part``."""
+    Training: the global batches (``batch_size``) of one permutation drawn from ``seed`` (set before each
+    epoch), the last incomplete one dropped, each cut to the shard's positions; ``draws`` are the example's
+    augmentation numbers (``images.DRAWS`` uniforms), drawn for the whole global batch from the same
+    generator, so shards together are exactly the single-process epoch. Evaluation: the shard's block of
+    indices in order, ``batch_size`` at a time, without draws.
+    """
 
-    def __init__(self, n: int, batch_size: int, part: slice, generator: torch.Generator | None):
-        self.n, self.batch_size, self.part, self.generator = n, batch_size, part, generator
+    def __init__(self, n: int, batch_size: int, train: bool, shard: Shard):
+        self.n, self.batch_size, self.train, self.shard = n, batch_size, train, shard
+        self.seed = 0
 
     def __len__(self) -> int:
-        return self.n // self.batch_size
+        if self.train:
+            return self.n // self.batch_size
+        return math.ceil(len(self.shard.of_examples(self.n)) / self.batch_size)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n, generator=self.generator).tolist()
+    def __iter__(self) -> Iterator[list[tuple[int, Sequence[float]]]]:
+        from shrink.datasets import images
+
+        if not self.train:
+            block = self.shard.of_examples(self.n)
+            for start in range(block.start, block.stop, self.batch_size):
+                yield [(i, ()) for i in range(start, min(start + self.batch_size, block.stop))]
+            return
+        part = self.shard.of_batch(self.batch_size)
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(self.n, generator=generator)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start : start + self.batch_size][self.part]
+            indices = order[start : start + self.batch_size].tolist()
+            draws = torch.rand(self.batch_size, images.DRAWS, generator=generator, dtype=torch.float64).tolist()
+            yield list(zip(indices[part], draws[part], strict=True))
+
+
+@dataclass
+class _Loader:
+    """A persistent ``DataLoader`` for one split, mode, batch size, shard and decoding place, and the
+    iteration that owns it (a newer ``batches`` call takes it over)."""
+
+    key: tuple[int, bool, Shard, bool]
+    order: _Batches
+    loader: DataLoader
+    owner: object = None
 
 
 class ImageFolderSplit(Split):
-    """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes."""
+    """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes.
+
+    On the CPU, workers decode, crop and resize, and batches are normalized in the calling process. On a
+    CUDA device, workers only read the files; decoding (nvJPEG), cropping, resizing and normalization run
+    on the device. Each of training and evaluation keeps its workers across epochs: one iteration of
+    ``batches`` per mode at a time (once a newer one starts, an older one raises at its next step).
+    """
 
     def __init__(
         self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int = WORKERS
@@ -83,6 +119,7 @@ class ImageFolderSplit(Split):
         super().__init__(info, split, split_hash)
         self.samples = samples
         self.workers = workers
+        self._loaders: dict[bool, _Loader] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -101,29 +138,72 @@ class ImageFolderSplit(Split):
             raise ValueError(
                 f"batch_size {batch_size} exceeds the {len(self)} examples of {self.info.name}/{self.split}"
             )
-        device = torch.device(device)
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
         if train:
-            sampler = _ShardedBatches(len(self), batch_size, shard.of_batch(batch_size), generator)
-        else:
-            block = shard.of_examples(len(self))
-            sampler = [range(start, min(start + batch_size, block.stop))
-                       for start in range(block.start, block.stop, batch_size)]
-        loader = DataLoader(
-            _Images(self.samples, _transform(self.info, train)),
-            batch_sampler=sampler,
-            num_workers=self.workers,
-            generator=generator,
-            pin_memory=device.type == "cuda",
-        )
-        return ((x.to(device, non_blocking=True), y.to(device)) for x, y in loader)
+            shard.of_batch(batch_size)  # a global batch the processes cannot share equally: refused now
+        device = torch.device(device)
+        if seed is None and train:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        return self._epoch(self._loader(batch_size, train, shard, device.type == "cuda"), device, seed)
 
     def sample(self, n: int, *, seed: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
+        from shrink.datasets import images
+
         check_sample_size(n, len(self), f"{self.info.name}/{self.split}")
-        images = _Images(self.samples, _transform(self.info, train=False))
         picked = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-        x, y = zip(*(images[i] for i in picked))
-        return torch.stack(x).to(device), torch.tensor(y, device=device)
+        x = torch.stack([images.load_eval(self.samples[i][0]) for i in picked]).to(device)
+        y = torch.tensor([self.samples[i][1] for i in picked], device=device)
+        return self._normalize(x), y
+
+    def _loader(self, batch_size: int, train: bool, shard: Shard, on_device: bool) -> _Loader:
+        """The persistent loader for this mode, rebuilt (ending the old workers) when the batch size, the
+        shard or the decoding place changes."""
+        from shrink.datasets import images
+
+        key = (batch_size, train, shard, on_device)
+        current = self._loaders.get(train)
+        if current is not None and current.key == key:
+            return current
+        if on_device:
+            prepare, collate = partial(images.load_encoded, train=train), images.collate_encoded
+        else:
+            prepare, collate = (images.load_train if train else images.load_eval), None
+        order = _Batches(len(self), batch_size, train, shard)
+        loader = DataLoader(
+            _Examples(self.samples, prepare),
+            batch_sampler=order,
+            collate_fn=collate,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+            prefetch_factor=PREFETCH if self.workers > 0 else None,
+            pin_memory=on_device,
+        )
+        self._loaders[train] = _Loader(key, order, loader)
+        return self._loaders[train]
+
+    def _epoch(self, loader: _Loader, device: torch.device, seed: int | None) -> Iterator[tuple[Tensor, Tensor]]:
+        from shrink.datasets import images
+
+        loader.owner = token = object()
+        loader.order.seed = seed or 0
+        train = loader.order.train
+        for batch in loader.loader:
+            if isinstance(batch, images.EncodedBatch):
+                x, y = images.device_images(batch, device, train=train), batch.labels.to(device, non_blocking=True)
+            else:
+                x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
+            yield self._normalize(x), y
+            if loader.owner is not token:
+                raise RuntimeError(
+                    f"{self.info.name}/{self.split}: a newer batches(train={train}) call took over this "
+                    "split's loader; iterate one at a time"
+                )
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        from shrink.datasets import images
+
+        mean = torch.tensor(self.info.mean, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.info.std, device=x.device).view(-1, 1, 1)
+        return images.normalize(x, mean, std)
 
 
 class ImageFolderSource(Source):

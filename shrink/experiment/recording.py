@@ -30,6 +30,7 @@ class Tag:
     STATUS = "shrink.status"  # Status.FINISHED or Status.FAILED
     FAILURE = "shrink.failure"  # why a run failed
     PARENT = "mlflow.parentRunId"  # nests a trial's run under its sweep's run
+    METHODS = "shrink.methods"  # a sweep's proposed methods (JSON list), which the checklist asks matched baselines for
 
 
 class Kind:
@@ -71,9 +72,15 @@ def _described(name: str) -> str:
     return f"shrink.{name}"
 
 
-def sweep_tags(name: str) -> dict:
-    """The tags of a sweep's parent run."""
-    return {Tag.KIND: Kind.SWEEP, Tag.SWEEP: name}
+def sweep_tags(name: str, methods: tuple[str, ...]) -> dict:
+    """The tags of a sweep's parent run: its name and its proposed methods."""
+    return {Tag.KIND: Kind.SWEEP, Tag.SWEEP: name, Tag.METHODS: json.dumps(list(methods))}
+
+
+def sweep_methods(run) -> tuple[str, ...] | None:
+    """The proposed methods a sweep's parent run recorded; None for a sweep recorded before they were."""
+    text = run.data.tags.get(Tag.METHODS)
+    return None if text is None else tuple(json.loads(text))
 
 
 def sweeps_filter(name: str | None = None) -> str:

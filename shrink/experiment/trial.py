@@ -14,7 +14,6 @@ strategies, the masked model otherwise) and records ``measured_speedup``.
 
 import copy
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -167,11 +166,12 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     trial = _prepare(config, splits, distributed)
     if saved is not None:
         _check_resumable(saved, trial.config)
+    prune_to = _pruner(trial)  # while the model holds the dense base
     recorder = _open_run(trial, saved)
     try:
         optimizer = make_optimizer(trial.model, trial.finetune if _rates(trial) is None else trial.base.recipe)
-        summary, state = _prune(trial, recorder) if saved is None else _resume(trial, saved, optimizer)
-        _finetune(trial, state, optimizer, recorder, summary, checkpointer, reporter, started)
+        summary, state = _prune(trial, prune_to, recorder) if saved is None else _resume(trial, saved, optimizer)
+        _finetune(trial, prune_to, state, optimizer, recorder, summary, checkpointer, reporter, started)
         final = _final_evaluation(trial, state, summary, started)
         if distributed.primary:  # rank 0 measures and records; every rank returns what it returns
             recorder.log_artifacts(_layers(trial), trial.config.to_dict())
@@ -268,7 +268,7 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
                                 params=config.flat(), tags=tags)
 
 
-def _prune(trial: Trial, recorder: TrialRecorder) -> tuple[PruneSummary, Finetuning]:
+def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummary, Finetuning]:
     """Evaluate the dense control, prune to the schedule's first compression, evaluate the pruned model,
     then set the weights fine-tuning starts from (the fine-tuning variant's)."""
     config, model = trial.config, trial.model
@@ -277,7 +277,7 @@ def _prune(trial: Trial, recorder: TrialRecorder) -> tuple[PruneSummary, Finetun
     compute, distributed = trial.compute, trial.distributed
     dense_val, dense_test = evaluate(model, val, compute, distributed), evaluate(model, test, compute, distributed)
     events = _events(config, trial.steps_per_epoch)
-    masks = _pruner(trial)(events[0][1])
+    masks = prune_to(events[0][1])
     pruned_val = evaluate(model, val, compute, distributed)
     summary = PruneSummary(dense_val["top1"], dense_val["top5"], dense_test["top1"], dense_test["top5"],
                            pruned_val["top1"], pruned_val["top5"], pruned_val["n"])
@@ -305,15 +305,16 @@ def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, F
     return saved.summary, saved.finetuning
 
 
-def _finetune(trial: Trial, state: Finetuning, optimizer, recorder: TrialRecorder, summary: PruneSummary,
-              checkpointer: Checkpointer | None, reporter: Reporter | None, started: float) -> None:
+def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: TrialRecorder,
+              summary: PruneSummary, checkpointer: Checkpointer | None, reporter: Reporter | None,
+              started: float) -> None:
     """Fine-tune from the epoch after ``state.epoch``: each epoch is logged, becomes the best one or counts
     towards early stopping (only at the final compression), is saved, then reported."""
     from shrink import pruning
 
     config, model = trial.config, trial.model
     pruning.keep_masked(model, optimizer)
-    scheduled = ScheduledPruning(_events(config, trial.steps_per_epoch), _pruner(trial), trial.steps_per_epoch,
+    scheduled = ScheduledPruning(_events(config, trial.steps_per_epoch), prune_to, trial.steps_per_epoch,
                                  state.epoch, state.masks)
     epochs = run_epochs(model, optimizer, trial.splits.train, trial.splits.val, trial.compute,
                         epochs=range(state.epoch + 1, config.finetune.epochs + 1),
@@ -376,32 +377,34 @@ def _events(config: TrialConfig, steps_per_epoch: int) -> list[tuple[int, float]
 
 
 def _pruner(trial: Trial) -> Callable[[float], dict]:
-    """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch, which is
-    drawn (seeded) at the first call. In a data-parallel trial rank 0 prunes (a copy of the model, outside
-    DDP) and every rank applies its masks, then checks that all ranks hold the same ones."""
+    """``prune_to(compression) -> masks`` (on the CPU): the trial's strategy on its pruning batch (drawn,
+    seeded, now). Make it once, while the model holds the dense base: matched strategies take their
+    reference's per-layer counts from it at every round (``shrink.pruning.Pruner``). In a data-parallel
+    trial rank 0 prunes (a copy of the model, outside DDP, given each round's weights and masks) and every
+    rank applies its masks, then checks that all ranks hold the same ones."""
     from shrink import pruning
 
     config, distributed = trial.config, trial.distributed
-
-    @functools.cache
-    def pruning_batch():
-        if not _needs_data(config.strategy):
-            return None, None
-        inputs, targets = trial.splits.train.sample(config.prune_batch_size, seed=config.seed, device=config.device)
-        return trial.compute.inputs(inputs), targets
+    if not distributed.primary:
+        pruner, shadow = None, None
+    else:
+        inputs = targets = None
+        if _needs_data(config.strategy):
+            inputs, targets = trial.splits.train.sample(config.prune_batch_size, seed=config.seed,
+                                                        device=config.device)
+            inputs = trial.compute.inputs(inputs)
+        shadow = trial.model if distributed.size == 1 else copy.deepcopy(trial.model)
+        pruner = pruning.Pruner(shadow, config.strategy, inputs=inputs, targets=targets,
+                                prune_classifier=config.prune_classifier, seed=config.seed)
 
     def prune_to(compression: float) -> dict:
-        inputs, targets = pruning_batch()
-        return _cpu_copy(pruning.prune(trial.model, config.strategy, compression, inputs=inputs, targets=targets,
-                                       prune_classifier=config.prune_classifier, seed=config.seed))
+        return _cpu_copy(pruner(compression))
 
     def prune_once(compression: float) -> dict:
         masks = None
         if distributed.primary:
-            inputs, targets = pruning_batch()
-            masks = _cpu_copy(pruning.prune(copy.deepcopy(trial.model), config.strategy, compression, inputs=inputs,
-                                            targets=targets, prune_classifier=config.prune_classifier,
-                                            seed=config.seed))
+            pruning.load_pruned(shadow, trial.model.state_dict())  # this round's weights and masks
+            masks = _cpu_copy(pruner(compression))
         masks = distributed.broadcast(masks)
         pruning.apply_masks(trial.model, masks)
         distributed.check_same(f"the masks at compression {compression:g}", pruning.get_masks(trial.model))

@@ -3,8 +3,9 @@
 The cluster file is an ordinary ``ray up`` file (see ``cluster.yaml`` at the repository root). When
 its head does not answer, the cluster is brought up with ``ray up -y FILE``; then ``shrink sweep ...
 --address auto`` is submitted to the head's job server with the working directory as the job's
-``runtime_env``, its logs are streamed here, and its exit status becomes ours. Results stay where
-the cluster puts them: the MLflow server on the head and the shared storage path.
+``runtime_env`` (with the sweep file's ``pip`` packages, which Ray installs on each node before the
+job's driver and trials start), its logs are streamed here, and its exit status becomes ours.
+Results stay where the cluster puts them: the MLflow server on the head and the shared storage path.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from shrink.orchestrator.spec import SpecError
+from shrink.orchestrator.spec import CLUSTER_JOB_ENV, SpecError
 
 DASHBOARD_PORT = 8265
 # The one setting of a cluster file that says who may reach the head's MLflow server and Ray dashboard.
@@ -38,8 +39,10 @@ class ClusterError(RuntimeError):
     """The cluster could not be brought up or reached; the message says what to check."""
 
 
-def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path) -> int:
-    """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status."""
+def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path, pip: dict | None = None) -> int:
+    """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status.
+
+    ``pip``: the ``pip`` field of the job's Ray runtime environment (``Pip.runtime_env()``), or None."""
     config = check_cluster_file(cluster_file)
     port = dashboard_port(config)
     head = _head_ip(cluster_file, config)
@@ -54,19 +57,25 @@ def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Pa
                 f"the cluster's head {head} does not answer on dashboard port {port}: check "
                 f"`ray monitor {cluster_file}` and that port {port} is open to this machine"
             )
-    return submit_sweep(f"http://{head}:{port}", sweep_args, working_dir=working_dir)
+    return submit_sweep(f"http://{head}:{port}", sweep_args, working_dir=working_dir, pip=pip)
 
 
-def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path) -> int:
+def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path, pip: dict | None = None) -> int:
     """Submit ``python -m shrink sweep SWEEP_ARGS --address auto`` to the job server at ``address``
-    (``http://host:port``), uploading ``working_dir``; stream its logs and return its exit status."""
+    (``http://host:port``), uploading ``working_dir`` and installing ``pip`` (a runtime environment's
+    ``pip`` field) for it; stream its logs and return its exit status."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
     entrypoint = shlex.join(["python", "-m", "shrink", "sweep", *sweep_args, "--address", "auto"])
-    job_id = _submit(client, address, entrypoint=entrypoint,
-                     runtime_env={"working_dir": str(working_dir), "excludes": EXCLUDES})
+    runtime_env = {"working_dir": str(working_dir), "excludes": EXCLUDES, "env_vars": {CLUSTER_JOB_ENV: "1"}}
+    if pip:
+        runtime_env["pip"] = pip
+    job_id = _submit(client, address, entrypoint=entrypoint, runtime_env=runtime_env)
     print(f"cluster: submitted Ray Job {job_id} to {address}: {entrypoint}", flush=True)
+    if pip:
+        print(f"cluster: each node installs {', '.join(pip['packages'])} (pip) before the sweep starts there; "
+              "the first time, this takes a while", flush=True)
     try:
         asyncio.run(_stream_logs(client, job_id))
     except KeyboardInterrupt:
@@ -77,7 +86,10 @@ def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path) -> i
                                                               JobStatus.STOPPED}:
         time.sleep(0.5)
     info = client.get_job_info(job_id)
-    print(f"cluster: job {job_id} {status.value.lower()}", flush=True)
+    # A job whose driver never ran (its environment could not be made: a `pip:` package that does not
+    # install) has no logs to stream: Ray's message is the only reason there is.
+    why = f": {_reason(info.message or '')}" if info.driver_exit_code is None and status == JobStatus.FAILED else ""
+    print(f"cluster: job {job_id} {status.value.lower()}{why}", flush=True)
     if info.driver_exit_code is not None:
         return info.driver_exit_code
     return 0 if status == JobStatus.SUCCEEDED else 1
@@ -94,6 +106,14 @@ def _submit(client, address: str, **job) -> str:
             if "No available agent" not in str(error) or time.monotonic() > deadline:
                 raise ClusterError(f"the job server at {address} did not take the sweep: {error}") from None
         time.sleep(2)
+
+
+def _reason(message: str) -> str:
+    """Ray's message on a job that never started, cut to its first line and pip's ``ERROR:`` lines
+    when it has them (the rest is Ray's traceback)."""
+    lines = message.strip().splitlines()
+    errors = [line.strip() for line in lines if line.strip().startswith("ERROR:")]
+    return "\n".join(lines[:1] + errors) if errors else message.strip()
 
 
 async def _stream_logs(client, job_id: str) -> None:

@@ -7,6 +7,9 @@ required; everything else has a default::
     dataset: fashion-mnist
     models: [small-mlp]
     strategies: [global-magnitude, random]
+    methods: [my-method]             # the proposed methods among the strategies, whose matched baselines
+                                     # the checklist asks for (default: every strategy that is not a
+                                     # built-in baseline, see shrink.pruning.BASELINES; [] for none)
     compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model
     seeds: [0, 1, 2]
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
@@ -21,7 +24,15 @@ required; everything else has a default::
     tracking_uri: sqlite:////abs/mlflow.db   # default: $MLFLOW_TRACKING_URI, else ./mlflow.db
     experiment: shrink               # MLflow experiment
     storage_path: /shared/ray        # Ray Tune storage; default $SHRINK_STORAGE, else ./shrink-out/ray
+    pip: [my-pruning-methods]        # --cluster only: installed for the job on every node (see below)
     data_root: /data                 # and any other TrialConfig field shared by every trial
+
+``pip`` names what the cluster installs for a ``--cluster`` sweep (Ray's ``pip`` runtime
+environment: a virtualenv per node on top of Ray's Python, made before the job's driver starts):
+requirement strings, so also ``git+https://...`` or a wheel's path on a folder every node mounts; or
+``{packages: [...], install_options: [--no-build-isolation, ...]}`` for pip's options (default: Ray's).
+Use it for the packages that register your strategies (entry-point group ``shrink.strategies``):
+here, install them yourself, since validation needs them here too.
 
 Errors are :class:`SpecError`, one line naming the file, the key, what is wrong and what is allowed.
 """
@@ -37,7 +48,7 @@ from pathlib import Path
 
 import yaml
 
-from shrink import datasets
+from shrink import datasets, pruning
 from shrink.experiment import TrialConfig
 from shrink.experiment.config import UnknownName, Unreachable, check_names, check_reachable
 from shrink.experiment.errors import ConfigError
@@ -45,6 +56,8 @@ from shrink.experiment.sources import PRETRAIN, BaseSource
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+# Set in the environment of a sweep submitted with ``--cluster`` (the Ray Job's driver and workers).
+CLUSTER_JOB_ENV = "SHRINK_CLUSTER_JOB"
 DEFAULT_PRESET = "demo"
 PER_TRIAL = "per-trial"
 
@@ -54,8 +67,8 @@ _SET_BY_SWEEP = {
     "parent_run_id", "sweep",
 }
 _SPEC_KEYS = {
-    "name", "dataset", "models", "strategies", "compressions", "seeds", "pretrain", "base", "finetune",
-    "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path",
+    "name", "dataset", "models", "strategies", "methods", "compressions", "seeds", "pretrain", "base", "finetune",
+    "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path", "pip",
 }
 _REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -105,6 +118,23 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Pip:
+    """What a ``--cluster`` sweep installs on the cluster: pip requirements and pip's options."""
+
+    packages: tuple[str, ...] = ()
+    install_options: tuple[str, ...] | None = None  # None: Ray's defaults
+
+    def runtime_env(self) -> dict | None:
+        """The ``pip`` field of a Ray runtime environment; None when there is nothing to install."""
+        if not self.packages:
+            return None
+        env = {"packages": list(self.packages)}
+        if self.install_options is not None:
+            env["pip_install_options"] = list(self.install_options)
+        return env
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep: the grid, the settings shared by every trial, and how to run it."""
 
@@ -124,7 +154,9 @@ class SweepSpec:
     tracking_uri: str | None = None
     experiment: str = DEFAULT_EXPERIMENT
     storage_path: str | None = None
+    pip: Pip = Pip()
     text: str = ""  # the YAML it was read from, logged as the parent run's artifact
+    methods: tuple[str, ...] = ()  # the proposed methods among the strategies (canonical names)
 
     @property
     def size(self) -> int:
@@ -196,6 +228,9 @@ class SweepSpec:
             + (f" (pretrain epochs: {self.pretrain_epochs or 'preset'})"
                if any(s is not None for _, s in self.bases()) else ""),
             f"each trial: {self.resources.describe()}; retries {self.retries}",
+            "methods: " + (", ".join(self.methods) + " (the checklist asks for their matched baselines)"
+                           if self.methods else "none (no matched baselines needed)"),
+            *([f"installed on the cluster (pip): {', '.join(self.pip.packages)}"] if self.pip.packages else []),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
 
@@ -340,6 +375,7 @@ class _Reader:
         dataset = self.dataset()
         model_names = self.names("models", self.model)
         strategies = self.names("strategies", self.strategy)
+        methods = self.methods(strategies)
         compressions = self.numbers("compressions")
         seeds = self.seeds()
         shared = {k: self.raw[k] for k in self.raw if k in shared_keys}
@@ -377,7 +413,9 @@ class _Reader:
             tracking_uri=self.optional_str("tracking_uri"),
             experiment=self.optional_str("experiment") or DEFAULT_EXPERIMENT,
             storage_path=self.optional_str("storage_path"),
+            pip=self.pip(),
             text=text,
+            methods=methods,
         )
         self.check_trial_fields(spec)
         self.check_workers(spec)
@@ -395,15 +433,19 @@ class _Reader:
         self.check_name("models", model=name)
         return name
 
-    def strategy(self, name: str) -> str:
-        return self.check_name("strategies", strategy=name)
+    def strategy(self, name: str, key: str = "strategies") -> str:
+        return self.check_name(key, strategy=name)
 
     def check_name(self, key: str, **name) -> str | None:
         """``check_names`` for one name, its error naming ``key``."""
         try:
             return check_names(**name)
         except UnknownName as error:
-            raise self.fail(key, str(error)) from None
+            hint = ""
+            if error.kind == "strategy" and os.environ.get(CLUSTER_JOB_ENV):  # known where it was submitted
+                hint = (f"; this sweep runs as a Ray Job on the cluster, where {name['strategy']!r} is not "
+                        "registered: list the package that registers it under `pip:` in the sweep file")
+            raise self.fail(key, f"{error}{hint}") from None
 
     def names(self, key: str, resolve) -> tuple[str, ...]:
         values = self.raw[key]
@@ -412,6 +454,24 @@ class _Reader:
         resolved = tuple(resolve(v) for v in values)
         self.unique(key, resolved)
         return resolved
+
+    def methods(self, strategies: tuple[str, ...]) -> tuple[str, ...]:
+        """The proposed methods: listed ones among ``strategies``, else the strategies that are not baselines."""
+        if "methods" not in self.raw:
+            return tuple(s for s in strategies if not pruning.is_baseline(s))
+        values = self.raw["methods"]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise self.fail("methods", f"{values!r} is not a list of strategy names ([] for none)")
+        methods = tuple(self.strategy(v, key="methods") for v in values)
+        self.unique("methods", methods)
+        for method in methods:
+            _, _, matched = method.partition(":")
+            if matched:
+                raise self.fail("methods", f"{method} is a baseline for {matched}, not a proposed method")
+            if method not in strategies:
+                raise self.fail("methods", f"{method} is not among the strategies ({', '.join(strategies)}); "
+                                           "methods names which of them are proposed")
+        return methods
 
     def numbers(self, key: str) -> tuple[float, ...]:
         values = self.raw[key]
@@ -483,6 +543,32 @@ class _Reader:
             raise self.fail("resources.gpus", f"{gpus!r}: each of several workers needs whole GPUs (NCCL "
                             "cannot share one GPU between the ranks of a trial)")
         return Resources(cpus=float(cpus), gpus=float(gpus), workers=workers)
+
+    def pip(self) -> Pip:
+        raw = self.raw.get("pip")
+        if raw is None:
+            return Pip()
+        options = None
+        if isinstance(raw, dict):
+            unknown = set(raw) - {"packages", "install_options"}
+            if unknown:
+                raise self.fail("pip", f"unknown key {sorted(unknown)[0]!r}; known keys: packages, install_options")
+            if "packages" not in raw:
+                raise self.fail("pip", "a mapping needs packages: [requirement, ...]")
+            if "install_options" in raw:
+                options = self.strings("pip.install_options", raw["install_options"], empty_ok=True)
+            raw = raw.get("packages")
+            key = "pip.packages"
+        else:
+            key = "pip"
+        packages = self.strings(key, raw)
+        self.unique(key, packages)
+        return Pip(packages=packages, install_options=options)
+
+    def strings(self, key: str, values, *, empty_ok: bool = False) -> tuple[str, ...]:
+        if not isinstance(values, list) or not (values or empty_ok) or not all(isinstance(v, str) and v for v in values):
+            raise self.fail(key, f"{values!r} is not a {'' if empty_ok else 'non-empty '}list of strings")
+        return tuple(values)
 
     def optional_int(self, key: str, *, minimum: int, default: int | None = None) -> int | None:
         value = self.raw.get(key, default)

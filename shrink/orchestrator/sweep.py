@@ -197,7 +197,8 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
         _close_interrupted_runs(client, experiment_id, parent)
     else:
-        parent = client.create_run(experiment_id, run_name=spec.name, tags=recording.sweep_tags(spec.name)).info.run_id
+        tags = recording.sweep_tags(spec.name, spec.methods)
+        parent = client.create_run(experiment_id, run_name=spec.name, tags=tags).info.run_id
         client.log_text(parent, spec.text, "sweep.yaml")
         client.log_param(parent, "trials", spec.size)
     _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")

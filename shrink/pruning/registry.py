@@ -15,7 +15,7 @@ boolean masks for every parameter losing channels (weights, biases, BatchNorm), 
 
 ``random-matched:<strategy>`` and ``magnitude-matched:<strategy>`` are derived on demand from any
 registered weight strategy: random or magnitude scores, selected with exactly the per-layer kept counts
-that ``<strategy>`` produces on the same model.
+that ``<strategy>`` produces on the dense model (at every round of a schedule: see ``shrink.pruning.Pruner``).
 """
 
 import re
@@ -30,9 +30,20 @@ ENTRY_POINT_GROUP = "shrink.strategies"
 SCOPES = ("global", "layer")
 # Matched families: prefix -> (the registered strategy whose scores they select, one-line description).
 MATCHED = {
-    "random-matched": ("random", "random weights, with exactly the per-layer sparsities of <strategy>"),
-    "magnitude-matched": ("layer-magnitude", "|w|, with exactly the per-layer sparsities of <strategy>"),
+    "random-matched": ("random", "random weights, with exactly the per-layer sparsities <strategy> gives the "
+                                 "dense model (at each round of a schedule)"),
+    "magnitude-matched": ("layer-magnitude", "|w|, with exactly the per-layer sparsities <strategy> gives the "
+                                             "dense model (at each round of a schedule)"),
 }
+
+# The built-in baselines: the five of Blalock et al. 2020 (ShrinkBench's) and layer-wise random; every
+# matched strategy is one too (``is_baseline``). A sweep's proposed methods default to its other strategies.
+BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random", "layer-random")
+
+
+def is_baseline(name: str) -> bool:
+    """Whether the canonical strategy name ``name`` is a built-in baseline (``BASELINES`` or a matched one)."""
+    return name in BASELINES or name.partition(":")[0] in MATCHED
 
 
 @dataclass(frozen=True)

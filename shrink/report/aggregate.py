@@ -42,14 +42,18 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:
-    """The dense control per (dataset, model) over its finished trials.
+    """The dense control per (dataset, model), over its distinct base checkpoints.
 
-    Columns: ``dataset, model, count, bases`` (distinct base checkpoints) and mean/std/stderr of
-    ``dense_test_top1`` and ``dense_test_top5``.
+    Every trial of one base evaluates the same dense model, so a base contributes one value (the
+    mean of its finished trials, which agree): the spread is over bases, never over trials, which
+    would repeat each base as often as its trials finished (pseudo-replication, narrower bands).
+    Columns: ``dataset, model, count`` (finished trials), ``bases`` (distinct base checkpoints) and
+    mean/std/stderr over the bases of ``dense_test_top1`` and ``dense_test_top5``.
     """
     finished = trials[trials["status"] == "finished"]
     keys = ["dataset", "model"]
     grouped = finished.groupby(keys, sort=True, dropna=False)
     head = pd.DataFrame({"count": grouped.size(), "bases": grouped["base_sha256"].nunique()})
-    stats = _stats(finished, keys, ("dense_test_top1", "dense_test_top5"))
-    return head.join(stats).reset_index()
+    metrics = ["dense_test_top1", "dense_test_top5"]
+    per_base = finished.groupby([*keys, "base_sha256"], sort=True, dropna=False)[metrics].mean().reset_index()
+    return head.join(_stats(per_base, keys, metrics)).reset_index()

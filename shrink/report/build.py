@@ -17,6 +17,7 @@ from shrink.report.runs import Sweep, find_sweep, load_trials
 
 REPORT_ROOT = Path("shrink-out") / "report"
 ARTIFACT_PATH = "report"  # folder of the sweep's parent run that receives figures and report.md
+SUMMARY_TABLE = "summary.json"  # the summary table, logged with MlflowClient.log_table under ARTIFACT_PATH
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ def build_report(name: str | None = None, *, tracking_uri: str | None = None,
 
     Writes ``trials.parquet``, ``summary.parquet``, one PNG and SVG figure per (dataset, model)
     and ``report.md`` into ``out_dir`` (default ``shrink-out/report/<sweep>``), every file
-    atomically, and logs the figures and report.md to the sweep's parent run under ``report/``.
+    atomically, and logs the figures, report.md and the summary table (``summary.json``, an MLflow
+    table) to the sweep's parent run under ``report/``.
     ``log(message)`` hears progress. Raises :class:`~shrink.report.runs.SweepNotFound`.
     """
     sweep = find_sweep(resolve_tracking_uri(tracking_uri), name)
@@ -62,19 +64,21 @@ def build_report(name: str | None = None, *, tracking_uri: str | None = None,
     log(f"plotting {len(controls)} figure(s), one per (dataset, model)")
     figures = plot_sweep(summary, controls, out_dir, papers)
     log(f"wrote {len(figures)} figure files")
-    checks = run_checklist(trials)
+    checks = run_checklist(trials, sweep.methods)
     markdown = render_report(sweep, trials, summary, controls, checks,
                              [f.relative_to(out_dir) for f in figures], overlays)
     report = write_text(markdown, out_dir / "report.md")
-    _log_artifacts(sweep, [*figures, report])
-    log(f"logged figures and report.md to run {sweep.run_id} under {ARTIFACT_PATH}/")
+    _log_artifacts(sweep, [*figures, report], summary)
+    log(f"logged figures, report.md and the summary table to run {sweep.run_id} under {ARTIFACT_PATH}/")
     return Report(sweep, out_dir, [*files, *figures, report], checks)
 
 
-def _log_artifacts(sweep: Sweep, paths: list[Path]) -> None:
+def _log_artifacts(sweep: Sweep, paths: list[Path], summary) -> None:
+    """The files, and the summary table as an MLflow table (the UI shows it as a table)."""
     client = MlflowClient(tracking_uri=sweep.tracking_uri)
     for path in paths:
         client.log_artifact(sweep.run_id, str(path), artifact_path=ARTIFACT_PATH)
+    client.log_table(sweep.run_id, summary, f"{ARTIFACT_PATH}/{SUMMARY_TABLE}")
 
 
 def check_sweep(name: str | None = None, *, tracking_uri: str | None = None,
@@ -82,4 +86,5 @@ def check_sweep(name: str | None = None, *, tracking_uri: str | None = None,
     """Audit sweep ``name`` (default: the newest) against the checklist; writes nothing."""
     sweep = find_sweep(resolve_tracking_uri(tracking_uri), name)
     log(f"sweep {sweep.name!r}: parent run {sweep.run_id} in {sweep.tracking_uri}")
-    return sweep, run_checklist(load_trials(sweep, progress=lambda n: log(f"  read {n} trial runs")))
+    trials = load_trials(sweep, progress=lambda n: log(f"  read {n} trial runs"))
+    return sweep, run_checklist(trials, sweep.methods)

@@ -28,11 +28,6 @@ class CheckItem:
     reason: str
 
 
-def is_baseline(strategy: str) -> bool:
-    """Random and magnitude pruning, including the per-layer-matched variants."""
-    return strategy in RANDOM or strategy in MAGNITUDE or strategy.partition(":")[0] in MATCHED
-
-
 def _pairs(finished: pd.DataFrame):
     return finished.groupby(["dataset", "model"], sort=True)
 
@@ -81,18 +76,50 @@ def _baseline(names, what):
     return check
 
 
-def _matched(finished):
-    missing, covered = [], []
-    for key, pair in _pairs(finished):
-        present = set(pair["strategy"])
-        for strategy in sorted(s for s in present if not is_baseline(s)):
-            lacking = [f"{kind}:{strategy}" for kind in MATCHED if f"{kind}:{strategy}" not in present]
-            (missing if lacking else covered).append((key, strategy, lacking))
-    if missing:
-        return False, "missing " + "; ".join(f"{', '.join(lack)} ({_label(k)})" for k, _, lack in missing)
-    if not covered:
-        return True, "no strategy besides the random and magnitude baselines: nothing to match"
-    return True, "matched baselines present for " + ", ".join(s for _, s, _ in covered)
+def _matched(methods):
+    """Random- and magnitude-matched baselines for every proposed method that finished trials."""
+    def check(finished):
+        missing, covered, channels = [], set(), set()
+        for key, pair in _pairs(finished):
+            present = set(pair["strategy"])
+            for method in sorted(present & set(methods)):
+                if _removes_channels(method):  # matched families reproduce per-weight counts only
+                    channels.add(method)
+                    continue
+                lacking = [f"{kind}:{method}" for kind in MATCHED if f"{kind}:{method}" not in present]
+                if lacking:
+                    missing.append(f"{', '.join(lacking)} ({_label(key)})")
+                covered.add(method)
+        if missing:
+            return False, "missing " + "; ".join(missing)
+        notes = [f"matched baselines present for {', '.join(sorted(covered))}"] if covered else []
+        if channels:
+            notes.append(f"{', '.join(sorted(channels))} removes whole channels: per-weight matched baselines "
+                         "do not apply")
+        if not methods:
+            notes.append("no proposed methods (every strategy is a built-in baseline, or the sweep's "
+                         "methods: names none): no matched baselines needed")
+        elif not notes:
+            notes.append(f"no finished trials of the proposed methods ({', '.join(methods)})")
+        return True, "; ".join(notes)
+    return check
+
+
+def _removes_channels(strategy: str) -> bool:
+    """Whether ``strategy`` is a registered channel strategy (imports torch: only for named methods)."""
+    from shrink import pruning
+
+    try:
+        return pruning.get_strategy(strategy).structure == "channels"
+    except ValueError:  # a plug-in not installed here: taken as a weight strategy
+        return False
+
+
+def default_methods(strategies) -> tuple[str, ...]:
+    """The proposed methods of a sweep that recorded none: its strategies that are not built-in baselines."""
+    from shrink import pruning  # imports torch: only for sweeps recorded before methods were
+
+    return tuple(s for s in sorted(set(strategies)) if not pruning.is_baseline(s))
 
 
 def _recorded(columns, what):
@@ -148,28 +175,34 @@ def _held_out(finished):
     return True, "every base was pretrained by shrink without the validation carve-out"
 
 
-CHECKS = (
-    ("operating points", _operating_points),
-    ("seeds", _seeds),
-    ("random baseline", _baseline(RANDOM, "random-pruning")),
-    ("magnitude baseline", _baseline(MAGNITUDE, "magnitude")),
-    ("matched baselines", _matched),
-    ("compression and speedup", _recorded(["compression_ratio", "theoretical_speedup"], "both metrics")),
-    ("top-5", _top5),
-    ("dense control", _recorded(["dense_test_top1", "dense_test_top5", "dense_val_top1"], "dense metrics")),
-    ("library and hardware", _recorded(["versions", "hardware"], "versions and hardware")),
-    ("same base checkpoint", _same_base),
-    ("validation held out", _held_out),
-)
+def _checks(methods: tuple[str, ...]) -> tuple:
+    """(name, check) of every item; ``methods`` are the proposed methods the matched item asks about."""
+    return (
+        ("operating points", _operating_points),
+        ("seeds", _seeds),
+        ("random baseline", _baseline(RANDOM, "random-pruning")),
+        ("magnitude baseline", _baseline(MAGNITUDE, "magnitude")),
+        ("matched baselines", _matched(methods)),
+        ("compression and speedup", _recorded(["compression_ratio", "theoretical_speedup"], "both metrics")),
+        ("top-5", _top5),
+        ("dense control", _recorded(["dense_test_top1", "dense_test_top5", "dense_val_top1"], "dense metrics")),
+        ("library and hardware", _recorded(["versions", "hardware"], "versions and hardware")),
+        ("same base checkpoint", _same_base),
+        ("validation held out", _held_out),
+    )
 
 
-def run_checklist(trials: pd.DataFrame) -> list[CheckItem]:
+def run_checklist(trials: pd.DataFrame, methods: tuple[str, ...] | None = None) -> list[CheckItem]:
     """Audit the per-trial table (see :func:`shrink.report.runs.trials_frame`) against the
-    checklist; every item fails when no trial finished."""
+    checklist; every item fails when no trial finished. ``methods`` are the sweep's proposed
+    methods, the only strategies that need matched baselines (None, for a sweep that did not
+    record them: its strategies that are not built-in baselines)."""
     finished = trials[trials["status"] == "finished"]
     if finished.empty:
-        return [CheckItem(name, False, "no finished trials") for name, _ in CHECKS]
-    return [CheckItem(name, *check(finished)) for name, check in CHECKS]
+        return [CheckItem(name, False, "no finished trials") for name, _ in _checks(())]
+    if methods is None:
+        methods = default_methods(finished["strategy"])
+    return [CheckItem(name, *check(finished)) for name, check in _checks(tuple(methods))]
 
 
 def format_checklist(items: list[CheckItem]) -> str:

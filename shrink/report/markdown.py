@@ -9,6 +9,7 @@ import pandas as pd
 
 from shrink.experiment.sources import PRETRAIN
 from shrink.report.checklist import CheckItem
+from shrink.report.plots import TIMING_NOISE, measured_speedup_differs
 from shrink.report.runs import Sweep
 
 BOOKKEEPING = {"params.base_sha256", "params.experiment_name", "params.parent_run_id",
@@ -110,6 +111,34 @@ def _results(summary: pd.DataFrame) -> str:
     ])
 
 
+def _methods(sweep: Sweep) -> str:
+    """Which strategies the sweep proposes; the others are baselines."""
+    if sweep.methods is None:
+        return ("Proposed methods: not recorded by the sweep; the checklist takes every strategy that is not a "
+                "built-in baseline.")
+    if not sweep.methods:
+        return "Proposed methods: none; every strategy is a baseline."
+    return (f"Proposed methods: {', '.join(f'`{m}`' for m in sweep.methods)}; the other strategies are "
+            "baselines.")
+
+
+def _measured_omitted(summary: pd.DataFrame, controls: pd.DataFrame) -> list[str]:
+    """One sentence per figure drawn without its measured-speedup panel, saying why."""
+    sentences = []
+    for _, c in controls.iterrows():
+        points = summary[(summary["dataset"] == c["dataset"]) & (summary["model"] == c["model"])]
+        if measured_speedup_differs(points):
+            continue
+        if points["measured_speedup_mean"].isna().all():
+            why = "no trial recorded a measured speedup"
+        else:
+            why = (f"every strategy's mean measured speedup is 1x within its spread (twice the sample std "
+                   f"over seeds, at least ±{TIMING_NOISE:.0%} for timing noise), as expected of masked weights, "
+                   f"which run on dense kernels")
+        sentences.append(f"{c['dataset']}/{c['model']}: top-1 against measured speedup is not plotted: {why}.")
+    return sentences
+
+
 def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
                   controls: pd.DataFrame, checks: list[CheckItem], figures: list[Path],
                   overlays: list[str] | None = None) -> str:
@@ -122,11 +151,14 @@ def render_report(sweep: Sweep, trials: pd.DataFrame, summary: pd.DataFrame,
         f"{datetime.fromtimestamp(sweep.start_time / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC) in "
         f"`{sweep.tracking_uri}`: {len(trials)} trials, {counts.get('finished', 0)} finished, "
         f"{counts.get('failed', 0)} failed, {counts.get('running', 0)} running.",
+        _methods(sweep),
         _setup(trials, controls),
         _results(summary),
         "## Figures",
-        "Error bars: sample std over seeds. Grey band: the dense control, mean ± std of the "
-        "trials' dense test top-1.",
+        "Error bars: sample std over seeds. Grey band: the dense control, mean ± sample std of the "
+        "dense test top-1 over the distinct base checkpoints (one value per base, however many of "
+        "its trials finished).",
+        *_measured_omitted(summary, controls),
     ]
     if overlays:
         parts.append(

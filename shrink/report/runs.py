@@ -42,6 +42,7 @@ class Sweep:
     experiment_id: str
     tracking_uri: str
     start_time: int  # milliseconds since the epoch, as MLflow records it
+    methods: tuple[str, ...] | None = None  # the proposed methods it recorded; None: not recorded
 
 
 def _client(tracking_uri: str):
@@ -89,6 +90,7 @@ def list_sweeps(tracking_uri: str) -> list[Sweep]:
             experiment_id=run.info.experiment_id,
             tracking_uri=tracking_uri,
             start_time=run.info.start_time,
+            methods=recording.sweep_methods(run),
         )
         for run in runs
     ]

@@ -2,16 +2,38 @@
 
 import os
 import sys
+from urllib.parse import quote, urlencode
 
+from shrink.experiment import recording
+from shrink.report.build import ARTIFACT_PATH, SUMMARY_TABLE
 from shrink.report.runs import Sweep, find_sweep, list_sweeps
 
 
+def _base(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
 def ui_url(host: str, port: int, sweep: Sweep | None = None) -> str:
-    """The UI's address, pointing at the sweep's parent run when one is given."""
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    """The UI's address; with a sweep, its runs table in the model-training view, showing the sweep's
+    trial runs (flat, sorted by name: MLflow nests child runs under their parent unless sorted by
+    something other than the start time)."""
+    base = _base(host, port)
     if sweep is None:
         return base
-    return f"{base}/#/experiments/{sweep.experiment_id}/runs/{sweep.run_id}"
+    query = urlencode({
+        "workflowType": "machine_learning",
+        "searchFilter": recording.trials_filter(sweep.run_id),
+        "orderByKey": "tags.`mlflow.runName`",
+        "orderByAsc": "true",
+    }, quote_via=quote)
+    return f"{base}/#/experiments/{sweep.experiment_id}/runs?{query}"
+
+
+def summary_url(host: str, port: int, sweep: Sweep) -> str:
+    """The summary table that ``shrink report`` logs to the sweep's parent run, beside report.md and the
+    figures, as the UI shows it (a table)."""
+    return (f"{_base(host, port)}/#/experiments/{sweep.experiment_id}/runs/{sweep.run_id}/artifacts/{ARTIFACT_PATH}/"
+            f"{SUMMARY_TABLE}?workflowType=machine_learning")
 
 
 def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
@@ -35,6 +57,9 @@ def serve(tracking_uri: str, host: str, port: int, name: str | None = None, echo
         sweeps = list_sweeps(tracking_uri)
         sweep = sweeps[0] if sweeps else None
     echo(f"MLflow UI for {tracking_uri} at {ui_url(host, port, sweep)} (Ctrl-C stops it)")
+    if sweep is not None:
+        echo(f"sweep {sweep.name}'s summary table, report.md and figures (after `shrink report`): "
+             f"{summary_url(host, port, sweep)}")
     if host not in ("127.0.0.1", "localhost"):
         echo(f"listening on {host}: reachable from other machines")
     sys.stdout.flush()

@@ -71,3 +71,23 @@ def write_cifar100(directory: Path, train_x, train_y, test_x, test_y) -> Path:
         (directory / name).write_bytes(python2_pickle(batch))
     (directory / "meta").write_bytes(python2_pickle({b"fine_label_names": [b"apple"] * 100}))
     return directory
+
+
+def photo_like(width: int, height: int, seed: int = 0):
+    """A PIL RGB image that compresses like a photo: a smooth random colour field plus pixel noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    grid = rng.integers(0, 256, (height // 25 + 2, width // 25 + 2, 3), dtype=np.uint8)
+    field = np.asarray(Image.fromarray(grid).resize((width, height), Image.BICUBIC), dtype=np.int16)
+    return Image.fromarray(np.clip(field + rng.normal(0, 12, (height, width, 1)), 0, 255).astype(np.uint8))
+
+
+def position_coded_image(width: int, height: int):
+    """A PIL RGB image whose red channel rises linearly from 0 (left column) to 255 (right) and green from
+    0 (top row) to 255 (bottom): a crop's box and mirroring can be read back from its pixels."""
+    from PIL import Image
+
+    red = np.round(np.linspace(0, 255, width))[None, :].repeat(height, 0)
+    green = np.round(np.linspace(0, 255, height))[:, None].repeat(width, 1)
+    return Image.fromarray(np.stack([red, green, np.full_like(red, 128)], axis=-1).astype(np.uint8))

@@ -131,11 +131,12 @@ def test_early_stopping_reads_the_validation_split_and_never_the_test_split(digi
     honest, log = watched(wrong_test_labels=False)
     assert honest["stopped_early"] == 1 and honest["epochs_run"] < 12
     epochs = honest["epochs_run"]
-    # Dense control (val, test), pruning batch, pruned val, then train + val per epoch, then test once.
-    assert log == ["val", "test", "train.sample", "val", *["train", "val"] * epochs, "test"]
+    # Pruning batch (drawn when the trial's pruner is made, on the dense base), dense control (val, test),
+    # pruned val, then train + val per epoch, then test once.
+    assert log == ["train.sample", "val", "test", "val", *["train", "val"] * epochs, "test"]
 
     corrupted, log = watched(wrong_test_labels=True)
-    assert log == ["val", "test", "train.sample", "val", *["train", "val"] * epochs, "test"]
+    assert log == ["train.sample", "val", "test", "val", *["train", "val"] * epochs, "test"]
     assert (corrupted["epochs_run"], corrupted["best_epoch"]) == (epochs, honest["best_epoch"])
     assert corrupted["pruned_val_top1"] == honest["pruned_val_top1"]
     assert corrupted["test_top1"] != honest["test_top1"]

@@ -1,24 +1,28 @@
 """Helpers for the sweep tests: tiny digits sweep files, MLflow queries, ending processes by PID."""
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
-
 from tracking_servers import free_port  # noqa: F401  (the sweep tests import it from here)
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def digits_sweep(folder: Path, name: str = "tiny", **extra: str) -> Path:
-    """Write a 2 strategies x 2 compressions x 2 seeds sweep of small-mlp on digits under ``folder``."""
+
+def digits_sweep(folder: Path, name: str = "tiny", *, strategies: str = "[global-magnitude, random]",
+                 seeds: str = "[0, 1]", **extra: str) -> Path:
+    """Write a sweep of small-mlp on digits under ``folder``: by default 2 strategies x 2 compressions
+    x 2 seeds."""
     lines = [
         f"name: {name}",
         "dataset: digits",
         "models: [small-mlp]",
-        "strategies: [global-magnitude, random]",
+        f"strategies: {strategies}",
         "compressions: [2, 4]",
-        "seeds: [0, 1]",
+        f"seeds: {seeds}",
         "pretrain: {epochs: 3}",
         "finetune: {epochs: 2}",
         f"tracking_uri: sqlite:///{folder / 'mlflow.db'}",
@@ -28,6 +32,12 @@ def digits_sweep(folder: Path, name: str = "tiny", **extra: str) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def shrink_checkout(folder: Path) -> Path:
+    """A user's working directory for a cluster job: a copy of this checkout's ``shrink`` package."""
+    shutil.copytree(ROOT / "shrink", folder / "shrink", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
 
 
 def trial_runs(tracking_uri: str, parent_run_id: str) -> list:

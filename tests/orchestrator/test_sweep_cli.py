@@ -28,6 +28,7 @@ def test_dry_run_prints_grid_and_resources_and_starts_nothing(tmp_path):
         "sweep tiny: 8 trials on digits (1 model x 2 strategies x 2 compressions x 2 seeds)",
         "bases: small-mlp seed 0 (pretrain epochs: 3)",
         "each trial: 1 CPU, 0 GPU; retries 2",
+        "methods: none (no matched baselines needed)",
         "#  model      strategy          compression  seed",
         "1  small-mlp  global-magnitude  2            0",
         "2  small-mlp  global-magnitude  2            1",

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from shrink.orchestrator import SpecError, load_spec, parse_spec, presets
-from shrink.orchestrator.spec import check_data, check_resources
+from shrink.orchestrator.spec import CLUSTER_JOB_ENV, check_data, check_resources
 
 BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random")
 
@@ -31,6 +31,7 @@ def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
     assert demo.size == 90
     assert demo.bases() == [("lenet-300-100", 0)]
     assert demo.resources.cpus == 1 and demo.resources.gpus == 0
+    assert demo.methods == ()  # the paper's five are baselines: no proposed method
 
     cifar = load_spec(preset="cifar10-resnet56")
     assert (cifar.dataset, cifar.models, cifar.size) == ("cifar10", ("resnet56",), 90)
@@ -76,6 +77,34 @@ def test_relative_data_root_is_made_absolute_for_trials_in_other_directories(tmp
     assert spec.shared["data_root"] == str(tmp_path / "data")
 
 
+def test_methods_default_to_the_strategies_that_are_not_baselines():
+    mixed = DIGITS.replace("[GlobalMagWeight, random]", "[GlobalMagWeight, random, GlobalMagAct, "
+                                                        "random-matched:GlobalMagAct, layer-random, global-gradient]")
+    assert parse_spec(mixed).methods == ("global-activation",)
+    named = parse_spec(mixed.replace("name: tiny", "name: tiny\nmethods: [GlobalMagGrad, global-activation]"))
+    assert named.methods == ("global-gradient", "global-activation")
+    assert parse_spec(mixed.replace("name: tiny", "name: tiny\nmethods: []")).methods == ()
+    assert "methods: none (no matched baselines needed)" in parse_spec(DIGITS).describe().splitlines()
+    assert ("methods: global-activation (the checklist asks for their matched baselines)"
+            in parse_spec(mixed).describe().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [
+        ("[global-activation]", "methods: global-activation is not among the strategies (global-magnitude, random)"),
+        ("[random-matched:random]", "methods: random-matched:random is a baseline for random, not a proposed method"),
+        ("[snip]", "methods: unknown strategy 'snip'"),
+        ("[random, random]", "methods: 'random' is listed twice"),
+        ("random", "methods: 'random' is not a list of strategy names ([] for none)"),
+    ],
+)
+def test_bad_methods_fail_with_one_line(methods, message):
+    with pytest.raises(SpecError) as error:
+        parse_spec(DIGITS.replace("name: tiny", f"name: tiny\nmethods: {methods}"), origin="tiny.yaml")
+    assert str(error.value).startswith(f"tiny.yaml: {message}")
+
+
 def test_default_name_is_the_file_name(tmp_path):
     path = tmp_path / "my-sweep.yaml"
     path.write_text(DIGITS.replace("name: tiny\n", ""))
@@ -103,6 +132,11 @@ def test_default_name_is_the_file_name(tmp_path):
         (("name: tiny", "name: tiny\nretries: -1"), "retries: -1 is not a whole number >= 0"),
         (("name: tiny", "name: a/b"), "name: 'a/b' is not a name"),
         (("seeds: [0, 1]\n", ""), "missing required keys: seeds"),
+        (("name: tiny", "name: tiny\npip: my-methods"), "pip: 'my-methods' is not a non-empty list of strings"),
+        (("name: tiny", "name: tiny\npip: [a, a]"), "pip: 'a' is listed twice"),
+        (("name: tiny", "name: tiny\npip: {index: x}"), "pip: unknown key 'index'; known keys: packages, install_options"),
+        (("name: tiny", "name: tiny\npip: {install_options: []}"), "pip: a mapping needs packages: [requirement, ...]"),
+        (("name: tiny", "name: tiny\npip: {packages: [a], install_options: -q}"), "pip.install_options: '-q' is not a list"),
         (("seeds: [0, 1]", "seeds: [0, 1]]"), "malformed YAML at line 7, column 14: expected <block end>"),
     ],
 )
@@ -115,6 +149,28 @@ def test_each_bad_spec_fails_with_one_line_naming_key_and_rule(change, message):
     assert "\n" not in text
     assert text.startswith("tiny.yaml: ")
     assert message in text
+
+
+def test_pip_packages_become_the_cluster_jobs_pip_runtime_environment():
+    assert parse_spec(DIGITS).pip.runtime_env() is None
+    listed = parse_spec(DIGITS + "pip: [my-methods==1.2, /shared/wheels/b-0.1-py3-none-any.whl]\n")
+    assert listed.pip.runtime_env() == {"packages": ["my-methods==1.2", "/shared/wheels/b-0.1-py3-none-any.whl"]}
+    assert "installed on the cluster (pip): my-methods==1.2, /shared/wheels/b-0.1-py3-none-any.whl" in listed.describe()
+    options = parse_spec(DIGITS + "pip: {packages: [my-methods], install_options: [--no-build-isolation]}\n")
+    assert options.pip.runtime_env() == {"packages": ["my-methods"], "pip_install_options": ["--no-build-isolation"]}
+
+
+def test_a_strategy_unknown_in_a_cluster_job_says_to_list_its_package_under_pip(monkeypatch):
+    snip = DIGITS.replace("[GlobalMagWeight, random]", "[snip]")
+    with pytest.raises(SpecError) as here:
+        parse_spec(snip, origin="tiny.yaml")
+    assert "pip" not in str(here.value)
+    monkeypatch.setenv(CLUSTER_JOB_ENV, "1")
+    with pytest.raises(SpecError) as there:
+        parse_spec(snip, origin="tiny.yaml")
+    assert str(there.value) == str(here.value) + (
+        "; this sweep runs as a Ray Job on the cluster, where 'snip' is not registered: list the package that "
+        "registers it under `pip:` in the sweep file")
 
 
 def test_a_sweep_file_must_be_a_mapping():

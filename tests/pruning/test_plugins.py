@@ -77,13 +77,15 @@ def test_list_strategies_prints_an_aligned_table():
     assert lines[0] == "name                          aliases          needs data     description"
     assert lines[1] == "global-magnitude              GlobalMagWeight  no             |w|, ranked over the whole network"
     assert lines[8] == "layer-random                  -                no             " \
-                       "uniformly random weights, the same fraction kept in every layer"
+                       "an exact count of uniformly random weights (ShrinkBench: a Bernoulli draw per weight), " \
+                       "the same fraction kept in every layer"
     assert lines[10] == "layer-channel-l1              channel-l1       yes            " \
                         "whole channels by mean |w| of each channel's filters (Li et al. 2017), " \
                         "the same fraction removed in every layer"
     assert lines[15:] == [
         "random-matched:<strategy>     -                as <strategy>  "
-        "random weights, with exactly the per-layer sparsities of <strategy>",
+        "random weights, with exactly the per-layer sparsities <strategy> gives the dense model "
+        "(at each round of a schedule)",
         "magnitude-matched:<strategy>  -                as <strategy>  "
-        "|w|, with exactly the per-layer sparsities of <strategy>",
+        "|w|, with exactly the per-layer sparsities <strategy> gives the dense model (at each round of a schedule)",
     ]

@@ -103,6 +103,36 @@ def test_activation_scores_scale_weights_by_mean_absolute_input_per_channel():
     assert scores.tolist() == [[2.0, 2.0, 0.0], [2.0, 1.0, 0.0]]
 
 
+def test_gradient_scores_use_batchnorm_running_statistics_not_the_batchs():
+    # The documented difference from ShrinkBench (train mode): BatchNorm's running mean 2 and variance 4
+    # normalize the batch x = [[0], [2]], not the batch's own mean and variance, which train mode would use.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 2, bias=False), nn.BatchNorm1d(2), nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0], [2.0]]))
+        model[1].running_mean.copy_(torch.tensor([2.0, 2.0]))
+        model[1].running_var.copy_(torch.tensor([4.0, 4.0]))
+    model.train()
+    x, y = torch.tensor([[0.0], [2.0]]), torch.tensor([0, 1])
+    scores = weight_times_gradient(_ctx(model, x, y))
+    expected = {}
+    for mode in (False, True):
+        copied = copy.deepcopy(model).train(mode)
+        loss = nn.functional.cross_entropy(copied(x), y)
+        grads = torch.autograd.grad(loss, [copied[0].weight, copied[2].weight])
+        expected[mode] = [(w.detach() * g).abs() for w, g in zip((copied[0].weight, copied[2].weight), grads)]
+    torch.testing.assert_close([scores["0.weight"], scores["2.weight"]], expected[False], rtol=0, atol=0)
+    assert not torch.allclose(scores["2.weight"], expected[True][1])
+    assert model[1].running_mean.tolist() == [2.0, 2.0] and model.training  # nothing in the model changed
+
+
+def test_activation_scores_use_mean_absolute_input_not_absolute_mean():
+    # The documented difference from ShrinkBench: inputs +3 and -3 cancel on average (|mean x| = 0) but
+    # each is 3 away from zero (mean |x| = 3), so the weight they meet keeps its score.
+    scores = weight_times_activation(_ctx(_linear([[1.0, 1.0]]), torch.tensor([[3.0, 1.0], [-3.0, 1.0]])))
+    assert scores["weight"].tolist() == [[3.0, 1.0]]
+
+
 def test_activation_scores_follow_conv_groups_to_their_input_channels():
     conv = nn.Conv2d(4, 4, 1, groups=2, bias=False)
     nn.init.ones_(conv.weight)

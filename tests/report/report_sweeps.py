@@ -11,6 +11,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
 
+from shrink.experiment.recording import Tag
 from shrink.report.runs import trials_frame
 
 DENSE_TOP1, DENSE_TOP5 = 0.98, 0.999
@@ -50,8 +51,9 @@ def trial(strategy, compression, seed, top1, *, failure=None, dataset="mnist",
     return {"params": params, "tags": tags, "metrics": values}
 
 
-def write_sweep(uri, name, trials, *, experiment="shrink"):
-    """Write a sweep parent run and its trial runs; returns the parent run id.
+def write_sweep(uri, name, trials, *, experiment="shrink", methods=None):
+    """Write a sweep parent run and its trial runs; returns the parent run id. ``methods`` (a list)
+    is recorded as the sweep's proposed methods; None records none, as sweeps did before.
 
     The experiment keeps its artifacts beside the sqlite file, not under the working directory.
     """
@@ -60,7 +62,10 @@ def write_sweep(uri, name, trials, *, experiment="shrink"):
     artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
     experiment_id = (found.experiment_id if found
                      else client.create_experiment(experiment, artifact_location=artifacts.as_uri()))
-    parent = client.create_run(experiment_id, tags={"shrink.kind": "sweep", "shrink.sweep": name})
+    tags = {"shrink.kind": "sweep", "shrink.sweep": name}
+    if methods is not None:
+        tags[Tag.METHODS] = json.dumps(methods)
+    parent = client.create_run(experiment_id, tags=tags)
     parent_id = parent.info.run_id
     for t in trials:
         tags = t["tags"] | {"mlflow.parentRunId": parent_id, "shrink.sweep": name}

@@ -61,3 +61,17 @@ def test_dense_controls_per_dataset_and_model():
     row = controls.iloc[0]
     assert (row["dataset"], row["model"], row["count"], row["bases"]) == ("mnist", "lenet-300-100", 3, 3)
     assert (row["dense_test_top1_mean"], row["dense_test_top1_std"]) == pytest.approx((0.98, 0.01), abs=1e-12)
+
+
+def test_dense_control_spread_is_over_distinct_bases_not_trials():
+    # Three bases (97, 98, 99%) with 5, 1 and 2 finished trials: one value per base, so the mean is
+    # 98% and the sample std 1 point. Over the 8 trials it would be 97.625% +- 0.92 (pseudo-replication,
+    # weighted by how many trials of each base finished).
+    plan = {"base0": (0.97, 5), "base1": (0.98, 1), "base2": (0.99, 2)}
+    trials = [trial("random", 2, seed, 0.5, dense=dense, base=base)
+              for base, (dense, n) in plan.items() for seed in range(n)]
+    row = dense_controls(table(trials)).iloc[0]
+    assert (row["count"], row["bases"]) == (8, 3)
+    assert row["dense_test_top1_mean"] == pytest.approx(0.98, abs=1e-12)
+    assert row["dense_test_top1_std"] == pytest.approx(0.01, abs=1e-12)
+    assert row["dense_test_top1_stderr"] == pytest.approx(0.01 / math.sqrt(3), abs=1e-12)

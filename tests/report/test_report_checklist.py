@@ -27,12 +27,12 @@ def only(*strategies):
     return {s: RATES[s] for s in strategies}
 
 
-def verdicts(trials):
-    return {item.name: (item.passed, item.reason) for item in run_checklist(table(trials))}
+def verdicts(trials, methods=("global-gradient",)):
+    return {item.name: (item.passed, item.reason) for item in run_checklist(table(trials), methods)}
 
 
-def failing(trials):
-    return {name: reason for name, (passed, reason) in verdicts(trials).items() if not passed}
+def failing(trials, methods=("global-gradient",)):
+    return {name: reason for name, (passed, reason) in verdicts(trials, methods).items() if not passed}
 
 
 def test_a_complete_sweep_passes_every_item():
@@ -61,6 +61,32 @@ def test_missing_magnitude_baseline_and_matched_baseline():
         "magnitude baseline": "no magnitude baseline (global-magnitude or layer-magnitude) for mnist/lenet-300-100",
         "matched baselines": "missing magnitude-matched:global-gradient (mnist/lenet-300-100)",
     }
+
+
+def test_the_papers_baselines_alone_need_no_matched_baselines():
+    # The demo's strategies, recorded without methods: all five are built-in baselines.
+    demo = {"global-magnitude": 0.01, "layer-magnitude": 0.012, "global-gradient": 0.015, "layer-gradient": 0.02,
+            "random": 0.05}
+    assert verdicts(complete(demo), methods=None)["matched baselines"] == (True, (
+        "no proposed methods (every strategy is a built-in baseline, or the sweep's methods: names none): "
+        "no matched baselines needed"))
+
+
+def test_matched_baselines_are_asked_of_the_proposed_methods_only():
+    rates = only("global-magnitude", "random") | {"global-activation": 0.012}
+    # Not recorded: every strategy that is not a built-in baseline is a proposed method.
+    assert failing(complete(rates), methods=None) == {"matched baselines": (
+        "missing random-matched:global-activation, magnitude-matched:global-activation (mnist/lenet-300-100)")}
+    assert failing(complete(rates), methods=()) == {}  # the sweep named no methods
+    gradient = only("global-magnitude", "random", "global-gradient", "random-matched:global-gradient")
+    assert failing(complete(gradient)) == {  # global-gradient named as the method: both families needed
+        "matched baselines": "missing magnitude-matched:global-gradient (mnist/lenet-300-100)"}
+
+
+def test_a_channel_method_needs_no_per_weight_matched_baselines():
+    rates = only("global-magnitude", "random") | {"layer-channel-l1": 0.02}
+    assert verdicts(complete(rates), methods=("layer-channel-l1",))["matched baselines"] == (True, (
+        "layer-channel-l1 removes whole channels: per-weight matched baselines do not apply"))
 
 
 def test_operating_points_need_five_compressions_and_a_substantial_drop():
@@ -135,6 +161,10 @@ def test_format_is_one_line_per_item():
 def check_store(make_store):
     uri = make_store()
     write_sweep(uri, "complete", complete(only("global-magnitude", "random")))
+    # global-activation without matched baselines: fails unless the sweep recorded other methods.
+    activation = complete(only("global-magnitude", "random") | {"global-activation": 0.012})
+    write_sweep(uri, "unmatched", activation)
+    write_sweep(uri, "no-methods", activation, methods=[])
     write_sweep(uri, "two-seeds", complete(only("global-magnitude", "random"), seeds=(0, 1)))
     return uri
 
@@ -149,3 +179,14 @@ def test_check_command_strict_exit_status(check_store):
     strict = runner.invoke(main, ["check", "two-seeds", "--strict", "--tracking-uri", check_store])
     assert strict.exit_code == 1
     assert strict.output.endswith("1 of 11 checklist items failed\n")
+
+
+def test_check_reads_the_methods_the_sweep_recorded(check_store):
+    runner = CliRunner()
+    recorded = runner.invoke(main, ["check", "no-methods", "--strict", "--tracking-uri", check_store])
+    assert recorded.exit_code == 0, recorded.output
+    assert "matched baselines        PASS    no proposed methods" in recorded.output
+    unrecorded = runner.invoke(main, ["check", "unmatched", "--strict", "--tracking-uri", check_store])
+    assert unrecorded.exit_code == 1
+    assert ("matched baselines        FAIL    missing random-matched:global-activation, "
+            "magnitude-matched:global-activation (mnist/lenet-300-100)") in unrecorded.output

@@ -8,7 +8,7 @@ from report_sweeps import table, trial
 
 from shrink.report.aggregate import dense_controls, summarize
 from shrink.report.literature import load_literature
-from shrink.report.plots import STYLES, plot_figure, strategy_style
+from shrink.report.plots import STYLES, measured_speedup_differs, plot_figure, strategy_style
 
 
 def test_styles_are_fixed_per_strategy_whatever_the_order():
@@ -21,9 +21,10 @@ def test_styles_are_fixed_per_strategy_whatever_the_order():
     assert len({c for c, _ in STYLES.values()}) == len(STYLES)  # built-ins never share a colour
 
 
-def _figure(compressions, seeds_top1, papers=None):
-    trials = table([trial("global-magnitude", c, seed, top1, dense=0.97 + 0.01 * seed,
-                          dataset="cifar10", model="resnet56")
+def _figure(compressions, seeds_top1, papers=None, measured=2.0):
+    """Each seed prunes its own base (dense 97, 98, 99%); channel-like measured speedups by default."""
+    trials = table([trial("global-magnitude", c, seed, top1, dense=0.97 + 0.01 * seed, base=f"base{seed}",
+                          dataset="cifar10", model="resnet56", measured_speedup=measured)
                     for c in compressions for seed, top1 in enumerate(seeds_top1)])
     summary, control = summarize(trials), dense_controls(trials).iloc[0]
     return plot_figure(summary, control, papers)
@@ -42,14 +43,15 @@ def test_axes_are_log2_with_ticks_from_1_to_32_extended_to_the_data():
 
 
 def test_error_bars_are_the_sample_std_and_the_band_is_dense_mean_pm_std():
-    # top-1 0.90, 0.92, 0.97: mean 93%, std sqrt(13)%. Dense 97, 98, 99% at each of 2
-    # compressions: 6 trials, squared deviations 4 (points^2), std sqrt(4 / 5).
+    # top-1 0.90, 0.92, 0.97: mean 93%, std sqrt(13)%. Dense 97, 98, 99%: one value per base (each
+    # base has 2 trials, one per compression), so the band is 98 +- 1 (not the std over 6 trials).
     fig = _figure((1, 2), (0.90, 0.92, 0.97))
     ax = fig.axes[0]
     bars = ax.containers[0].lines[2][0].get_segments()
     assert [y for s in bars for y in (s[0][1], s[1][1])] == pytest.approx([93 - math.sqrt(13), 93 + math.sqrt(13)] * 2)
     band = ax.patches[0]
-    assert (band.get_y(), band.get_height()) == pytest.approx((98 - math.sqrt(0.8), 2 * math.sqrt(0.8)))
+    assert (band.get_y(), band.get_height()) == pytest.approx((97, 2))
+    assert fig.legends[0].get_texts()[-1].get_text() == "dense control: 98.00 ± 1.00 % (over 3 bases)"
 
 
 def test_published_points_are_labelled_with_their_own_baselines():
@@ -74,3 +76,32 @@ def test_the_third_panel_plots_top1_against_measured_speedup():
     assert panel.get_xlabel().startswith("measured speedup (log2 scale)")
     curves = sorted(tuple(map(float, bars.lines[0].get_xdata())) for bars in panel.containers)
     assert curves == [(1.0, 1.0), (1.6, 2.5)]
+
+
+def test_the_measured_speedup_panel_is_left_out_when_every_point_is_about_1x():
+    # Masked weights on dense kernels: 0.97-1.05x, within timing noise of 1x at every point.
+    noise = {(2, 0): 0.97, (2, 1): 1.03, (4, 0): 1.05, (4, 1): 0.99}
+    trials = table([trial(s, c, seed, 0.9, measured_speedup=noise[c, seed])
+                    for s in ("global-magnitude", "random") for c, seed in noise])
+    summary = summarize(trials)
+    assert not measured_speedup_differs(summary)
+    fig = plot_figure(summary, dense_controls(trials).iloc[0])
+    assert [ax.get_xlabel().split(" (")[0] for ax in fig.axes] == ["compression ratio", "theoretical speedup"]
+    # One strategy 1.6x at 4x with a small spread: the panel is back.
+    faster = table([*[trial("global-magnitude", c, seed, 0.9, measured_speedup=noise[c, seed]) for c, seed in noise],
+                    trial("layer-channel-l1", 4, 0, 0.9, measured_speedup=1.55),
+                    trial("layer-channel-l1", 4, 1, 0.9, measured_speedup=1.65)])
+    assert measured_speedup_differs(summarize(faster))
+    assert len(plot_figure(summarize(faster), dense_controls(faster).iloc[0]).axes) == 3
+
+
+def test_a_measured_speedup_within_twice_its_spread_does_not_count():
+    # 1.3x mean, but seeds at 1.0, 1.3, 1.6: sample std 0.3, spread 0.6 > 0.3.
+    wide = table([trial("random", 4, seed, 0.9, measured_speedup=m) for seed, m in enumerate((1.0, 1.3, 1.6))])
+    assert not measured_speedup_differs(summarize(wide))
+    # 1.3x with seeds 1.28, 1.30, 1.32: std 0.02, spread 0.25 (the timing-noise floor) < 0.3.
+    tight = table([trial("random", 4, seed, 0.9, measured_speedup=m) for seed, m in enumerate((1.28, 1.3, 1.32))])
+    # 1.2x with the same tight seeds: within the timing-noise floor.
+    noisy = table([trial("random", 4, seed, 0.9, measured_speedup=m) for seed, m in enumerate((1.18, 1.2, 1.22))])
+    assert not measured_speedup_differs(summarize(noisy))
+    assert measured_speedup_differs(summarize(tight))

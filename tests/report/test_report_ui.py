@@ -52,9 +52,13 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )
     try:
-        first = proc.stdout.readline()
-        url = f"http://127.0.0.1:{port}/#/experiments/1/runs/{parent}"
+        first, second = proc.stdout.readline(), proc.stdout.readline()
+        url = (f"http://127.0.0.1:{port}/#/experiments/1/runs?workflowType=machine_learning&searchFilter="
+               f"tags.%60mlflow.parentRunId%60%20%3D%20%27{parent}%27&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
         assert first == f"MLflow UI for {uri} at {url} (Ctrl-C stops it)\n"
+        assert second == (f"sweep demo's summary table, report.md and figures (after `shrink report`): "
+                           f"http://127.0.0.1:{port}/#/experiments/1/runs/{parent}/artifacts/report/summary.json"
+                           "?workflowType=machine_learning\n")
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -69,7 +73,8 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
         with urllib.request.urlopen(listing, timeout=10) as response:
             files = json.load(response)["files"]
         assert [f["path"] for f in files] == [
-            "report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md"]
+            "report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md",
+            "report/summary.json"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker, started by this test
         proc.wait(timeout=30)
@@ -87,3 +92,23 @@ def test_ui_for_a_tracking_server_only_points_at_it():
     result = CliRunner().invoke(main, ["ui", "--tracking-uri", "http://mlflow.example:5000"])
     assert result.exit_code == 0
     assert result.output == "The tracking store is an MLflow server already: open http://mlflow.example:5000\n"
+
+
+def test_experiments_are_tagged_for_the_model_training_view(make_store):
+    from mlflow import MlflowClient
+
+    from shrink.experiment.tracking import ensure_experiment
+
+    uri = make_store()
+    client = MlflowClient(tracking_uri=uri)
+    kind = "mlflow.experimentKind"
+    created = ensure_experiment(uri, "fresh")
+    assert client.get_experiment(created).tags[kind] == "custom_model_development"
+    # Existing experiments: untagged (made by an older shrink) or left to the UI's GenAI guess get the tag;
+    # a model-training kind someone chose stays.
+    for name, before, after in (("old", None, "custom_model_development"),
+                                ("guessed", "genai_development", "custom_model_development"),
+                                ("chosen", "finetuning", "finetuning")):
+        experiment = client.create_experiment(name, tags={kind: before} if before else None)
+        assert ensure_experiment(uri, name) == experiment
+        assert client.get_experiment(experiment).tags[kind] == after

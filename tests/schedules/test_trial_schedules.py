@@ -12,6 +12,7 @@ from shrink.experiment import DirectoryCheckpointer, TrialConfig, loop, pretrain
 from shrink.experiment.bases import load_base
 from shrink.experiment.finetuning import replay_start
 from shrink.experiment.recipes import RECIPES, Recipe
+from shrink.pruning.select import proportional_counts
 
 
 def recipe_rate(recipe: Recipe, epoch: int) -> float:
@@ -161,3 +162,49 @@ def test_impossible_schedules_and_variants_fail_before_any_work(base, tracking, 
     with pytest.raises(ConfigError, match=r"layer-channel-l1 on small-mlp: whole l1 channels \(layer\) reach 46\.938x, "
                                           r"not 60x within 5%; at most 88\.35x"):
         run(base, tracking, tmp_path, strategy="channel-l1", compression=60.0)
+
+
+@pytest.fixture(scope="module")
+def cnn_base(tmp_path_factory):
+    """small-cnn on digits: two prunable convolutions (features.0, features.3), so per-layer counts can drift."""
+    return pretrain("small-cnn", "digits", epochs=2, cache_dir=tmp_path_factory.mktemp("cnn-bases"), threads=1,
+                    progress=None)
+
+
+@pytest.mark.parametrize("family", ["random-matched", "magnitude-matched"])
+def test_matched_baselines_keep_the_reference_counts_at_every_round_of_a_schedule(family, cnn_base, tracking,
+                                                                                  tmp_path, monkeypatch):
+    """Each round keeps, per layer, what global-gradient keeps on the dense base at that round's compression
+    (its documented meaning under a schedule), not what it would keep on the matched trial's own fine-tuned
+    model."""
+    from shrink import datasets, pruning
+    from shrink.pruning.schedules import Schedule
+
+    after_each_epoch = []
+
+    def counted(model, optimizer, batches, compute, *distributed):
+        stats = train_epoch(model, optimizer, batches, compute, *distributed)
+        after_each_epoch.append({name: int(mask.sum()) for name, mask in pruning.get_masks(model).items()})
+        return stats
+
+    train_epoch = loop.train_epoch
+    monkeypatch.setattr(loop, "train_epoch", counted)
+    # Digits: 1,293 training examples // 64 = 20 steps per epoch; rounds at the starts of epochs 1, 2, 3.
+    rounds = [c for _, c in Schedule("iterative", 3, 0).events(4.0, 3, 20)]
+    train = datasets.load("digits", "train")
+    inputs, targets = train.sample(256, seed=0)
+    expected = []
+    for compression in rounds:
+        dense = models.create("small-cnn", num_classes=10, input_shape=(1, 8, 8))
+        dense.load_state_dict(load_base(cnn_base.path, cnn_base.sha256))
+        masks = pruning.prune(dense.to(memory_format=torch.channels_last), "global-gradient", compression,
+                              inputs=inputs.contiguous(memory_format=torch.channels_last), targets=targets)
+        expected.append({name: int(mask.sum()) for name, mask in masks.items()})
+    sizes = {name: layer.weight.numel() for name, layer in pruning.prunable_layers(dense).items()}
+    assert list(sizes) == ["features.0.weight", "features.3.weight"]
+    assert expected[0] != proportional_counts(sizes, sum(expected[0].values()))  # not layer-uniform
+
+    result, masks = run(cnn_base, tracking, tmp_path, model="small-cnn", strategy=f"{family}:global-gradient",
+                        seed=0, schedule="iterative", schedule_rounds=3, finetune={"epochs": 3, "patience": 3})
+    assert after_each_epoch == expected
+    assert {name: int(mask.sum()) for name, mask in masks.items()} == expected[-1]

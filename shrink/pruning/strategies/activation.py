@@ -1,4 +1,10 @@
-"""Activation-scaled magnitude pruning: a weight matters as much as |w| times the input it multiplies."""
+"""Activation-scaled magnitude pruning: a weight matters as much as |w| times the input it multiplies.
+
+Deliberate difference from ShrinkBench (``GlobalMagAct``/``LayerMagAct``): the input's size is the mean of
+its absolute value, mean |x|; ShrinkBench averages the signed input over the batch first, |mean x|, which
+differs wherever inputs take both signs (the first layer's normalized images, layers after a residual sum
+or without a ReLU before them): there, inputs that cancel out on average look unused.
+"""
 
 import torch
 from torch import Tensor, nn
@@ -12,13 +18,15 @@ from shrink.pruning.registry import ScoreContext, register_strategy
     scope="layer",
     aliases=("LayerMagAct",),
     needs_data=True,
-    description="|w| * mean |input| of its channel on the batch, the same fraction kept in every layer",
+    description="|w| * mean |input| of its channel on the batch (ShrinkBench: |mean input|), the same fraction "
+                "kept in every layer",
 )
 @register_strategy(
     "global-activation",
     aliases=("GlobalMagAct",),
     needs_data=True,
-    description="|w| * mean |input| of its channel on the batch, ranked over the whole network",
+    description="|w| * mean |input| of its channel on the batch (ShrinkBench: |mean input|), ranked over the "
+                "whole network",
 )
 def weight_times_activation(ctx: ScoreContext) -> dict[str, Tensor]:
     """``|w| * a_c`` where ``a_c`` is the mean absolute input activation of the weight's input channel

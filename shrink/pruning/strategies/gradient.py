@@ -1,4 +1,10 @@
-"""Gradient-magnitude pruning: keep the weights whose removal changes the loss most, to first order."""
+"""Gradient-magnitude pruning: keep the weights whose removal changes the loss most, to first order.
+
+Deliberate difference from ShrinkBench (``GlobalMagGrad``/``LayerMagGrad``): the gradient is taken in eval
+mode, so BatchNorm normalizes with its running statistics and dropout is off, as in the model that is
+evaluated and deployed; ShrinkBench switches the model to train mode for it (batch statistics, dropout on,
+and the scoring pass updates BatchNorm's running statistics).
+"""
 
 import torch
 from torch import Tensor
@@ -13,19 +19,20 @@ from shrink.pruning.registry import ScoreContext, register_strategy
     scope="layer",
     aliases=("LayerMagGrad",),
     needs_data=True,
-    description="|w * dL/dw| on the batch, the same fraction kept in every layer",
+    description="|w * dL/dw| on the batch in eval mode (ShrinkBench: train mode), the same fraction kept in "
+                "every layer",
 )
 @register_strategy(
     "global-gradient",
     aliases=("GlobalMagGrad",),
     needs_data=True,
-    description="|w * dL/dw| on the batch, ranked over the whole network",
+    description="|w * dL/dw| on the batch in eval mode (ShrinkBench: train mode), ranked over the whole network",
 )
 def weight_times_gradient(ctx: ScoreContext) -> dict[str, Tensor]:
     """``|w * dL/dw|`` with L the mean cross-entropy of the model on ``(inputs, targets)``.
 
-    The model runs in eval mode (no dropout, BatchNorm statistics untouched); ``.grad`` and
-    ``requires_grad`` are left as they were.
+    The model runs in eval mode (BatchNorm running statistics, no dropout; nothing in the model changes),
+    unlike ShrinkBench's train mode; ``.grad`` and ``requires_grad`` are left as they were.
     """
     weights = list(ctx.weights.values())
     frozen = [not weight.requires_grad for weight in weights]
