@@ -4,8 +4,6 @@ bases made at the same time as Ray tasks, not in the driver."""
 import hashlib
 import json
 
-import pytest
-from mlflow.tracking import MlflowClient
 
 from base_testing import fake_published_weights, write_imagenet
 from shrink.orchestrator import load_spec, parse_spec, run_sweep
