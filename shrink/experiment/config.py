@@ -99,6 +99,7 @@ class TrialConfig:
     workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.distributed)
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # bf16 autocast; default on for CUDA, off on CPU
+    measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
     tracking_uri: str | None = None  # default: resolve_tracking_uri()
     experiment_name: str = DEFAULT_EXPERIMENT
     parent_run_id: str | None = None  # nests the trial's run under a sweep's run

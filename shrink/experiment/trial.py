@@ -357,7 +357,7 @@ def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, st
         "size": size, "nonzero_size": nonzero, "compression_ratio": metrics.compression_ratio(model),
         "macs": total_macs, "nonzero_macs": nonzero_macs,
         "theoretical_speedup": metrics.theoretical_speedup(model, example),
-        **_measured_speedup(trial, state.masks),
+        **(_measured_speedup(trial, state.masks) if trial.config.measure_latency else {}),
         "epochs_run": state.epoch, "best_epoch": state.stopping.best_epoch,
         "stopped_early": int(state.epoch < trial.finetune.epochs),
         "wall_time_s": state.elapsed_s + time.perf_counter() - started,

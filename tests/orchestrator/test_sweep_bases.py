@@ -22,6 +22,7 @@ def test_an_imagenet_sweep_prunes_torchvisions_published_resnet18_offline(tmp_pa
         "name: tiny-imagenet", "dataset: imagenet", f"data_root: {tree}", "models: [resnet18]",
         "base: torchvision:IMAGENET1K_V1", "strategies: [global-magnitude]", "compressions: [2, 4]", "seeds: [0]",
         "finetune: {epochs: 0}", "resources: {cpus: 1}", f"tracking_uri: {uri}", f"storage_path: {tmp_path / 'ray'}",
+        "measure_latency: false",  # timing resnet18 at 224x224 costs minutes on a CPU
     ]) + "\n")
 
     outcome = run_sweep(load_spec(path))
