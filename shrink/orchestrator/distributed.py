@@ -30,49 +30,17 @@ import ray.train
 from ray import tune
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, run_trial
+from shrink.experiment import TrialConfig, TrialDiverged, run_trial
 from shrink.experiment.distributed import Distributed
-from shrink.orchestrator.trainable import NODE, STATUS, finished_run_metrics
+from shrink.orchestrator.trainable import NODE, STATUS, ReportingCheckpointer, finished_run_metrics, node_id
 
 RESULT_FILE = "result.json"  # what rank 0 of `shrink trial --workers N` leaves for the driver
-
-
-class TrainCheckpointer:
-    """A ``Checkpointer`` backed by Ray Train: rank 0's saved state travels with its next report."""
-
-    def __init__(self) -> None:
-        self._unreported: str | None = None
-
-    def load(self) -> dict | None:
-        """The checkpoint Ray Train restored this run from (every worker gets the same one), if any."""
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        with checkpoint.as_directory() as folder:
-            return DirectoryCheckpointer(folder).load()
-
-    def save(self, state: dict) -> None:
-        """Write ``state`` now (rank 0 only saves); it is attached to the next report."""
-        self._discard()
-        self._unreported = tempfile.mkdtemp(prefix="shrink-ckpt-")
-        DirectoryCheckpointer(self._unreported).save(state)
-
-    def report(self, epoch: int, metrics: Mapping) -> None:
-        """The ``reporter`` of ``run_trial``, called by every worker after every epoch (a barrier)."""
-        checkpoint = ray.train.Checkpoint.from_directory(self._unreported) if self._unreported else None
-        ray.train.report({**metrics, "epoch": epoch, NODE: _node_id()}, checkpoint=checkpoint)
-        self._discard()
-
-    def _discard(self) -> None:
-        if self._unreported:
-            shutil.rmtree(self._unreported, ignore_errors=True)
-            self._unreported = None
 
 
 def _worker(loop_config: dict) -> None:
     """One Ray Train worker of a data-parallel trial: ``run_trial`` on its rank, then the final report."""
     distributed = Distributed.current()
-    checkpointer = TrainCheckpointer()
+    checkpointer = ReportingCheckpointer(ray.train)
     trial = TrialConfig.from_dict(loop_config["trial"])
 
     def report(epoch: int, metrics: Mapping) -> None:
@@ -87,7 +55,7 @@ def _worker(loop_config: dict) -> None:
                                                  distributed=distributed)}
     except TrialDiverged as error:  # every rank diverges at the same step: done, not retried
         final = {STATUS: "diverged", "failure": str(error)}
-    ray.train.report({**final, NODE: _node_id()})
+    ray.train.report({**final, NODE: node_id()})
     if distributed.primary and loop_config.get("result_dir"):
         (Path(loop_config["result_dir"]) / RESULT_FILE).write_text(json.dumps(final))
 
@@ -120,7 +88,7 @@ def train_distributed(config: dict) -> None:
     trial = TrialConfig.from_dict(config["trial"])
     final = finished_run_metrics(trial)
     if final is not None:
-        tune.report({STATUS: "finished", **final, NODE: _node_id()})
+        tune.report({STATUS: "finished", **final, NODE: node_id()})
         return
     worker = config["worker"]
     trainer(trial, cpus=worker["cpus"], gpus=worker["gpus"], storage=str(Path(config["storage"]) / "train"),
@@ -174,8 +142,3 @@ def run_distributed_trial(config: TrialConfig, *, checkpoint_dir: str | None = N
 def _per_worker(trial: TrialConfig) -> tuple[float, float]:
     """CPUs and GPUs of each worker: its torch threads, and one GPU on CUDA."""
     return float(trial.threads), 1.0 if trial.device.startswith("cuda") else 0.0
-
-
-def _node_id() -> str:
-    return ray.get_runtime_context().get_node_id()
-

@@ -19,15 +19,18 @@ STATUS = "shrink_status"  # result key: "finished" or "diverged"
 NODE = "node_id"  # result key: the Ray node the trial reported from
 
 
-class TuneCheckpointer:
-    """A ``Checkpointer`` backed by Tune: each saved state travels with the next epoch's report."""
+class ReportingCheckpointer:
+    """A ``Checkpointer`` whose saved state travels with the next report through ``api``: ``ray.tune`` for a
+    trial in one process, ``ray.train`` for a data-parallel trial's workers (both offer ``get_checkpoint``,
+    ``Checkpoint`` and ``report``)."""
 
-    def __init__(self):
+    def __init__(self, api=tune):
+        self._api = api
         self._unreported: str | None = None  # folder holding the state saved since the last report
 
     def load(self) -> dict | None:
-        """The state of the checkpoint Tune restored this trial from, if any."""
-        checkpoint = tune.get_checkpoint()
+        """The state of the checkpoint Ray restored this trial from, if any."""
+        checkpoint = self._api.get_checkpoint()
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
@@ -40,9 +43,9 @@ class TuneCheckpointer:
         DirectoryCheckpointer(self._unreported).save(state)
 
     def report(self, epoch: int, metrics: Mapping) -> None:
-        """The ``reporter`` of ``run_trial``: one Tune report per epoch, with the saved state if any."""
-        checkpoint = tune.Checkpoint.from_directory(self._unreported) if self._unreported else None
-        tune.report({**metrics, "epoch": epoch, NODE: _node_id()}, checkpoint=checkpoint)
+        """The ``reporter`` of ``run_trial``: one report per epoch, with the saved state if any."""
+        checkpoint = self._api.Checkpoint.from_directory(self._unreported) if self._unreported else None
+        self._api.report({**metrics, "epoch": epoch, NODE: node_id()}, checkpoint=checkpoint)
         self._discard()
 
     def _discard(self) -> None:
@@ -58,17 +61,17 @@ def train(config: dict) -> None:
     ``shrink_status``.
     """
     trial = TrialConfig.from_dict(config["trial"])
-    checkpointer = TuneCheckpointer()
+    checkpointer = ReportingCheckpointer()
     final = finished_run_metrics(trial) if tune.get_checkpoint() is None else None
     if final is None:
         try:
             final = run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report)
         except TrialDiverged as error:
             final = {STATUS: "diverged", "failure": str(error)}
-    tune.report({STATUS: "finished", **final, NODE: _node_id()})
+    tune.report({STATUS: "finished", **final, NODE: node_id()})
 
 
-def _node_id() -> str:
+def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
