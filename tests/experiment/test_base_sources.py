@@ -120,12 +120,19 @@ print(base.sha256)
 
 def test_two_processes_asking_for_the_same_missing_base_make_it_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SHRINK_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, "-c", PROGRAM, "150"]
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = first.stderr.readline()  # the first epoch's line: it holds the lock and is training
-    assert line.startswith("pretrain small-mlp on digits: epoch 1/150"), line
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    first_out, first_err = first.communicate(timeout=600)
+    # 1000 epochs (~25 s on an idle core) outlast the second process's start-up (~5 s of imports), so the
+    # second finds the first still making the base: with 150 an idle machine finished it first.
+    # Its epoch lines go to a file: 1000 of them would fill a pipe nobody reads while the second waits.
+    command = [sys.executable, "-c", PROGRAM, "1000"]
+    log = tmp_path / "first.err"
+    with open(log, "w") as err:
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.monotonic() + 300
+        while "epoch 1/" not in log.read_text() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the first epoch's line: it holds the lock and is training
+        assert log.read_text().startswith("pretrain small-mlp on digits: epoch 1/1000"), log.read_text()
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        first_out, _ = first.communicate(timeout=600)
     assert first.returncode == second.returncode == 0, second.stderr
     assert first_out == second.stdout and len(first_out.strip()) == 64
     assert "epoch" not in second.stderr
