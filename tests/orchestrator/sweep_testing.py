@@ -1,5 +1,6 @@
 """Helpers for the sweep tests: tiny digits sweep files, MLflow queries, ending processes by PID."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -105,3 +106,18 @@ def checkpointed_trial_on(node, storage: Path) -> str | None:
         if any((storage / folder).glob("checkpoint_*")):
             return folder
     return None
+
+
+@contextlib.contextmanager
+def local_cluster(cpus_per_node: int, nodes: int = 2):
+    """A Ray cluster on this machine: a head without CPUs (the driver's) and ``nodes`` nodes for trials."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        for _ in range(nodes):
+            cluster.add_node(num_cpus=cpus_per_node)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        cluster.shutdown()

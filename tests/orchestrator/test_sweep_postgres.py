@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from shrink.experiment.recording import Status, trial_status, trials_filter
 from shrink.orchestrator import load_spec, run_sweep
 from shrink.report import build_report
-from sweep_testing import checkpointed_trial_on, identity, trial_runs
+from sweep_testing import checkpointed_trial_on, identity, local_cluster, trial_runs
 from tracking_servers import mlflow_server, postgres_server
 
 GRID = sorted((s, c, "0") for s in ("global-magnitude", "random") for c in ("2.0", "4.0"))
@@ -41,14 +41,8 @@ def tracking(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(ray_tmpdir):
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    yield cluster
-    cluster.shutdown()
+    with local_cluster(cpus_per_node=2) as cluster:
+        yield cluster
 
 
 def _sweep(folder: Path, name: str, tracking_uri: str, epochs: int = 3) -> Path:

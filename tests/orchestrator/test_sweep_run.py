@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from shrink.orchestrator import load_spec, run_sweep
-from sweep_testing import checkpointed_trial_on, digits_sweep, identity, sweep_runs, trial_runs
+from sweep_testing import checkpointed_trial_on, digits_sweep, identity, local_cluster, sweep_runs, trial_runs
 
 # small-mlp on 1x8x8 digits: 64x100 + 100 and 100x10 + 10 parameters.
 SIZE = 7510
@@ -24,14 +24,8 @@ GRID = sorted((s, c, seed) for s in ("global-magnitude", "random") for c in ("2.
 
 @pytest.fixture(scope="module")
 def cluster(ray_tmpdir):
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    yield cluster
-    cluster.shutdown()
+    with local_cluster(cpus_per_node=1) as cluster:
+        yield cluster
 
 
 def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_path, capsys):
