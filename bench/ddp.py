@@ -146,11 +146,11 @@ def gpu_part(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=4096, help="synthetic CIFAR training images (CPU part)")
     parser.add_argument("--block", type=int, default=4, help="global batches per turn of each measurement")
-    parser.add_argument("--gpu-batch", type=int, default=256)
-    parser.add_argument("--gpu-steps", type=int, default=50)
+    parser.add_argument("--gpu-batch", type=int, default=256, help="resnet18 batch of the GPU part")
+    parser.add_argument("--gpu-steps", type=int, default=50, help="timed training steps of the GPU part")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak (default: from a table)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the GPU part")
     args = parser.parse_args()

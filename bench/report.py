@@ -124,7 +124,7 @@ def timed(fn):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--store", type=Path, help="sqlite file kept between runs "
                         "[default: shrink-out/bench/report-<runs>.db]")

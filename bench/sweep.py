@@ -41,7 +41,7 @@ storage_path: {folder}/ray
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs per trial")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="shrink-bench-", dir="/tmp"))

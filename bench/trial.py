@@ -62,7 +62,7 @@ def plain_steps(model, optimizer, masks: dict, batches, device: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=10_000, help="synthetic training images")
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
