@@ -81,7 +81,7 @@ def list_bases(cache: str | None) -> None:
 def list_strategies() -> None:
     """Pruning strategies: name, ShrinkBench aliases, whether they need data, description."""
     from shrink.pruning import strategies
-    from shrink.pruning.registry import MATCHED
+    from shrink.pruning.names import MATCHED
 
     try:
         registered = strategies()

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from shrink.cache import cache_root
+
 SPLITS = ("train", "val", "test")
 FAMILIES = ("mnist", "cifar", "imagenet", "digits")
 
@@ -128,11 +130,6 @@ def check_sample_size(n: int, available: int, what: str) -> None:
     """``ValueError`` unless ``1 <= n <= available``."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= available:
         raise ValueError(f"sample size must be an integer in [1, {available}] for {what}, got {n!r}")
-
-
-def cache_root() -> Path:
-    """shrink's cache directory: ``$SHRINK_CACHE``, default ``~/.cache/shrink``."""
-    return Path(os.environ.get("SHRINK_CACHE") or Path.home() / ".cache" / "shrink")
 
 
 def search_dirs(name: str, root: str | os.PathLike | None, system_dirs: tuple[Path, ...] = ()) -> list[Path]:

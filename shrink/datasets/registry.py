@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from shrink.datasets import cifar, digits, idx, imagefolder
-from shrink.datasets.base import SPLITS, DatasetInfo, DatasetNotFound, Split, UnknownDataset, cache_root, search_dirs
+from shrink.datasets.base import SPLITS, DatasetInfo, DatasetNotFound, Split, UnknownDataset, search_dirs
+from shrink.cache import cache_root
 from shrink.datasets.carve import check_fraction, check_seed
 from shrink.datasets.download import DownloadFailed, download, downloads_disabled
 from shrink.datasets.source import Source

@@ -4,44 +4,29 @@
 ``compression`` to within one parameter. Strategies are scoring functions in one registry
 (``strategies()``), extended with ``@register_strategy`` or the ``shrink.strategies`` entry-point group.
 This package never imports Ray or MLflow.
+
+The names below are imported on first use, so that ``shrink.pruning.names`` (the baselines and the
+matched-name format, read by ``shrink report``) loads without torch; the built-in strategies register
+the first time the registry is read.
 """
 
-from shrink.pruning import strategies as _builtins  # noqa: F401  (registers the built-in strategies)
-from shrink.pruning.budget import max_compression, prunable_layers
-from shrink.pruning.channels import CHANNEL_TOLERANCE, CompressionNotReached, RemovalMismatch, physically_prune
-from shrink.pruning.masks import apply_masks, get_masks, keep_masked, load_pruned, remove_masks
-from shrink.pruning.prune import Pruner, prune
-from shrink.pruning.registry import (
-    BASELINES,
-    ScoreContext,
-    Strategy,
-    get_strategy,
-    is_baseline,
-    register_strategy,
-    resolve_strategy,
-    strategies,
-)
+import importlib
 
-__all__ = [
-    "BASELINES",
-    "CHANNEL_TOLERANCE",
-    "CompressionNotReached",
-    "Pruner",
-    "RemovalMismatch",
-    "ScoreContext",
-    "Strategy",
-    "apply_masks",
-    "get_masks",
-    "get_strategy",
-    "is_baseline",
-    "keep_masked",
-    "load_pruned",
-    "max_compression",
-    "physically_prune",
-    "prunable_layers",
-    "prune",
-    "register_strategy",
-    "remove_masks",
-    "resolve_strategy",
-    "strategies",
-]
+_EXPORTS = {
+    "max_compression": "budget", "prunable_layers": "budget",
+    "CHANNEL_TOLERANCE": "channels", "CompressionNotReached": "channels", "RemovalMismatch": "channels",
+    "physically_prune": "channels",
+    "apply_masks": "masks", "get_masks": "masks", "keep_masked": "masks", "load_pruned": "masks",
+    "remove_masks": "masks",
+    "BASELINES": "names", "MatchedName": "names", "is_baseline": "names",
+    "Pruner": "pruner", "prune": "pruner",
+    "ScoreContext": "registry", "Strategy": "registry", "get_strategy": "registry", "register_strategy": "registry",
+    "resolve_strategy": "registry", "strategies": "registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

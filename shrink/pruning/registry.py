@@ -26,24 +26,10 @@ from importlib.metadata import entry_points
 import torch
 from torch import Tensor, nn
 
+from shrink.pruning.names import MATCHED, MatchedName
+
 ENTRY_POINT_GROUP = "shrink.strategies"
 SCOPES = ("global", "layer")
-# Matched families: prefix -> (the registered strategy whose scores they select, one-line description).
-MATCHED = {
-    "random-matched": ("random", "random weights, with exactly the per-layer sparsities <strategy> gives the "
-                                 "dense model (at each round of a schedule)"),
-    "magnitude-matched": ("layer-magnitude", "|w|, with exactly the per-layer sparsities <strategy> gives the "
-                                             "dense model (at each round of a schedule)"),
-}
-
-# The built-in baselines: the five of Blalock et al. 2020 (ShrinkBench's) and layer-wise random; every
-# matched strategy is one too (``is_baseline``). A sweep's proposed methods default to its other strategies.
-BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random", "layer-random")
-
-
-def is_baseline(name: str) -> bool:
-    """Whether the canonical strategy name ``name`` is a built-in baseline (``BASELINES`` or a matched one)."""
-    return name in BASELINES or name.partition(":")[0] in MATCHED
 
 
 @dataclass(frozen=True)
@@ -87,7 +73,7 @@ class Strategy:
 
 _registry: dict[str, Strategy] = {}
 _aliases: dict[str, str] = {}
-_plugins_loaded = False
+_loaded = {"builtin": False, "plugins": False}
 
 
 def register_strategy(
@@ -115,6 +101,7 @@ def register_strategy(
         raise ValueError(f"strategy {name}: description must be one non-empty line")
     if structure not in STRUCTURES:
         raise ValueError(f"strategy {name}: structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
+    _load_builtins()  # listed first, and never shadowed by a plug-in
     for taken in (name, *aliases):
         if taken in _registry or taken in _aliases or taken in MATCHED:
             raise ValueError(f"strategy name or alias {taken!r} is already registered")
@@ -138,16 +125,16 @@ def resolve_strategy(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"strategy must be a name (str), got {type(name).__name__}")
     _load_plugins()
-    family, _, base = name.partition(":")
-    if base:
-        if family not in MATCHED:
-            raise ValueError(f"unknown strategy family {family!r} in {name!r}; known: {', '.join(MATCHED)}")
-        if ":" in base:
+    matched = MatchedName.parse(name)
+    if matched is not None:
+        if not matched.known:
+            raise ValueError(f"unknown strategy family {matched.family!r} in {name!r}; known: {', '.join(MATCHED)}")
+        if MatchedName.parse(matched.reference) is not None:
             raise ValueError(f"{name!r}: a matched strategy must match a registered strategy, not another match")
-        matched = resolve_strategy(base)
-        if _registry[matched].structure != "weights":
-            raise ValueError(f"{name!r}: {matched} removes whole channels; matched families reproduce per-weight counts")
-        return f"{family}:{matched}"
+        reference = resolve_strategy(matched.reference)
+        if _registry[reference].structure != "weights":
+            raise ValueError(f"{name!r}: {reference} removes whole channels; matched families reproduce per-weight counts")
+        return str(MatchedName(matched.family, reference))
     if name in _registry:
         return name
     if name in _aliases:
@@ -159,26 +146,34 @@ def resolve_strategy(name: str) -> str:
 def get_strategy(name: str) -> Strategy:
     """The ``Strategy`` for a name or alias; matched names are built from their two parts."""
     canonical = resolve_strategy(name)
-    family, _, base = canonical.partition(":")
-    if not base:
+    matched = MatchedName.parse(canonical)
+    if matched is None:
         return _registry[canonical]
-    source, description = MATCHED[family]
+    source, description = MATCHED[matched.family]
+    reference = _registry[matched.reference]
     return Strategy(
         name=canonical,
         score=_registry[source].score,
         scope="layer",
-        description=description.replace("<strategy>", base),
-        needs_data=_registry[base].needs_data,
-        matched=_registry[base],
+        description=description.replace("<strategy>", matched.reference),
+        needs_data=reference.needs_data,
+        matched=reference,
     )
 
 
+def _load_builtins() -> None:
+    """Register the built-in strategies (``shrink.pruning.builtin``), once, before anything else."""
+    if not _loaded["builtin"]:
+        _loaded["builtin"] = True
+        import shrink.pruning.builtin  # noqa: F401  (registers on import)
+
+
 def _load_plugins() -> None:
-    """Import the modules named in the ``shrink.strategies`` entry-point group, once."""
-    global _plugins_loaded
-    if _plugins_loaded:
+    """The built-ins, then the modules named in the ``shrink.strategies`` entry-point group, once."""
+    _load_builtins()
+    if _loaded["plugins"]:
         return
-    _plugins_loaded = True
+    _loaded["plugins"] = True
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()

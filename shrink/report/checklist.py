@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from shrink.experiment.sources import PRETRAIN
+from shrink.pruning.names import matched_names
 
 MIN_POINTS = 5  # pruned operating points (compression > 1) per strategy
 MIN_SEEDS = 3
@@ -16,7 +17,6 @@ SUBSTANTIAL_DROP = 0.05  # a mean top-1 drop of 5 points or more counts as subst
 MANY_CLASSES = 10  # datasets with more classes must report top-5
 RANDOM = ("random", "layer-random")
 MAGNITUDE = ("global-magnitude", "layer-magnitude")
-MATCHED = ("random-matched", "magnitude-matched")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def _matched(methods):
                 if _removes_channels(method):  # matched families reproduce per-weight counts only
                     channels.add(method)
                     continue
-                lacking = [f"{kind}:{method}" for kind in MATCHED if f"{kind}:{method}" not in present]
+                lacking = [name for name in matched_names(method) if name not in present]
                 if lacking:
                     missing.append(f"{', '.join(lacking)} ({_label(key)})")
                 covered.add(method)

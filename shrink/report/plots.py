@@ -21,6 +21,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
 from shrink.atomic import atomic_path
+from shrink.pruning.names import MatchedName
 
 COMPRESSION_LABEL = "compression ratio (log2 scale)\n= original parameters / nonzero parameters"
 SPEEDUP_LABEL = "theoretical speedup (log2 scale)\n= original multiply-adds / nonzero multiply-adds"
@@ -39,7 +40,7 @@ STYLES = {  # a fixed look per known strategy, the same in every figure whatever
 }
 OTHER_COLOURS = ("tab:green", "tab:gray", "darkgoldenrod", "teal", "indigo", "crimson", "olive")
 OTHER_MARKERS = ("h", "p", "d", "<", ">", "8", "H")
-MATCHED = {"random-matched": ("x", ":"), "magnitude-matched": ("+", "--")}
+MATCHED_STYLES = {"random-matched": ("x", ":"), "magnitude-matched": ("+", "--")}  # marker, line per family
 # Smallest relative difference of forward times taken for a real one: the demo's masked models, timed on a
 # busy 2-core machine, measured 0.85-1.30x with 3 seeds (differences up to 0.15 beyond twice their std).
 TIMING_NOISE = 0.25
@@ -50,10 +51,10 @@ def strategy_style(strategy: str) -> dict:
     """Colour, marker and line style of a strategy: a fixed table for the built-in ones, a
     stable hash of the name for others; ``random-matched:<s>`` and ``magnitude-matched:<s>``
     take the colour of ``<s>`` with their own marker and a dashed or dotted line."""
-    kind, _, matched = strategy.partition(":")
-    if kind in MATCHED and matched:
-        marker, linestyle = MATCHED[kind]
-        return strategy_style(matched) | {"marker": marker, "linestyle": linestyle}
+    matched = MatchedName.parse(strategy)
+    if matched is not None and matched.family in MATCHED_STYLES:
+        marker, linestyle = MATCHED_STYLES[matched.family]
+        return strategy_style(matched.reference) | {"marker": marker, "linestyle": linestyle}
     if strategy in STYLES:
         colour, marker = STYLES[strategy]
     else:

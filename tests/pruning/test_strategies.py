@@ -10,8 +10,8 @@ from torch import nn
 from shrink.pruning import ScoreContext, get_strategy, prune, register_strategy, resolve_strategy, strategies
 from shrink.pruning import registry
 from shrink.pruning.select import proportional_counts
-from shrink.pruning.strategies.activation import weight_times_activation
-from shrink.pruning.strategies.gradient import weight_times_gradient
+from shrink.pruning.builtin.activation import weight_times_activation
+from shrink.pruning.builtin.gradient import weight_times_gradient
 
 
 def _linear(weight):

@@ -3,6 +3,6 @@
 ShrinkBench's class names (``GlobalMagWeight``, ...) are accepted as aliases.
 """
 
-from shrink.pruning.strategies import magnitude, gradient, activation, random, channels  # noqa: I001  (listing order)
+from shrink.pruning.builtin import magnitude, gradient, activation, random, channels  # noqa: I001  (listing order)
 
 __all__ = ["magnitude", "gradient", "activation", "random", "channels"]
