@@ -5,7 +5,7 @@ GPU's peak.
 CPU part: two processes form a gloo group once. The 1-worker and 2-worker measurements alternate,
 ``--block`` global batches of 64 at a time (so load from other processes hits both alike): 1 worker is
 rank 0 training the pruned resnet20 alone on whole batches; 2 workers are both ranks under
-``Distributed.wrap`` (DDP), each on its half of every global batch (``Shard``). Images are synthetic
+``Ranks.wrap`` (DDP), each on its half of every global batch (``Shard``). Images are synthetic
 CIFAR-shaped noise (throughput does not depend on content). Prints both rates (global images per
 second) and the scaling efficiency, rate(2) / (2 x rate(1)); 1.0 is perfect.
 
@@ -45,12 +45,12 @@ def cpu_worker(rank: int, root: str, port: int, args, results) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     from shrink import datasets, models, pruning
-    from shrink.experiment import PRESETS
-    from shrink.experiment.distributed import Distributed
+    from shrink.experiment import FINETUNE_PRESETS
+    from shrink.experiment.ranks import Ranks
     from shrink.experiment.loop import Compute, make_optimizer, train_epoch
 
     train = datasets.load("cifar10", "train", root=root)
-    pair = Distributed(rank, 2)
+    pair = Ranks(rank, 2)
 
     def pruned():
         torch.manual_seed(0)
@@ -58,7 +58,7 @@ def cpu_worker(rank: int, root: str, port: int, args, results) -> None:
         compute = Compute.for_model(model, "cpu")
         model = compute.prepare(model)
         pruning.prune(model, "global-magnitude", 4.0)
-        optimizer = make_optimizer(model, PRESETS["cifar"])
+        optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])
         pruning.keep_masked(model, optimizer)
         return model, optimizer, compute
 

@@ -77,7 +77,7 @@ def main() -> None:
     import torchvision.transforms as T
 
     from shrink import datasets, models, pruning
-    from shrink.experiment import PRESETS
+    from shrink.experiment import FINETUNE_PRESETS
     from shrink.experiment.loop import Compute, make_optimizer, train_epoch
     from shrink.experiment.runtime import hardware
 
@@ -89,7 +89,7 @@ def main() -> None:
         compute = Compute.for_model(model, args.device, amp=args.amp or None)
         model = compute.prepare(model)
         masks = pruning.prune(model, "global-magnitude", 4.0)
-        optimizer = make_optimizer(model, PRESETS["cifar"])
+        optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])
         pruning.keep_masked(model, optimizer)
 
         plain_model = models.create(args.model, num_classes=10).to(args.device)  # contiguous (NCHW) weights

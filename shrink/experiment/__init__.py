@@ -8,10 +8,12 @@ import importlib
 
 _EXPORTS = {
     "Checkpointer": "checkpoint", "DirectoryCheckpointer": "checkpoint",
-    "PRESETS": "config", "FinetuneConfig": "config", "TrialConfig": "config",
+    "FINETUNE_PRESETS": "config", "FinetuneConfig": "config", "TrialConfig": "config",
     "CheckpointMismatch": "errors", "ConfigError": "errors", "MaskDrift": "errors", "RecordingError": "errors",
     "TrialDiverged": "errors",
-    "BaseCheckpoint": "bases", "cache_root": "bases", "load_base": "bases", "pretrain": "bases",
+    "BaseCheckpoint": "bases", "BaseRequest": "bases", "bases_dir": "bases", "load_base": "bases",
+    "make_base": "bases", "pretrain": "bases", "resolve_base": "bases",
+    "Ranks": "ranks",
     "RECIPES": "recipes", "Recipe": "recipes",
     "DEFAULT_EXPERIMENT": "tracking", "ensure_experiment": "tracking", "resolve_tracking_uri": "tracking",
     "run_trial": "trial",

@@ -32,14 +32,16 @@ import filelock
 import torch
 
 from shrink.atomic import atomic_write
-from shrink.experiment.config import check_names
+from shrink.cache import cache_root
+from shrink.experiment.config import TrialConfig, check_carve, check_names
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
-from shrink.experiment.sources import PRETRAIN, BaseSource
-from shrink.experiment.loop import Compute, RateSchedule, evaluate, make_optimizer, run_epochs
+from shrink.experiment.loop import Compute, RateSchedule, evaluate_split, make_optimizer, run_epochs
 from shrink.experiment.recipes import Recipe, recipe_for
 from shrink.experiment.runtime import (configure_torch, default_device, git_commit, hardware,
                                        seed_everything, versions)
+from shrink.experiment.sources import PRETRAIN, BaseSource
+from shrink.metrics import Scores
 
 _stderr = functools.partial(print, file=sys.stderr, flush=True)
 
@@ -54,15 +56,94 @@ class RewindPoint:
 
 
 @dataclass(frozen=True)
-class BaseCheckpoint:
-    """A base model on disk: its ``path``, the ``sha256`` of the file, and its ``sidecar``.
+class Rewind:
+    """The sidecar's record of the early checkpoint: its epoch, file name (beside the base) and sha256."""
 
-    This class owns the sidecar's format: callers use the accessors below, never its keys.
-    """
+    epoch: int
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where and with what a base was made or measured."""
+
+    device: str
+    hardware: str
+    amp: bool
+    channels_last: bool
+    versions: dict  # library versions, as runtime.versions() reads them
+    git_commit: str | None
+    started_at: float
+    finished_at: float
+
+    @classmethod
+    def now(cls, device: str, compute: Compute, started_at: float) -> "RunRecord":
+        return cls(device, hardware(device), compute.amp, compute.channels_last, json.loads(versions()), git_commit(),
+                   started_at, time.time())
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """The JSON file beside a base (``base-<16 hex>.json``): this class is the one reader and writer of its
+    format. Sidecars written before a field existed read as its default (``source`` pretrain,
+    ``trained_elsewhere`` False, ``data_fingerprint``, ``rewind`` and a score's ``n`` None)."""
+
+    file: str  # the base's file name, in the same folder
+    sha256: str
+    model: str
+    dataset: str
+    family: str
+    recipe: Recipe | None  # None for a base trained elsewhere
+    seed: int | None  # the pretraining seed (None when trained elsewhere)
+    val_fraction: float
+    split_seed: int
+    split_hash: str
+    val: Scores  # on the validation split, measured when the base was made
+    test: Scores
+    wall_time_s: float
+    run: RunRecord
+    source: str = PRETRAIN  # pretrain, torchvision:<WEIGHTS> or file:<path>
+    trained_elsewhere: bool = False
+    data_fingerprint: str | None = None
+    train_loss: float | None = None  # the last pretraining epoch's (None when trained elsewhere)
+    rewind: Rewind | None = None  # pretrained bases: the early checkpoint for weight rewinding
+
+    def to_json(self) -> str:
+        record = {
+            "file": self.file, "sha256": self.sha256, "model": self.model, "dataset": self.dataset,
+            "family": self.family, "source": self.source, "trained_elsewhere": self.trained_elsewhere,
+            "recipe": None if self.recipe is None else {"name": self.recipe.name, **asdict(self.recipe)},
+            "seed": self.seed, "val_fraction": self.val_fraction, "split_seed": self.split_seed,
+            "split_hash": self.split_hash, "data_fingerprint": self.data_fingerprint,
+            "val": asdict(self.val), "test": asdict(self.test), "train_loss": self.train_loss,
+            "wall_time_s": self.wall_time_s, **asdict(self.run),
+            **({"rewind": asdict(self.rewind)} if self.rewind is not None else {}),
+        }
+        return json.dumps(record, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Sidecar":
+        record = json.loads(text)
+        recipe, rewind = record.get("recipe"), record.get("rewind")
+        fixed = {f.name: record[f.name] for f in dataclasses.fields(cls)
+                 if f.name in record and f.name not in ("recipe", "val", "test", "run", "rewind")}
+        return cls(
+            **fixed,
+            recipe=None if recipe is None else Recipe(**{f.name: recipe[f.name] for f in dataclasses.fields(Recipe)}),
+            val=_scores(record["val"]), test=_scores(record["test"]),
+            run=RunRecord(**{f.name: record.get(f.name) for f in dataclasses.fields(RunRecord)}),
+            rewind=None if rewind is None else Rewind(**rewind),
+        )
+
+
+@dataclass(frozen=True)
+class BaseCheckpoint:
+    """A base model on disk: its ``path``, the ``sha256`` of the file, and its :class:`Sidecar`."""
 
     path: Path
     sha256: str
-    sidecar: dict
+    sidecar: Sidecar
 
     @classmethod
     def open(cls, path: str | os.PathLike, sha256: str | None = None) -> "BaseCheckpoint":
@@ -75,11 +156,10 @@ class BaseCheckpoint:
         if not sidecar_path.is_file():
             raise CheckpointMismatch(f"base checkpoint {path} has no sidecar {sidecar_path.name} beside it; "
                                      "give its sha256 explicitly")
-        sidecar = json.loads(sidecar_path.read_text())
+        sidecar = Sidecar.from_json(sidecar_path.read_text())
         actual = file_sha256(path)
-        if actual != sidecar["sha256"]:
-            raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, its sidecar says "
-                                     f"{sidecar['sha256']}")
+        if actual != sidecar.sha256:
+            raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, its sidecar says {sidecar.sha256}")
         if sha256 is not None and actual != sha256:
             raise CheckpointMismatch(f"base checkpoint {path} has sha256 {actual}, the trial names {sha256}")
         return cls(path, actual, sidecar)
@@ -95,59 +175,57 @@ class BaseCheckpoint:
 
     @property
     def model(self) -> str:
-        return self.sidecar["model"]
+        return self.sidecar.model
 
     @property
     def dataset(self) -> str:
-        return self.sidecar["dataset"]
+        return self.sidecar.dataset
 
     def check_made_for(self, model: str, dataset: str) -> None:
         """Raise :class:`CheckpointMismatch` unless this base is ``model`` trained on ``dataset``."""
-        if (self.sidecar.get("model"), self.sidecar.get("dataset")) != (model, dataset):
-            raise CheckpointMismatch(f"base checkpoint {self.path} is {self.sidecar.get('model')} on "
-                                     f"{self.sidecar.get('dataset')}, the trial is {model} on {dataset}")
+        if (self.model, self.dataset) != (model, dataset):
+            raise CheckpointMismatch(f"base checkpoint {self.path} is {self.model} on {self.dataset}, the trial is "
+                                     f"{model} on {dataset}")
 
     @property
     def recipe(self) -> Recipe | None:
         """The recipe the base was trained with (None for a base trained elsewhere)."""
-        recorded = self.sidecar.get("recipe")
-        if recorded is None:
-            return None
-        return Recipe(**{f.name: recorded[f.name] for f in dataclasses.fields(Recipe)})
+        return self.sidecar.recipe
 
     @property
     def source(self) -> str:
         """Where the base comes from: ``pretrain``, ``torchvision:<WEIGHTS>`` or ``file:<path>``."""
-        return self.sidecar.get("source", PRETRAIN)
+        return self.sidecar.source
 
     @property
     def trained_elsewhere(self) -> bool:
         """Whether the base was trained outside shrink, on data that included the validation carve-out."""
-        return self.sidecar.get("trained_elsewhere", False)
+        return self.sidecar.trained_elsewhere
 
     @property
     def seed(self) -> int | None:
         """The pretraining seed (None for a base trained elsewhere)."""
-        return self.sidecar.get("seed")
+        return self.sidecar.seed
 
     @property
     def split(self) -> str:
         """The train/validation carve-out it was made and measured on, in words."""
-        return f"val_fraction {self.sidecar['val_fraction']:g}, split_seed {self.sidecar['split_seed']}"
+        return f"val_fraction {self.sidecar.val_fraction:g}, split_seed {self.sidecar.split_seed}"
 
     def check_data(self, split_hash: str, data_fingerprint: str, split: str) -> None:
         """``ConfigError`` naming both unless the trial's carve-out (``split_hash``, described by ``split``)
         and data (``data_fingerprint``) are this base's. Bases made before fingerprints were recorded are
         checked on the split alone."""
-        mine = self.sidecar.get("data_fingerprint")
+        mine = self.sidecar.data_fingerprint
         if mine is not None and mine != data_fingerprint:
             raise ConfigError(f"base {self.path} was made on {self.dataset} data with fingerprint {mine}; this "
                               f"trial's data has fingerprint {data_fingerprint}: other files, so the base's "
-                              "scores do not hold and its training data may overlap this validation split")
-        if self.sidecar["split_hash"] != split_hash:
-            raise ConfigError(f"base {self.path} was made on split {self.sidecar['split_hash']} ({self.split}); "
+                              "scores do not hold and its training data may overlap this validation split",
+                              key="base")
+        if self.sidecar.split_hash != split_hash:
+            raise ConfigError(f"base {self.path} was made on split {self.sidecar.split_hash} ({self.split}); "
                               f"this trial's split is {split_hash} ({split}): the base's training data would "
-                              "overlap this trial's validation split")
+                              "overlap this trial's validation split", key="base")
 
     @property
     def disk_bytes(self) -> int:
@@ -155,22 +233,20 @@ class BaseCheckpoint:
         return sum(p.stat().st_size for p in self.path.parent.iterdir() if p.is_file())
 
     @property
-    def val_scores(self) -> dict:
-        """``top1``, ``top5``, ``loss`` of the base on the validation split, measured after pretraining."""
-        return self.sidecar["val"]
+    def val_scores(self) -> Scores:
+        """The base on the validation split, measured when it was made."""
+        return self.sidecar.val
 
     @property
-    def test_scores(self) -> dict:
+    def test_scores(self) -> Scores:
         """The same on the test split."""
-        return self.sidecar["test"]
+        return self.sidecar.test
 
     @property
     def rewind(self) -> RewindPoint | None:
         """The early checkpoint for weight rewinding (None for bases pretrained before shrink saved one)."""
-        entry = self.sidecar.get("rewind")
-        if entry is None:
-            return None
-        return RewindPoint(entry["epoch"], self.path.parent / entry["file"], entry["sha256"])
+        entry = self.sidecar.rewind
+        return None if entry is None else RewindPoint(entry.epoch, self.path.parent / entry.file, entry.sha256)
 
     def load_rewind(self) -> dict:
         """The early checkpoint's state dict, hash verified."""
@@ -181,11 +257,9 @@ class BaseCheckpoint:
         return load_base(point.path, point.sha256)
 
 
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where bases are cached: ``cache_dir``, else ``$SHRINK_CACHE/bases``, else ``~/.cache/shrink/bases``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("SHRINK_CACHE") or Path.home() / ".cache" / "shrink").expanduser() / "bases"
+def bases_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where bases are cached: ``cache_dir``, else ``<shrink.cache.cache_root()>/bases``."""
+    return Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "bases"
 
 
 @dataclass(frozen=True)
@@ -202,6 +276,12 @@ class BaseRequest:
     val_fraction: float = 0.1
     split_seed: int = 0
 
+    @classmethod
+    def for_trial(cls, config: TrialConfig, *, epochs: int | None = None, seed: int = 0) -> "BaseRequest":
+        """The base a trial of ``config`` prunes when it names none by path (pretrained: seed ``seed``)."""
+        return cls(config.model, config.dataset, config.base, epochs=epochs, seed=seed, data_root=config.data_root,
+                   val_fraction=config.val_fraction, split_seed=config.split_seed)
+
     def __str__(self) -> str:
         made = f"pretrain seed {self.seed}" if self.origin.kind == PRETRAIN else self.source
         return f"{self.model} on {self.dataset} ({made})"
@@ -217,8 +297,7 @@ class BaseRequest:
         from shrink import datasets
 
         check_names(dataset=self.dataset, model=self.model)
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_carve(self.val_fraction, self.split_seed)
         if self.origin.kind == PRETRAIN:
             recipe_for(datasets.info(self.dataset).family, self.epochs)
         self.origin.check(self.model, self.dataset)
@@ -240,7 +319,17 @@ class BaseRequest:
         else:
             label = f"torchvision-{origin.published(self.model).name}" if origin.kind == "torchvision" else "file"
             made = f"{label}-{hashlib.sha256(weights).hexdigest()[:12]}"
-        return cache_root(cache_dir) / f"{self.model}_{self.dataset}_{made}_{data}"
+        return bases_dir(cache_dir) / f"{self.model}_{self.dataset}_{made}_{data}"
+
+
+def resolve_base(config: TrialConfig) -> BaseCheckpoint:
+    """The one base resolution of a trial, whatever runs it: the base named by path (and hash), else the
+    cached or freshly made one of its ``base`` source (pretrained with seed 0, or adopted)."""
+    if config.base_path is None:
+        return make_base(BaseRequest.for_trial(config), device=config.device, threads=config.threads)
+    base = BaseCheckpoint.open(config.base_path, config.base_sha256)
+    base.check_made_for(config.model, config.dataset)
+    return base
 
 
 def find_base(request: BaseRequest, weights: bytes | None = None, *,
@@ -297,7 +386,7 @@ def pretrain(model: str, dataset: str, *, epochs: int | None = None, seed: int =
 def cached_bases(cache_dir: str | os.PathLike | None = None) -> list[BaseCheckpoint]:
     """Every finished base in the cache (entries with a sidecar), in name order, hashes verified."""
     return [BaseCheckpoint.open(sidecar.with_suffix(".pt"))
-            for sidecar in sorted(cache_root(cache_dir).glob("*/base-*.json"))]
+            for sidecar in sorted(bases_dir(cache_dir).glob("*/base-*.json"))]
 
 
 def _cached(entry: Path) -> BaseCheckpoint | None:
@@ -314,37 +403,34 @@ def _pretrain(request: BaseRequest, entry: Path, device: str | None, threads: in
     recipe = recipe_for(family, request.epochs)
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    train, val, test = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed)
-    if recipe.batch_size > len(train):
-        raise ConfigError(f"the {family} recipe's batch size {recipe.batch_size} exceeds the {len(train)} "
+    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed)
+    if recipe.batch_size > len(splits.train):
+        raise ConfigError(f"the {family} recipe's batch size {recipe.batch_size} exceeds the {len(splits.train)} "
                           f"training examples of {dataset}")
     seed_everything(seed)  # after loading, which may draw random numbers only the first time
-    net = models.create(model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
+    info = splits.train.info
+    net = models.create(model, num_classes=info.num_classes, input_shape=info.input_shape)
     compute = Compute.for_model(net, device)
     net = compute.prepare(net)
     optimizer = make_optimizer(net, recipe)
     started_at = time.time()
     start = time.perf_counter()
-    for epoch in run_epochs(net, optimizer, train, val, compute, epochs=range(1, recipe.epochs + 1),
+    for epoch in run_epochs(net, optimizer, splits.train, splits.val, compute, epochs=range(1, recipe.epochs + 1),
                             batch_size=recipe.batch_size, seed=seed, rates=RateSchedule(recipe)):
         if epoch.number == recipe.rewind_epoch:  # what weight rewinding returns to
             early = _state_bytes(net)
         if progress:
             progress(f"pretrain {model} on {dataset}: epoch {epoch.number}/{recipe.epochs} loss "
-                     f"{epoch.stats.loss:.4f} val top-1 {epoch.val['top1']:.4f} {epoch.stats.seconds:.1f}s "
+                     f"{epoch.stats.loss:.4f} val top-1 {epoch.val.top1:.4f} {epoch.stats.seconds:.1f}s "
                      f"({epoch.stats.images_per_s:.0f} img/s)")
-    sidecar = {
-        "model": model, "dataset": dataset, "family": family, "source": PRETRAIN, "trained_elsewhere": False,
-        "recipe": {"name": recipe.name, **asdict(recipe)}, "seed": seed,
-        **_split_record(request, train),
-        "val": _scores(epoch.val), "test": _scores(evaluate(net, test, compute)),
-        "train_loss": epoch.stats.loss, "wall_time_s": time.perf_counter() - start,
-        **_run_record(device, compute, started_at),
-    }
-    base = _save(_state_bytes(net), entry, sidecar, (early, recipe.rewind_epoch))
+    base = _save(_state_bytes(net), entry, (early, recipe.rewind_epoch),
+                 model=model, dataset=dataset, family=family, recipe=recipe, seed=seed,
+                 **_split_record(request, splits.train), val=epoch.val,
+                 test=evaluate_split(net, splits.test, compute), train_loss=epoch.stats.loss,
+                 wall_time_s=time.perf_counter() - start, run=RunRecord.now(device, compute, started_at))
     if progress:
-        progress(f"pretrain {model} on {dataset}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
-                 f"test top-1 {sidecar['test']['top1']:.4f})")
+        progress(f"pretrain {model} on {dataset}: wrote {base.path} (val top-1 {base.val_scores.top1:.4f}, "
+                 f"test top-1 {base.test_scores.top1:.4f})")
     return base
 
 
@@ -356,41 +442,33 @@ def _adopt(request: BaseRequest, entry: Path, weights: bytes, device: str | None
     source = request.origin.label(request.model)
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    train, val, test = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed)
+    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed)
     started_at = time.time()
     start = time.perf_counter()
-    net = models.create(request.model, num_classes=train.info.num_classes, input_shape=train.info.input_shape)
+    info = splits.train.info
+    net = models.create(request.model, num_classes=info.num_classes, input_shape=info.input_shape)
     net.load_state_dict(models.read_state(weights, source))  # checked to fit by make_base
     compute = Compute.for_model(net, device)
     net = compute.prepare(net)
     if progress:
-        progress(f"base {request}: measuring it on {len(val)} validation and {len(test)} test examples")
-    sidecar = {
-        "model": request.model, "dataset": request.dataset, "family": datasets.info(request.dataset).family,
-        "source": source, "trained_elsewhere": True, "recipe": None, "seed": None,
-        **_split_record(request, train),
-        "val": _scores(evaluate(net, val, compute)), "test": _scores(evaluate(net, test, compute)),
-        "wall_time_s": time.perf_counter() - start,
-        **_run_record(device, compute, started_at),
-    }
-    base = _save(weights, entry, sidecar, None)
+        progress(f"base {request}: measuring it on {len(splits.val)} validation and {len(splits.test)} test examples")
+    base = _save(weights, entry, None, model=request.model, dataset=request.dataset,
+                 family=datasets.info(request.dataset).family, source=source, trained_elsewhere=True, recipe=None,
+                 seed=None, **_split_record(request, splits.train), val=evaluate_split(net, splits.val, compute),
+                 test=evaluate_split(net, splits.test, compute), wall_time_s=time.perf_counter() - start,
+                 run=RunRecord.now(device, compute, started_at))
     if progress:
-        progress(f"base {request}: wrote {base.path} (val top-1 {sidecar['val']['top1']:.4f}, "
-                 f"test top-1 {sidecar['test']['top1']:.4f})")
+        progress(f"base {request}: wrote {base.path} (val top-1 {base.val_scores.top1:.4f}, "
+                 f"test top-1 {base.test_scores.top1:.4f})")
     return base
 
 
 def _split_record(request: BaseRequest, train) -> dict:
+    """The sidecar fields that name the carve-out and the data (keyword arguments of :class:`Sidecar`)."""
     from shrink import datasets
 
     return {"val_fraction": request.val_fraction, "split_seed": request.split_seed, "split_hash": train.split_hash,
             "data_fingerprint": datasets.fingerprint(request.dataset, request.data_root)}
-
-
-def _run_record(device: str, compute: Compute, started_at: float) -> dict:
-    return {"device": device, "hardware": hardware(device), "amp": compute.amp, "channels_last": compute.channels_last,
-            "versions": json.loads(versions()), "git_commit": git_commit(),
-            "started_at": started_at, "finished_at": time.time()}
 
 
 def load_base(path: str | os.PathLike, sha256: str) -> dict:
@@ -412,18 +490,19 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _save(data: bytes, entry: Path, sidecar: dict, early: tuple[bytes, int] | None) -> BaseCheckpoint:
+def _save(data: bytes, entry: Path, early: tuple[bytes, int] | None, **fields) -> BaseCheckpoint:
     """Write the base, its early checkpoint (``rewind-<16 hex>.pt``: ``early`` is its bytes and epoch) and,
-    last, the sidecar."""
+    last, the sidecar (``fields``: the rest of :class:`Sidecar`)."""
     sha256 = hashlib.sha256(data).hexdigest()
     path = entry / f"base-{sha256[:16]}.pt"
-    sidecar = {"file": path.name, "sha256": sha256, **sidecar}
     atomic_write(path, data)
+    rewind = None
     if early is not None:
         early_sha256 = hashlib.sha256(early[0]).hexdigest()
-        sidecar["rewind"] = {"epoch": early[1], "file": f"rewind-{early_sha256[:16]}.pt", "sha256": early_sha256}
-        atomic_write(entry / sidecar["rewind"]["file"], early[0])
-    atomic_write(path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+        rewind = Rewind(early[1], f"rewind-{early_sha256[:16]}.pt", early_sha256)
+        atomic_write(entry / rewind.file, early[0])
+    sidecar = Sidecar(file=path.name, sha256=sha256, rewind=rewind, **fields)
+    atomic_write(path.with_suffix(".json"), sidecar.to_json().encode())
     return BaseCheckpoint(path, sha256, sidecar)
 
 
@@ -433,5 +512,5 @@ def _state_bytes(net: torch.nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-def _scores(scores: dict) -> dict:
-    return {k: scores[k] for k in ("top1", "top5", "loss")}
+def _scores(record: dict) -> Scores:
+    return Scores(record["top1"], record["top5"], record["loss"], record.get("n"))

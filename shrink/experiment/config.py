@@ -57,15 +57,16 @@ class FinetuneConfig:
 
     def resolved(self, family: str) -> FinetuneConfig:
         """This config with unset fields taken from ``family``'s preset, checked as a whole."""
-        preset = PRESETS[family]
+        preset = FINETUNE_PRESETS[family]
         done = FinetuneConfig(**{
             f.name: getattr(preset, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
             for f in dataclasses.fields(self)
         })
         if done.optimizer == "adam" and (done.momentum or done.nesterov):
-            raise ConfigError("finetune.momentum and finetune.nesterov apply to optimizer 'sgd' only")
+            raise ConfigError("finetune.momentum and finetune.nesterov apply to optimizer 'sgd' only",
+                              key="finetune.optimizer")
         if done.nesterov and not done.momentum:
-            raise ConfigError("finetune.nesterov needs finetune.momentum > 0")
+            raise ConfigError("finetune.nesterov needs finetune.momentum > 0", key="finetune.nesterov")
         return done
 
 
@@ -96,7 +97,7 @@ class TrialConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     device: str | None = None  # "cpu", "cuda", "cuda:N"; default CUDA when present
     threads: int | None = None  # CPU threads for torch (default: torch's current setting)
-    workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.distributed)
+    workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.ranks)
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # bf16 autocast; default on for CUDA, off on CPU
     measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
@@ -110,13 +111,9 @@ class TrialConfig:
         checks = [
             (self.compression >= 1, f"compression must be >= 1, got {self.compression}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
-            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.prune_batch_size >= 1, f"prune_batch_size must be >= 1, got {self.prune_batch_size}"),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
-            (self.finetune.batch_size is None or self.finetune.batch_size % self.workers == 0,
-             f"finetune.batch_size {self.finetune.batch_size} is not divisible by workers {self.workers}: "
-             "the global batch is split evenly over the workers"),
             (self.device is None or re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None,
              f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"),
             (self.base_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", self.base_sha256) is not None,
@@ -124,11 +121,12 @@ class TrialConfig:
             (self.base_sha256 is None or self.base_path is not None, "base_sha256 is set but base_path is not"),
         ]
         _raise_first(checks)
+        check_carve(self.val_fraction, self.split_seed)
         BaseSource.parse(self.base)
         try:
             Schedule(self.schedule, self.schedule_rounds, self.schedule_every)
         except ValueError as error:
-            raise ConfigError(str(error)) from None
+            raise ConfigError(str(error), key="schedule") from None
 
     @classmethod
     def from_dict(cls, values: dict) -> TrialConfig:
@@ -188,7 +186,7 @@ class UnknownName(ConfigError):
     """A dataset, model or strategy name that no registry knows; ``kind`` says which of the three."""
 
     def __init__(self, kind: str, message: str):
-        super().__init__(message)
+        super().__init__(message, key=kind)
         self.kind = kind
 
 
@@ -214,7 +212,7 @@ class Unreachable(ConfigError):
     """A compression above what a model can reach by pruning weights; ``reachable`` is the most it can."""
 
     def __init__(self, message: str, reachable: float):
-        super().__init__(message)
+        super().__init__(message, key="compression")
         self.reachable = reachable
 
 
@@ -231,7 +229,7 @@ def check_reachable(model: str, dataset: str, compression: float, *, prune_class
         with torch.device("meta"):
             net = models.create(model, num_classes=info.num_classes, input_shape=info.input_shape)
     except ValueError as error:
-        raise ConfigError(f"{model} cannot take {dataset} images {info.input_shape}: {error}") from None
+        raise ConfigError(f"{model} cannot take {dataset} images {info.input_shape}: {error}", key="model") from None
     reachable = pruning.max_compression(net, prune_classifier=prune_classifier)
     if compression > reachable:
         hint = "" if prune_classifier else " with the classifier unpruned (see prune_classifier)"
@@ -250,7 +248,20 @@ def _check_types(obj) -> None:
         ok = ok or (float in allowed and isinstance(value, int) and not isinstance(value, bool))
         if not ok:
             names = " or ".join("None" if a is type(None) else a.__name__ for a in allowed)
-            raise ConfigError(f"{type(obj).__name__}.{f.name} must be {names}, got {value!r}")
+            key = f"finetune.{f.name}" if isinstance(obj, FinetuneConfig) else f.name
+            raise ConfigError(f"{type(obj).__name__}.{f.name} must be {names}, got {value!r}", key=key)
+
+
+def check_carve(val_fraction: float, split_seed: int) -> None:
+    """``ConfigError`` unless the train/val carve-out's settings are ones ``shrink.datasets`` takes (its rule,
+    checked without reading any file)."""
+    from shrink.datasets.carve import check_fraction, check_seed
+
+    for check, key, value in ((check_fraction, "val_fraction", val_fraction), (check_seed, "split_seed", split_seed)):
+        try:
+            check(value)
+        except ValueError as error:
+            raise ConfigError(str(error), key=key) from None
 
 
 def _reject_unknown(cls, values: dict, prefix: str) -> None:
@@ -262,14 +273,15 @@ def _reject_unknown(cls, values: dict, prefix: str) -> None:
 
 
 def _raise_first(checks: list[tuple[bool, str]]) -> None:
+    """Raise the message of the first failed check; each message begins with its field's name."""
     for ok, message in checks:
         if not ok:
-            raise ConfigError(message)
+            raise ConfigError(message, key=message.split()[0])
 
 
 # The fine-tuning presets of Blalock et al. (2020), section 7: fixed learning rate, no schedule.
 _CIFAR = FinetuneConfig("adam", 3e-4, 64, 30, 0.0, False, 0.0, 5, 0.0, "continue")
-PRESETS: dict[str, FinetuneConfig] = {
+FINETUNE_PRESETS: dict[str, FinetuneConfig] = {
     "cifar": _CIFAR,
     "mnist": _CIFAR,
     "digits": _CIFAR,

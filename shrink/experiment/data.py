@@ -1,12 +1,22 @@
 """The three splits a run reads, loaded once per process (trials in one worker share them)."""
 
 import functools
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three :class:`shrink.datasets.Split` objects of one train/val carve-out."""
+
+    train: object
+    val: object
+    test: object
 
 
 @functools.lru_cache(maxsize=4)
-def load_splits(dataset: str, data_root: str | None, val_fraction: float, split_seed: int) -> tuple:
-    """``(train, val, test)`` :class:`shrink.datasets.Split` objects, cached per process."""
+def load_splits(dataset: str, data_root: str | None, val_fraction: float, split_seed: int) -> Splits:
+    """The train, val and test splits of ``dataset``, cached per process."""
     from shrink import datasets
 
-    return tuple(datasets.load(dataset, split, root=data_root, val_fraction=val_fraction, split_seed=split_seed)
-                 for split in ("train", "val", "test"))
+    return Splits(*(datasets.load(dataset, split, root=data_root, val_fraction=val_fraction, split_seed=split_seed)
+                    for split in ("train", "val", "test")))

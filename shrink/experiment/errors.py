@@ -2,7 +2,13 @@
 
 
 class ConfigError(ValueError):
-    """A trial or pretraining configuration is invalid (raised before any expensive work)."""
+    """A trial or pretraining configuration is invalid (raised before any expensive work). ``key`` names
+    the trial config field at fault (``compression``, ``finetune.batch_size``, ...) when there is one, so
+    that a sweep file can say which of its keys to fix."""
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class TrialDiverged(Exception):

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shrink.experiment.distributed import SINGLE, Distributed
+from shrink.experiment.ranks import ONE_PROCESS, Ranks
 from shrink.experiment.errors import TrialDiverged
 from shrink.experiment.recipes import Recipe
+from shrink.metrics import Scores
 
 # Evaluation batches hold about this many input values (large batches, bounded memory).
 EVAL_BATCH_VALUES = 2**23
@@ -111,31 +112,26 @@ class Epoch:
 
     number: int
     stats: EpochStats
-    val: dict  # evaluate(): top1, top5, loss, n
+    val: Scores
     seconds: float  # training and validation together
-
-    def metrics(self) -> dict:
-        """The per-epoch metrics of the MLflow schema."""
-        return {"train_loss": self.stats.loss, "val_top1": self.val["top1"], "val_top5": self.val["top5"],
-                "val_loss": self.val["loss"], "epoch_time_s": self.seconds, "images_per_s": self.stats.images_per_s}
 
 
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, compute: Compute, *,
                epochs: range, batch_size: int, seed: int, rates: RateSchedule | None = None,
                batches: Callable[[Iterable, int], Iterable] | None = None,
-               stop: Callable[[], bool] | None = None, distributed: Distributed = SINGLE) -> Iterator[Epoch]:
+               stop: Callable[[], bool] | None = None, ranks: Ranks = ONE_PROCESS) -> Iterator[Epoch]:
     """Train over ``epochs`` (1-based numbers) and yield each :class:`Epoch` after evaluating on ``val``.
 
     Each epoch first asks ``stop()`` (when given) whether to end, sets its rate from ``rates`` (else the
     optimizer's stays), then trains on ``train`` shuffled with :func:`epoch_seed`; ``batches(batches,
     epoch)`` may wrap the batches (scheduled pruning). Raises :class:`TrialDiverged` naming the epoch.
 
-    In a data-parallel group (``distributed``) the model trains under DDP on this rank's shard of each
+    In a data-parallel group (``ranks``) the model trains under DDP on this rank's shard of each
     global batch of ``batch_size``; after each epoch rank 0's buffers (BatchNorm statistics) are copied to
     every rank, the ranks check that they hold the same weights and masks, and rank 0's validation scores
     are every rank's, so decisions taken on them are the same everywhere.
     """
-    trained = distributed.wrap(model)
+    trained = ranks.wrap(model)
     for number in epochs:
         if stop is not None and stop():
             return
@@ -143,15 +139,15 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, c
         if rates is not None:
             rates.apply(optimizer, number)
         drawn = train.batches(batch_size, train=True, device=compute.device, seed=epoch_seed(seed, number),
-                              shard=distributed.shard)
+                              shard=ranks.shard)
         try:
             stats = train_epoch(trained, optimizer, drawn if batches is None else batches(drawn, number), compute,
-                                distributed)
+                                ranks)
         except TrialDiverged as error:
             raise TrialDiverged(f"epoch {number}: {error}") from None
-        distributed.share_buffers(model)
-        distributed.check_same(f"the weights and masks after epoch {number}", model.state_dict())
-        scores = distributed.broadcast(evaluate(model, val, compute, distributed))
+        ranks.share_buffers(model)
+        ranks.check_same(f"the weights and masks after epoch {number}", model.state_dict())
+        scores = ranks.broadcast(evaluate_split(model, val, compute, ranks))
         yield Epoch(number, stats, scores, time.perf_counter() - started)
 
 
@@ -174,7 +170,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute: Compute,
-                distributed: Distributed = SINGLE) -> EpochStats:
+                ranks: Ranks = ONE_PROCESS) -> EpochStats:
     """One pass over ``batches`` (pairs of input and label tensors already on the device), minimizing
     cross-entropy. Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite (on any rank of a
     data-parallel group: every rank raises at the same step). The stats are over all ranks' examples."""
@@ -192,31 +188,31 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
         total += loss.detach().float() * len(y)
         n += len(y)
         if step % check_every == 0:
-            _check_finite(total, step, distributed)
+            _check_finite(total, step, ranks)
     if n == 0:
         raise ValueError("training batches were empty")
-    _check_finite(total, step, distributed)
-    if distributed.size == 1:
+    _check_finite(total, step, ranks)
+    if ranks.size == 1:
         return EpochStats(loss=total.item() / n, n=n, seconds=time.perf_counter() - start)
-    loss, n = distributed.sum([total.item(), n])
+    loss, n = ranks.sum([total.item(), n])
     return EpochStats(loss=loss / n, n=int(n), seconds=time.perf_counter() - start)
 
 
-def evaluate(model: nn.Module, split, compute: Compute, distributed: Distributed = SINGLE) -> dict:
-    """``shrink.metrics.evaluate`` over the whole ``split`` in fixed order, in large batches,
-    without gradients: ``top1``, ``top5``, ``loss``, ``n``. In a data-parallel group each rank counts its
-    block of the split and the counts are summed, so every example counts exactly once."""
+def evaluate_split(model: nn.Module, split, compute: Compute, ranks: Ranks = ONE_PROCESS) -> Scores:
+    """``shrink.metrics.evaluate`` over the whole ``split`` (a ``shrink.datasets.Split``) in fixed order, in
+    large batches, without gradients. In a data-parallel group each rank counts its block of the split and
+    the counts are summed, so every example counts exactly once."""
     from shrink import metrics
 
     model.eval()
     with torch.inference_mode(), compute.autocast():
         batches = split.batches(eval_batch_size(split.info.input_shape), train=False, device=compute.device,
-                                shard=distributed.shard)
+                                shard=ranks.shard)
         counts = metrics.count_correct(model, _prepared(batches, compute), device=compute.device)
-    if distributed.size > 1:
-        top1, top5, loss, n = distributed.sum([counts.top1, counts.top5, counts.loss, counts.n])
+    if ranks.size > 1:
+        top1, top5, loss, n = ranks.sum([counts.top1, counts.top5, counts.loss, counts.n])
         counts = metrics.Counts(round(top1), round(top5), loss, round(n))
-    return counts.fractions()
+    return counts.scores()
 
 
 def eval_batch_size(input_shape: tuple[int, ...]) -> int:
@@ -229,10 +225,10 @@ def _prepared(batches: Iterable, compute: Compute) -> Iterator:
         yield compute.inputs(x), y
 
 
-def _check_finite(total: torch.Tensor, step: int, distributed: Distributed) -> None:
+def _check_finite(total: torch.Tensor, step: int, ranks: Ranks) -> None:
     finite = bool(torch.isfinite(total))
-    if distributed.size > 1:  # decided together, so that no rank waits for one that has stopped
-        finite = distributed.sum([0.0 if finite else 1.0])[0] == 0
+    if ranks.size > 1:  # decided together, so that no rank waits for one that has stopped
+        finite = ranks.sum([0.0 if finite else 1.0])[0] == 0
     if not finite:
-        where = "" if distributed.size == 1 else " on a worker"
+        where = "" if ranks.size == 1 else " on a worker"
         raise TrialDiverged(f"training loss became {total.item()}{where} by step {step} of the epoch")

@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
@@ -33,17 +34,29 @@ class Tag:
     METHODS = "shrink.methods"  # a sweep's proposed methods (JSON list), which the checklist asks matched baselines for
 
 
-class Kind:
+class Kind(StrEnum):
     TRIAL = "trial"
     SWEEP = "sweep"
 
 
-class Status:
+class Status(StrEnum):
     """A trial run's outcome: the ``shrink.status`` tag, or ``RUNNING`` derived from MLflow's run status."""
 
     FINISHED = "finished"
     FAILED = "failed"
     RUNNING = "running"
+
+
+class TrialEnd(StrEnum):
+    """How a trial's process ended, as the orchestrator reports it: ``FINISHED`` (its run is finished) or
+    ``DIVERGED`` (its run is recorded failed, and the trial is done: a retry would diverge again)."""
+
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+
+
+# The fields of a ``shrink.metrics.Scores``; :func:`score_metrics` gives them their MLflow names.
+SCORE_FIELDS = ("top1", "top5", "loss", "n")
 
 
 # What a trial ran with, each as tag ``shrink.<name>`` (the report's columns of the same names).
@@ -52,6 +65,18 @@ TRIAL_TAGS = ("base_sha256", "base_source", "split_hash", "git_commit", "version
 # The params that tell a sweep's trials apart (the sweep fixes every other field for all of its trials).
 SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed")
 INTERRUPTED = "interrupted: the sweep's driver stopped"
+
+
+def score_metrics(prefix: str, scores, fields: tuple[str, ...] = SCORE_FIELDS) -> dict:
+    """``<prefix>_<field>`` for each of ``fields`` of ``scores`` (a ``shrink.metrics.Scores``): the one place
+    where evaluation scores get their MLflow names (``val_top1``, ``dense_test_top5``, ``test_n``, ...)."""
+    return {f"{prefix}_{name}": getattr(scores, name) for name in fields}
+
+
+def epoch_metrics(epoch) -> dict:
+    """The per-epoch metrics of a trial's run, from a ``shrink.experiment.loop.Epoch``."""
+    return {"train_loss": epoch.stats.loss, **score_metrics("val", epoch.val, ("top1", "top5", "loss")),
+            "epoch_time_s": epoch.seconds, "images_per_s": epoch.stats.images_per_s}
 
 
 def trial_tags(*, sweep: str | None, parent_run_id: str | None, **described) -> dict:

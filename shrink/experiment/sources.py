@@ -38,7 +38,7 @@ class BaseSource:
         """Read a ``base:`` value (anything but the first two forms is a path, made absolute here;
         whether the file exists is :meth:`check`'s to say, on the machine that reads it)."""
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"base: {value!r} is not a base; give {_FORMS}")
+            raise ConfigError(f"base: {value!r} is not a base; give {_FORMS}", key="base")
         if value == PRETRAIN:
             return cls(PRETRAIN)
         if value == TORCHVISION or value.startswith(TORCHVISION + ":"):
@@ -64,7 +64,7 @@ class BaseSource:
         try:
             return models.published_weights(model, self.weights)
         except ValueError as error:
-            raise ConfigError(f"base {self}: {error}") from None
+            raise ConfigError(f"base {self}: {error}", key="base") from None
 
     def check(self, model: str, dataset: str) -> None:
         """What needs no dataset files: the model has the named published weights, or shrink has a
@@ -75,7 +75,7 @@ class BaseSource:
             self.published(model)
         elif self.kind == "file" and not self.path.is_file():
             raise ConfigError(f"base: {str(self)!r} is neither {PRETRAIN!r}, nor torchvision[:<WEIGHTS>], nor an "
-                              "existing state-dict file")
+                              "existing state-dict file", key="base")
         elif self.kind == PRETRAIN:
             from shrink.experiment.recipes import recipe_for
 
@@ -95,18 +95,18 @@ class BaseSource:
             if published.num_classes != classes:
                 where = datasets.locate(dataset, data_root)
                 raise ConfigError(f"base {self}: {model} {published.name} has {published.num_classes} outputs but "
-                                  f"{dataset} at {where} has {classes} classes")
+                                  f"{dataset} at {where} has {classes} classes", key="base")
             if weights is None:
                 try:
                     models.check_reachable(published)
                 except ValueError as error:
-                    raise ConfigError(str(error)) from None
+                    raise ConfigError(str(error), key="base") from None
                 return
         try:
             models.check_weights(model, self.path if weights is None else weights, classes,
                                  input_shape=datasets.info(dataset).input_shape, label=self.label(model))
         except ValueError as error:
-            raise ConfigError(f"base {self}: {error} ({dataset} has {classes} classes)") from None
+            raise ConfigError(f"base {self}: {error} ({dataset} has {classes} classes)", key="base") from None
 
     def label(self, model: str) -> str:
         """What the record says the base is: ``pretrain``, ``torchvision:<WEIGHTS>`` (the real name, also
@@ -123,7 +123,7 @@ class BaseSource:
             try:
                 return models.fetch_weights(self.published(model)).read_bytes()
             except ValueError as error:
-                raise ConfigError(str(error)) from None
+                raise ConfigError(str(error), key="base") from None
         if self.kind == "file":
             return self.path.read_bytes()
         raise ValueError("a pretrained base has no file to read; pretrain it")

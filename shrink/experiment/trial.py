@@ -23,17 +23,18 @@ import torch
 from torch import nn
 
 from shrink.experiment import finetuning, recording
-from shrink.experiment.bases import BaseCheckpoint, BaseRequest, make_base
+from shrink.experiment.bases import BaseCheckpoint, resolve_base
 from shrink.experiment.checkpoint import Checkpointer
-from shrink.experiment.config import TrialConfig, check_reachable
-from shrink.experiment.data import load_splits
-from shrink.experiment.distributed import SINGLE, Distributed
+from shrink.experiment.config import TrialConfig
+from shrink.experiment.data import Splits, load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
-from shrink.experiment.loop import Compute, EarlyStopping, evaluate, make_optimizer, run_epochs
+from shrink.experiment.loop import Compute, EarlyStopping, evaluate_split, make_optimizer, run_epochs
+from shrink.experiment.preflight import needs_recipe, preflight, schedule_events
+from shrink.experiment.ranks import ONE_PROCESS, Ranks
 from shrink.experiment.recording import TrialRecorder
 from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
 from shrink.experiment.scheduling import ScheduledPruning
-from shrink.pruning.schedules import Schedule
+from shrink.metrics import Scores
 
 # The config fields a saved state must agree on to be resumed by a trial: what makes it the same trial.
 RESUME_FIELDS = ("model", "dataset", "strategy", "compression", "seed", "val_fraction", "split_seed",
@@ -46,15 +47,6 @@ Reporter = Callable[[int, dict], None]
 
 
 @dataclass(frozen=True)
-class Splits:
-    """The three splits of one train/val carve-out."""
-
-    train: object  # shrink.datasets.Split
-    val: object
-    test: object
-
-
-@dataclass(frozen=True)
 class Trial:
     """What every step works on: the resolved config (its base named), the base, the data, the model to
     prune (loaded with the base, on the device) and how it computes."""
@@ -64,7 +56,7 @@ class Trial:
     splits: Splits
     model: nn.Module
     compute: Compute
-    distributed: Distributed = SINGLE  # this process's place in a data-parallel trial
+    ranks: Ranks = ONE_PROCESS  # this process's place in a data-parallel trial
 
     @property
     def finetune(self):
@@ -91,6 +83,13 @@ class PruneSummary:
     pruned_val_top1: float
     pruned_val_top5: float
     val_n: int | None = None  # examples of the validation split (None in checkpoints saved before it was kept)
+
+    @classmethod
+    def of(cls, dense_val: Scores, dense_test: Scores, pruned_val: Scores) -> "PruneSummary":
+        accuracies = ("top1", "top5")
+        return cls(**recording.score_metrics("dense_val", dense_val, accuracies),
+                   **recording.score_metrics("dense_test", dense_test, accuracies),
+                   **recording.score_metrics("pruned_val", pruned_val, accuracies), val_n=pruned_val.n)
 
     def metrics(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -147,7 +146,7 @@ class SavedTrial:
 
 
 def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
-              reporter: Reporter | None = None, distributed: Distributed = SINGLE) -> dict:
+              reporter: Reporter | None = None, ranks: Ranks = ONE_PROCESS) -> dict:
     """Run one trial and return its final metrics (the MLflow schema's) plus ``run_id``.
 
     After every fine-tuning epoch the epoch's metrics are logged, the state is saved through
@@ -156,14 +155,14 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     :class:`TrialDiverged` on a NaN/inf loss, after recording the run as failed.
 
     A data-parallel trial calls this in each of its ``config.workers`` processes with their
-    ``distributed`` context (``shrink.experiment.distributed``): rank 0 alone records and saves;
-    ``reporter`` is called on every rank; every rank returns rank 0's result.
+    ``ranks`` (``shrink.experiment.ranks``): rank 0 alone records and saves; ``reporter`` is called on
+    every rank; every rank returns rank 0's result.
     """
     started = time.perf_counter()
     config = config.resolved()
     saved = _load_saved(checkpointer, config)
-    splits = _check_before_work(config, distributed)
-    trial = _prepare(config, splits, distributed)
+    splits = _check_before_work(config, ranks)
+    trial = _prepare(config, splits, ranks)
     if saved is not None:
         _check_resumable(saved, trial.config)
     prune_to = _pruner(trial)  # while the model holds the dense base
@@ -173,11 +172,10 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
         summary, state = _prune(trial, prune_to, recorder) if saved is None else _resume(trial, saved, optimizer)
         _finetune(trial, prune_to, state, optimizer, recorder, summary, checkpointer, reporter, started)
         final = _final_evaluation(trial, state, summary, started)
-        if distributed.primary:  # rank 0 measures and records; every rank returns what it returns
+        if ranks.primary:  # rank 0 measures and records; every rank returns what it returns
             recorder.log_artifacts(_layers(trial), trial.config.to_dict())
             recorder.finish(final)
-        return distributed.broadcast({**summary.metrics(), **final, "run_id": recorder.run_id}
-                                     if distributed.primary else None)
+        return ranks.broadcast({**summary.metrics(), **final, "run_id": recorder.run_id} if ranks.primary else None)
     except BaseException as error:
         recorder.fail(f"{type(error).__name__}: {error}")
         raise
@@ -186,41 +184,14 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
 # -- steps ----------------------------------------------------------------------------------------
 
 
-def _check_before_work(config: TrialConfig, distributed: Distributed) -> Splits:
-    """Every check that needs no base, before any pretraining: the base's source fits the model and the
-    data, the trial runs in as many processes as it has workers, whose number divides the global batch,
-    the compression is reachable (weights; channel strategies are tried on the base later), the batches
-    and the schedule fit the training split, the fine-tuning variant has the epochs and the recipe it
-    needs. Returns the splits it loaded."""
-    from shrink import pruning
-
-    if config.base_path is None:
-        _base_request(config).check()
-        if _base_request(config).origin.trained_elsewhere and config.finetune.variant != "continue":
-            raise ConfigError(_needs_recipe(config, config.base))
-    if distributed.size != config.workers:
-        raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {distributed.size} "
-                          "processes")
-    if config.finetune.batch_size % config.workers:
-        raise ConfigError(f"finetune.batch_size {config.finetune.batch_size} is not divisible by workers "
-                          f"{config.workers}: the global batch is split evenly over the workers")
-    if pruning.get_strategy(config.strategy).structure != "channels":
-        check_reachable(config.model, config.dataset, config.compression, prune_classifier=config.prune_classifier)
-    splits = Splits(*load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed))
-    train, finetune = splits.train, config.finetune
-    if finetune.batch_size > len(train):
-        raise ConfigError(f"finetune.batch_size {finetune.batch_size} exceeds the {len(train)} "
-                          f"training examples of {config.dataset}")
-    if _needs_data(config.strategy) and config.prune_batch_size > len(train):
-        raise ConfigError(f"prune_batch_size {config.prune_batch_size} exceeds the {len(train)} "
-                          f"training examples of {config.dataset}")
-    if finetune.epochs == 0 and (config.schedule != "one-shot" or finetune.variant != "continue"):
-        raise ConfigError(f"schedule {config.schedule!r} with fine-tuning variant {finetune.variant!r} "
-                          "needs finetune.epochs >= 1")
-    try:
-        _events(config, len(train) // finetune.batch_size)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+def _check_before_work(config: TrialConfig, ranks: Ranks) -> Splits:
+    """Every check that needs no base (:func:`shrink.experiment.preflight.preflight`, with the data), before
+    any pretraining, and that the trial runs in as many processes as it has workers. Returns the splits."""
+    if ranks.size != config.workers:
+        raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {ranks.size} "
+                          "processes", key="workers")
+    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed)
+    preflight(config, splits)
     return splits
 
 
@@ -235,12 +206,12 @@ def _load_saved(checkpointer: Checkpointer | None, config: TrialConfig) -> Saved
     return saved
 
 
-def _prepare(config: TrialConfig, splits: Splits, distributed: Distributed) -> Trial:
+def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks) -> Trial:
     """Resolve the base (pretraining it when needed), build the model from it, and run the checks that need
     the base: channel strategies reach the compression on it, ``weight-rewind`` finds its early checkpoint."""
     from shrink import models
 
-    base = _resolve_base(config)
+    base = resolve_base(config)
     config = dataclasses.replace(config, base_path=str(base.path), base_sha256=base.sha256)
     configure_torch(config.device, config.threads, config.deterministic)
     info = splits.train.info
@@ -248,13 +219,13 @@ def _prepare(config: TrialConfig, splits: Splits, distributed: Distributed) -> T
     model.load_state_dict(base.load())
     _check_base(config, model, splits.train, base)
     compute = Compute.for_model(model, config.device, config.amp)
-    return Trial(config, base, splits, compute.prepare(model), compute, distributed)
+    return Trial(config, base, splits, compute.prepare(model), compute, ranks)
 
 
 def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
     """A new MLflow run holding the config and the tags, or the saved trial's run reopened."""
     config = trial.config
-    if not trial.distributed.primary:
+    if not trial.ranks.primary:
         return _Silent()
     if saved is not None:
         return TrialRecorder.reopen(config.tracking_uri, saved.run_id)
@@ -274,13 +245,11 @@ def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummar
     config, model = trial.config, trial.model
     train, val, test = trial.splits.train, trial.splits.val, trial.splits.test
     seed_everything(config.seed)
-    compute, distributed = trial.compute, trial.distributed
-    dense_val, dense_test = evaluate(model, val, compute, distributed), evaluate(model, test, compute, distributed)
+    compute, ranks = trial.compute, trial.ranks
+    dense_val, dense_test = evaluate_split(model, val, compute, ranks), evaluate_split(model, test, compute, ranks)
     events = _events(config, trial.steps_per_epoch)
     masks = prune_to(events[0][1])
-    pruned_val = evaluate(model, val, compute, distributed)
-    summary = PruneSummary(dense_val["top1"], dense_val["top5"], dense_test["top1"], dense_test["top5"],
-                           pruned_val["top1"], pruned_val["top5"], pruned_val["n"])
+    summary = PruneSummary.of(dense_val, dense_test, evaluate_split(model, val, compute, ranks))
     recorder.log_metrics(summary.metrics())
     start = finetuning.starting_state(config.finetune.variant, base=trial.base, model_name=config.model,
                                       num_classes=train.info.num_classes, input_shape=train.info.input_shape,
@@ -319,21 +288,21 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
     epochs = run_epochs(model, optimizer, trial.splits.train, trial.splits.val, trial.compute,
                         epochs=range(state.epoch + 1, config.finetune.epochs + 1),
                         batch_size=config.finetune.batch_size, seed=config.seed, rates=_rates(trial),
-                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted,
-                        distributed=trial.distributed)
+                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted, ranks=trial.ranks)
     for epoch in epochs:
-        if not math.isfinite(epoch.val["loss"]):
-            raise TrialDiverged(f"epoch {epoch.number}: validation loss became {epoch.val['loss']}")
-        if scheduled.reached_target and state.stopping.update(epoch.number, epoch.val["top1"]):
+        if not math.isfinite(epoch.val.loss):
+            raise TrialDiverged(f"epoch {epoch.number}: validation loss became {epoch.val.loss}")
+        if scheduled.reached_target and state.stopping.update(epoch.number, epoch.val.top1):
             state.best_model = _cpu_copy(model.state_dict())
         state.epoch, state.masks = epoch.number, scheduled.masks
-        recorder.log_metrics(epoch.metrics(), step=epoch.number)
-        if checkpointer is not None and trial.distributed.primary:
+        metrics = recording.epoch_metrics(epoch)
+        recorder.log_metrics(metrics, step=epoch.number)
+        if checkpointer is not None and trial.ranks.primary:
             saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
                                optimizer.state_dict(), _get_rng(config.device), state)
             checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
         if reporter is not None:
-            reporter(epoch.number, epoch.metrics())
+            reporter(epoch.number, metrics)
 
 
 def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float) -> dict | None:
@@ -345,15 +314,15 @@ def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, st
     model, example = trial.model, trial.example()
     model.load_state_dict(state.best_model)
     _check_masks(model, state.masks)
-    scores = evaluate(model, trial.splits.test, trial.compute, trial.distributed)
-    if not trial.distributed.primary:
+    scores = evaluate_split(model, trial.splits.test, trial.compute, trial.ranks)
+    if not trial.ranks.primary:
         return None
     size, nonzero = metrics.model_size(model)
     total_macs, nonzero_macs = metrics.macs(model, example)
     return {
-        "test_top1": scores["top1"], "test_top5": scores["top5"], "test_loss": scores["loss"], "test_n": scores["n"],
-        "delta_top1": scores["top1"] - summary.dense_test_top1,
-        "delta_top5": scores["top5"] - summary.dense_test_top5,
+        **recording.score_metrics("test", scores),
+        "delta_top1": scores.top1 - summary.dense_test_top1,
+        "delta_top5": scores.top5 - summary.dense_test_top5,
         "size": size, "nonzero_size": nonzero, "compression_ratio": metrics.compression_ratio(model),
         "macs": total_macs, "nonzero_macs": nonzero_macs,
         "theoretical_speedup": metrics.theoretical_speedup(model, example),
@@ -372,8 +341,7 @@ def _rates(trial: Trial):
 
 
 def _events(config: TrialConfig, steps_per_epoch: int) -> list[tuple[int, float]]:
-    schedule = Schedule(config.schedule, config.schedule_rounds, config.schedule_every)
-    return schedule.events(config.compression, config.finetune.epochs, steps_per_epoch)
+    return schedule_events(config, config.finetune, steps_per_epoch)
 
 
 def _pruner(trial: Trial) -> Callable[[float], dict]:
@@ -384,8 +352,8 @@ def _pruner(trial: Trial) -> Callable[[float], dict]:
     rank applies its masks, then checks that all ranks hold the same ones."""
     from shrink import pruning
 
-    config, distributed = trial.config, trial.distributed
-    if not distributed.primary:
+    config, ranks = trial.config, trial.ranks
+    if not ranks.primary:
         pruner, shadow = None, None
     else:
         inputs = targets = None
@@ -393,7 +361,7 @@ def _pruner(trial: Trial) -> Callable[[float], dict]:
             inputs, targets = trial.splits.train.sample(config.prune_batch_size, seed=config.seed,
                                                         device=config.device)
             inputs = trial.compute.inputs(inputs)
-        shadow = trial.model if distributed.size == 1 else copy.deepcopy(trial.model)
+        shadow = trial.model if ranks.size == 1 else copy.deepcopy(trial.model)
         pruner = pruning.Pruner(shadow, config.strategy, inputs=inputs, targets=targets,
                                 prune_classifier=config.prune_classifier, seed=config.seed)
 
@@ -402,15 +370,15 @@ def _pruner(trial: Trial) -> Callable[[float], dict]:
 
     def prune_once(compression: float) -> dict:
         masks = None
-        if distributed.primary:
+        if ranks.primary:
             pruning.load_pruned(shadow, trial.model.state_dict())  # this round's weights and masks
             masks = _cpu_copy(pruner(compression))
-        masks = distributed.broadcast(masks)
+        masks = ranks.broadcast(masks)
         pruning.apply_masks(trial.model, masks)
-        distributed.check_same(f"the masks at compression {compression:g}", pruning.get_masks(trial.model))
+        ranks.check_same(f"the masks at compression {compression:g}", pruning.get_masks(trial.model))
         return masks
 
-    return prune_to if distributed.size == 1 else prune_once
+    return prune_to if ranks.size == 1 else prune_once
 
 
 def _measured_speedup(trial: Trial, masks: dict) -> dict:
@@ -452,43 +420,22 @@ def _check_base(config: TrialConfig, model, train, base: BaseCheckpoint) -> None
             pruning.prune(copy.deepcopy(model), config.strategy, config.compression, inputs=inputs,
                           prune_classifier=config.prune_classifier)
         except ValueError as error:
-            raise ConfigError(f"{config.strategy} on {config.model}: {error}") from None
+            raise ConfigError(f"{config.strategy} on {config.model}: {error}", key="compression") from None
     from shrink import datasets
 
     base.check_data(train.split_hash, datasets.fingerprint(config.dataset, config.data_root),
                     f"val_fraction {config.val_fraction:g}, split_seed {config.split_seed}")
     if base.recipe is None and config.finetune.variant != "continue":
-        raise ConfigError(_needs_recipe(config, base.source))
+        raise needs_recipe(config.finetune.variant, base.source)
     if config.finetune.variant == "weight-rewind" and base.rewind is None:
         raise ConfigError(f"base {base.path} has no early checkpoint for weight rewinding (pretrained before "
-                          f"shrink saved one): delete {base.path.parent} to pretrain it again")
+                          f"shrink saved one): delete {base.path.parent} to pretrain it again", key="base")
 
 
 def _needs_data(strategy: str) -> bool:
     from shrink import pruning
 
     return pruning.get_strategy(strategy).needs_data
-
-
-def _resolve_base(config: TrialConfig) -> BaseCheckpoint:
-    """The trial's base: the one named by path (and hash), else the cached or freshly made one of its
-    ``base`` source (pretrained with seed 0, or adopted)."""
-    if config.base_path is None:
-        return make_base(_base_request(config), device=config.device, threads=config.threads)
-    base = BaseCheckpoint.open(config.base_path, config.base_sha256)
-    base.check_made_for(config.model, config.dataset)
-    return base
-
-
-def _base_request(config: TrialConfig) -> BaseRequest:
-    return BaseRequest(config.model, config.dataset, config.base, seed=0, data_root=config.data_root,
-                       val_fraction=config.val_fraction, split_seed=config.split_seed)
-
-
-def _needs_recipe(config: TrialConfig, source: str) -> str:
-    return (f"finetune.variant {config.finetune.variant!r} replays the base's training recipe, but the base "
-            f"({source}) was trained elsewhere with a recipe shrink does not know; use finetune.variant "
-            "'continue', or a base shrink pretrains (base: pretrain)")
 
 
 def _check_resumable(saved: SavedTrial, config: TrialConfig) -> None:

@@ -1,6 +1,6 @@
 """Metrics: model size, multiply-accumulates, exact accuracy, a per-layer table, and measured latency."""
 
-from shrink.metrics.accuracy import Counts, count_correct, evaluate
+from shrink.metrics.accuracy import Counts, Scores, count_correct, evaluate
 from shrink.metrics.latency import Latency, compare_latency, latency, measured_speedup
 from shrink.metrics.layers import layer_table
 from shrink.metrics.macs import layer_macs, macs, theoretical_speedup
@@ -10,6 +10,7 @@ __all__ = [
     "Counts",
     "count_correct",
     "Latency",
+    "Scores",
     "compare_latency",
     "compression_ratio",
     "evaluate",

@@ -11,6 +11,18 @@ from shrink.eval_mode import eval_mode
 
 
 @dataclass(frozen=True)
+class Scores:
+    """Accuracy over a whole data set: top-1 and top-5 as fractions in [0, 1], the mean cross-entropy per
+    example, and the number ``n`` of examples counted (None only where a record made before shrink kept
+    it is read back: a base's sidecar)."""
+
+    top1: float
+    top5: float
+    loss: float
+    n: int | None
+
+
+@dataclass(frozen=True)
 class Counts:
     """Correct top-1 and top-5 examples, summed cross-entropy and the number of examples: what parts of a
     data set (the shards of a data-parallel evaluation) add up exactly."""
@@ -20,24 +32,24 @@ class Counts:
     loss: float  # summed over the examples
     n: int
 
-    def fractions(self) -> dict:
-        """``{"top1", "top5", "loss", "n"}``: accuracies in [0, 1] and the mean loss per example."""
+    def scores(self) -> Scores:
+        """The fractions these counts make: accuracies in [0, 1] and the mean loss per example."""
         if self.n == 0:
             raise ValueError("evaluate() got no examples: the batches are empty")
-        return {"top1": self.top1 / self.n, "top5": self.top5 / self.n, "loss": self.loss / self.n, "n": self.n}
+        return Scores(self.top1 / self.n, self.top5 / self.n, self.loss / self.n, self.n)
 
 
 def evaluate(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device | str | None = None
-) -> dict:
+) -> Scores:
     """Top-1/top-5 accuracy and mean cross-entropy of ``model`` over every example of ``batches``.
 
-    Returns ``{"top1", "top5", "loss", "n"}``: fractions of correct examples in [0, 1] counted over all
+    Returns :class:`Scores`: fractions of correct examples in [0, 1] counted over all
     ``n`` examples (a short last batch weighs by its size), and the loss summed per example over ``n``.
     Top-5 is top-min(5, classes). Runs in eval mode without gradients on ``device`` (default: the
     device of the model's parameters; the CPU for a model without any).
     """
-    return count_correct(model, batches, device=device).fractions()
+    return count_correct(model, batches, device=device).scores()
 
 
 def count_correct(

@@ -43,8 +43,8 @@ def test_a_file_base_is_the_file_measured_on_this_split_and_recorded(mlp_file, m
     assert (base.source, base.trained_elsewhere, base.recipe, base.seed, base.rewind) == (
         f"file:{mlp_file}", True, None, None, None)
     # the dense scores the trial measured are the ones the base's sidecar recorded on the same split
-    assert result["dense_val_top1"] == base.val_scores["top1"]
-    assert result["dense_test_top1"] == base.test_scores["top1"]
+    assert result["dense_val_top1"] == base.val_scores.top1
+    assert result["dense_test_top1"] == base.test_scores.top1
     run, _ = read_run(result["run_id"])
     assert run.data.tags["shrink.base_sha256"] == base.sha256
     assert run.data.tags["shrink.base_source"] == f"file:{mlp_file}"
@@ -60,7 +60,7 @@ def test_a_base_of_another_split_or_other_data_is_refused_naming_both(digits_bas
         run_trial(digits_trial(split_seed=1))
     other = run_split_hash(split_seed=1)
     assert str(error.value) == (
-        f"base {digits_base.path} was made on split {digits_base.sidecar['split_hash']} (val_fraction 0.1, "
+        f"base {digits_base.path} was made on split {digits_base.sidecar.split_hash} (val_fraction 0.1, "
         f"split_seed 0); this trial's split is {other} (val_fraction 0.1, split_seed 1): the base's training "
         "data would overlap this trial's validation split")
 
@@ -77,7 +77,7 @@ def test_a_base_of_another_split_or_other_data_is_refused_naming_both(digits_bas
     changed.mkdir()
     (changed / digits.FILE).write_bytes(gzip.compress("\n".join([",".join(first), *lines[1:]]).encode()))
     with pytest.raises(ConfigError, match=f"base {digits_base.path} was made on digits data with fingerprint "
-                                          f"{digits_base.sidecar['data_fingerprint']}; this trial's data has "
+                                          f"{digits_base.sidecar.data_fingerprint}; this trial's data has "
                                           "fingerprint [0-9a-f]{16}: other files"):
         run_trial(digits_trial(data_root=str(changed)))
     again = pretrain("small-mlp", "digits", epochs=5, cache_dir=digits_base.path.parent.parent, data_root=str(changed),
@@ -156,5 +156,5 @@ def test_list_bases_prints_the_cache(mlp_file):
     assert pretrained[4] == adopted[4] == "val_fraction 0.1, split_seed 0"
     assert adopted[5] == hashlib.sha256(mlp_file.read_bytes()).hexdigest()[:12]
     [base] = [b for b in cached_bases() if b.trained_elsewhere]
-    assert adopted[6:8] == [f"{base.val_scores['top1']:.4f}", f"{base.test_scores['top1']:.4f}"]
+    assert adopted[6:8] == [f"{base.val_scores.top1:.4f}", f"{base.test_scores.top1:.4f}"]
     assert adopted[8] == f"{base.disk_bytes / 1e6:.1f} MB"

@@ -2,17 +2,17 @@
 
 import pytest
 
-from shrink.experiment import PRESETS, ConfigError, FinetuneConfig, TrialConfig
+from shrink.experiment import FINETUNE_PRESETS, ConfigError, FinetuneConfig, TrialConfig
 
 BASE = {"model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4}
 
 
 def test_presets_are_the_papers():
-    cifar, imagenet = PRESETS["cifar"], PRESETS["imagenet"]
+    cifar, imagenet = FINETUNE_PRESETS["cifar"], FINETUNE_PRESETS["imagenet"]
     assert (cifar.optimizer, cifar.lr, cifar.batch_size, cifar.epochs) == ("adam", 3e-4, 64, 30)
     assert (imagenet.optimizer, imagenet.lr, imagenet.batch_size, imagenet.epochs) == ("sgd", 1e-3, 256, 20)
     assert (imagenet.momentum, imagenet.nesterov) == (0.9, True)
-    assert PRESETS["mnist"] == PRESETS["digits"] == cifar
+    assert FINETUNE_PRESETS["mnist"] == FINETUNE_PRESETS["digits"] == cifar
 
 
 def test_unset_finetune_fields_take_the_family_preset_and_set_ones_win():
@@ -47,7 +47,7 @@ def test_finetune_may_name_the_variant_alone():
     ({**BASE, "compression": "4"}, "TrialConfig.compression must be float, got '4'"),
     ({**BASE, "seed": True}, "TrialConfig.seed must be int, got True"),
     ({**BASE, "device": "gpu"}, "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
-    ({**BASE, "val_fraction": 1.0}, "val_fraction must be in (0, 1), got 1.0"),
+    ({**BASE, "val_fraction": 1.0}, "val_fraction must be a number strictly between 0 and 1, got 1.0"),
     ({**BASE, "base_sha256": "ab"}, "base_sha256 must be 64 lowercase hex digits"),
     ({**BASE, "finetune": {"optimizer": "rmsprop"}}, "finetune.optimizer must be one of adam, sgd"),
     ({**BASE, "finetune": {"patience": 0}}, "finetune.patience must be >= 1, got 0"),

@@ -7,7 +7,8 @@ from importlib import metadata
 
 import pytest
 
-from shrink.experiment import CheckpointMismatch, ConfigError, cache_root, load_base, pretrain
+from shrink.experiment.bases import Sidecar
+from shrink.experiment import CheckpointMismatch, ConfigError, bases_dir, load_base, pretrain
 
 
 def test_pretrain_writes_a_hash_named_checkpoint_and_sidecar_then_reuses_it(tmp_path, monkeypatch):
@@ -17,15 +18,17 @@ def test_pretrain_writes_a_hash_named_checkpoint_and_sidecar_then_reuses_it(tmp_
     data = base.path.read_bytes()
     assert base.sha256 == hashlib.sha256(data).hexdigest()
     assert base.path.name == f"base-{base.sha256[:16]}.pt"
-    assert base.path.parent.parent == cache_root() == tmp_path / "cache" / "bases"
+    assert base.path.parent.parent == bases_dir() == tmp_path / "cache" / "bases"
     sidecar = json.loads(base.path.with_suffix(".json").read_text())
-    assert sidecar == base.sidecar
+    assert Sidecar.from_json(base.path.with_suffix(".json").read_text()) == base.sidecar  # what was written reads back
+    assert json.loads(base.sidecar.to_json()) == sidecar
     assert {k: sidecar[k] for k in ("file", "sha256", "model", "dataset", "family", "seed")} == {
         "file": base.path.name, "sha256": base.sha256, "model": "small-cnn", "dataset": "digits",
         "family": "digits", "seed": 3}
     assert sidecar["recipe"]["epochs"] == 2 and sidecar["recipe"]["optimizer"] == "adam"
     assert sidecar["recipe"]["name"].startswith("digits-adam-e2-")
     assert 0.5 < sidecar["val"]["top1"] <= 1 and 0.5 < sidecar["test"]["top1"] <= 1
+    assert (sidecar["val"]["n"], sidecar["test"]["n"]) == (145, 359)  # digits' carve-out at val_fraction 0.1
     assert sidecar["versions"]["torch"] == metadata.version("torch")
     assert [line.split(" loss")[0] for line in lines[:2]] == [
         "pretrain small-cnn on digits: epoch 1/2", "pretrain small-cnn on digits: epoch 2/2"]

@@ -90,8 +90,8 @@ def test_continue_and_lr_rewind_start_from_the_pruned_weights(variant, base, tra
 
 
 def test_weight_rewind_starts_from_the_early_checkpoint_saved_by_pretraining(base, tracking, tmp_path, watch):
-    assert base.sidecar["rewind"]["epoch"] == rewind_epoch(3) == 1
-    early = load_base(base.path.parent / base.sidecar["rewind"]["file"], base.sidecar["rewind"]["sha256"])
+    assert base.sidecar.rewind.epoch == rewind_epoch(3) == 1
+    early = load_base(base.path.parent / base.sidecar.rewind.file, base.sidecar.rewind.sha256)
     assert not torch.equal(early["fc1.weight"], load_base(base.path, base.sha256)["fc1.weight"])
     result, masks = run(base, tracking, tmp_path, finetune={"variant": "weight-rewind"})
     assert_starts_from(watch[0], masked(early, masks))

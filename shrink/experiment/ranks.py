@@ -1,5 +1,5 @@
-"""Data-parallel trials: which of the processes sharing one trial this is, and the few collective
-operations a trial needs (sums, a broadcast from rank 0, a cross-rank checksum, the DDP wrapper).
+"""The ranks of a data-parallel trial: which of the processes sharing one trial this is, and the few
+collective operations a trial needs (sums, a broadcast from rank 0, a cross-rank checksum, the DDP wrapper).
 
 Only ``torch.distributed`` is used here; whoever starts the processes and the process group (Ray Train,
 in ``shrink.orchestrator``) is not this module's business. Without a process group a trial is one
@@ -13,13 +13,13 @@ once across the workers and sums the counts, so top-1/top-5 are exact (``shrink.
 Decisions:
 
 - **Pruning happens once**, on rank 0, on the same seeded batch as a single-process trial; the masks are
-  broadcast and every rank then compares a checksum of the masks it holds (:meth:`Distributed.check_same`),
+  broadcast and every rank then compares a checksum of the masks it holds (:meth:`Ranks.check_same`),
   failing loudly on a difference. Rank 0 alone writes to MLflow and saves checkpoints; early-stopping
   decisions follow from validation scores that rank 0 broadcasts, so every rank decides alike.
 - **Per-worker BatchNorm, not SyncBatchNorm.** Each worker normalises with the statistics of its own
   ``batch_size / workers`` examples, as the reference data-parallel ImageNet recipes do (Goyal et al.
   2017 keep BatchNorm per worker at 32 images per GPU; 256 over 8 GPUs is exactly that), and rank 0's
-  running statistics are copied to every worker after each epoch (:meth:`Distributed.share_buffers`),
+  running statistics are copied to every worker after each epoch (:meth:`Ranks.share_buffers`),
   so the weights evaluated and saved are the same everywhere. SyncBatchNorm was rejected: it adds two
   collectives per BatchNorm layer per step (about 40 per step for ResNet-18), PyTorch runs it on GPUs
   only (so CPU trials with gloo could not use it), and the fine-tuning batches here are not small enough
@@ -43,16 +43,17 @@ class RankMismatch(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Distributed:
+class Ranks:
     """This process's place in a trial's data-parallel group: ``rank`` of ``size`` processes, collective
-    tensors on ``device`` (the GPU for NCCL, else the CPU). ``Distributed()`` is a single process."""
+    tensors on ``device`` (the GPU for NCCL, else the CPU). ``Ranks()`` (:data:`ONE_PROCESS`) is a single
+    process."""
 
     rank: int = 0
     size: int = 1
     device: str = "cpu"
 
     @classmethod
-    def current(cls) -> "Distributed":
+    def current(cls) -> "Ranks":
         """The group ``torch.distributed`` was initialised with (by Ray Train), else a single process."""
         import torch.distributed as dist
 
@@ -153,4 +154,4 @@ def checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-SINGLE = Distributed()
+ONE_PROCESS = Ranks()
