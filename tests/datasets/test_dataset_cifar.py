@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from dataset_files import python2_pickle, write_cifar10, write_cifar100
+from helpers import python2_pickle, write_cifar10, write_cifar100
 
 from shrink import datasets
 

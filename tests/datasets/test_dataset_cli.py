@@ -1,7 +1,7 @@
 """`shrink list datasets`."""
 
 from click.testing import CliRunner
-from dataset_files import position_coded_mnist, write_mnist
+from helpers import position_coded_mnist, write_mnist
 
 from shrink.cli import main
 

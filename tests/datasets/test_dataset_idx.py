@@ -4,7 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
-from dataset_files import idx_bytes, position_coded_mnist, write_mnist
+from helpers import idx_bytes, position_coded_mnist, write_mnist
 
 from shrink import datasets
 

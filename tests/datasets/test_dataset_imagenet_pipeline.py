@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from dataset_files import photo_like, position_coded_image
+from helpers import photo_like, position_coded_image
 from PIL import Image
 
 from shrink import datasets

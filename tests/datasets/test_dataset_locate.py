@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_files import position_coded_mnist, write_cifar10, write_mnist
+from helpers import position_coded_mnist, write_cifar10, write_mnist
 
 from shrink import datasets
 from shrink.datasets import cifar, download, idx

@@ -9,26 +9,9 @@ import time
 import pytest
 import torch
 
+from helpers import RESNET18_FILE, published_state
 from shrink import models
 from shrink.models import published
-
-RESNET18_FILE = "resnet18-f37072fd.pth"  # basename of ResNet18_Weights.IMAGENET1K_V1.url
-
-
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty $TORCH_HOME: its hub/checkpoints is where torchvision caches weights."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
-def random_state(name: str, num_classes: int = 1000) -> dict:
-    """Random values of the right shapes (no initialisation: that takes seconds for large models)."""
-    with torch.device("meta"):
-        shapes = {key: value.shape for key, value in models.create(name, num_classes).state_dict().items()}
-    generator = torch.Generator().manual_seed(0)
-    return {key: torch.rand(shape, generator=generator) for key, shape in shapes.items()}
-
 
 def test_names_resolve_through_torchvision_and_default_says_which(torch_home):
     weights = models.published_weights("resnet18")
@@ -39,7 +22,7 @@ def test_names_resolve_through_torchvision_and_default_says_which(torch_home):
 
 def test_cached_file_is_used_and_nothing_is_fetched(torch_home, monkeypatch):
     torch_home.mkdir(parents=True)
-    torch.save(random_state("resnet18"), torch_home / RESNET18_FILE)
+    torch.save(published_state("resnet18"), torch_home / RESNET18_FILE)
     monkeypatch.setattr(published.urllib.request, "urlopen", None)  # any request would fail loudly
     assert models.fetch_weights(models.published_weights("resnet18")) == torch_home / RESNET18_FILE
     models.check_reachable(models.published_weights("resnet18"))
@@ -80,7 +63,7 @@ def served(tmp_path):
 
 def test_missing_weights_are_downloaded_into_torch_hubs_cache(torch_home, served):
     www, url = served
-    torch.save(random_state("resnet18"), www / RESNET18_FILE)
+    torch.save(published_state("resnet18"), www / RESNET18_FILE)
     weights = published.PublishedWeights("resnet18", "IMAGENET1K_V1", f"{url}/{RESNET18_FILE}", 1000)
     assert models.fetch_weights(weights) == torch_home / RESNET18_FILE
     assert (torch_home / RESNET18_FILE).read_bytes() == (www / RESNET18_FILE).read_bytes()
@@ -103,12 +86,12 @@ def test_a_silent_server_gives_up_within_the_timeout(torch_home):
 
 def test_a_state_dict_file_is_checked_against_the_model_on_the_meta_device(tmp_path):
     path = tmp_path / "weights.pt"
-    torch.save(random_state("resnet18"), path)
+    torch.save(published_state("resnet18"), path)
     models.check_weights("resnet18", path, 1000)
     with pytest.raises(models.WeightsError, match=r"does not fit resnet18: fc.weight has shape \(1000, 512\), "
                                                   r"expected \(10, 512\); fc.bias"):
         models.check_weights("resnet18", path, 10)
-    torch.save(random_state("mobilenet_v2"), path)
+    torch.save(published_state("mobilenet_v2"), path)
     with pytest.raises(models.WeightsError, match=r"does not fit resnet18: missing conv1.weight; missing bn1.weight; "
                                                   r"missing bn1.bias; and \d+ more"):
         models.check_weights("resnet18", path, 1000)

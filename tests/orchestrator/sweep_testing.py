@@ -1,38 +1,15 @@
-"""Helpers for the sweep tests: tiny digits sweep files, MLflow queries, ending processes by PID."""
+"""Helpers for the sweep tests: MLflow queries, a local multi-node cluster, ending processes by PID (sweep
+files are ``helpers.digits_sweep``'s)."""
 
 import contextlib
 import os
 import shutil
-import signal
-import time
 from pathlib import Path
 
+from helpers import pids_with_env
 from mlflow.tracking import MlflowClient
-from tracking_servers import free_port  # noqa: F401  (the sweep tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def digits_sweep(folder: Path, name: str = "tiny", *, strategies: str = "[global-magnitude, random]",
-                 seeds: str = "[0, 1]", **extra: str) -> Path:
-    """Write a sweep of small-mlp on digits under ``folder``: by default 2 strategies x 2 compressions
-    x 2 seeds."""
-    lines = [
-        f"name: {name}",
-        "dataset: digits",
-        "models: [small-mlp]",
-        f"strategies: {strategies}",
-        "compressions: [2, 4]",
-        f"seeds: {seeds}",
-        "pretrain: {epochs: 3}",
-        "finetune: {epochs: 2}",
-        f"tracking_uri: sqlite:///{folder / 'mlflow.db'}",
-        f"storage_path: {folder / 'ray'}",
-        *(f"{key}: {value}" for key, value in extra.items()),
-    ]
-    path = folder / f"{name}.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def shrink_checkout(folder: Path) -> Path:
@@ -58,37 +35,6 @@ def sweep_runs(tracking_uri: str) -> list:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("shrink")
     return client.search_runs([experiment.experiment_id], "tags.`shrink.kind` = 'sweep'")
-
-
-def pids_with_env(name: str, value: str) -> list[int]:
-    """Processes (of this user) whose environment has ``name=value``."""
-    entry = f"{name}={value}".encode()
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if entry in environ and int(pid) != os.getpid():
-            pids.append(int(pid))
-    return pids
-
-
-def end_processes_with_env(name: str, value: str, grace_s: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace_s``, every process started with ``name=value``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = pids_with_env(name, value)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace_s
-        while pids and time.monotonic() < deadline:
-            pids = pids_with_env(name, value)
-            time.sleep(0.2)
-        if not pids:
-            return
 
 
 def checkpointed_trial_on(node, storage: Path) -> str | None:

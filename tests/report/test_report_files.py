@@ -1,6 +1,7 @@
 """Atomic writes: a failed write leaves the old file and no temporary file."""
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from shrink.report.files import write_parquet, write_text
@@ -9,7 +10,7 @@ from shrink.report.files import write_parquet, write_text
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = write_text("old\n", tmp_path / "report.md")
     bad = pd.DataFrame({"x": [1, "a"]})  # mixed object column: pyarrow refuses it
-    with pytest.raises(Exception, match="Conversion failed|Expected bytes|object"):
+    with pytest.raises(pa.ArrowInvalid, match="Conversion failed for column x with type object"):
         write_parquet(bad, tmp_path / "report.md")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]

@@ -13,16 +13,11 @@ from pathlib import Path
 from click.testing import CliRunner
 from report_sweeps import trial, write_sweep
 
+from helpers import free_port
 from shrink.cli import main
 from shrink.report import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -46,7 +41,7 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
     uri = make_store()
     parent = write_sweep(uri, "demo", [trial("random", 2, 0, 0.5)])
     build_report("demo", tracking_uri=uri, out_dir=tmp_path)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "shrink", "ui", "demo", "--port", str(port), "--tracking-uri", uri],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,

@@ -16,20 +16,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from helpers import digits_sweep, end_processes_with_env, free_port
+
 CHROMIUM = shutil.which("chromium")
 ROOT = Path(__file__).resolve().parents[2]
-SWEEP = """\
-name: browsed
-dataset: digits
-models: [small-mlp]
-strategies: [global-magnitude]
-compressions: [2]
-seeds: [0, 1]
-pretrain: {epochs: 1}
-finetune: {epochs: 1}
-tracking_uri: sqlite:///{folder}/mlflow.db
-storage_path: {folder}/ray
-"""
 TRIALS = ["small-mlp-digits-global-magnitude-2x-seed0", "small-mlp-digits-global-magnitude-2x-seed1"]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
@@ -40,25 +30,6 @@ def _run(args: list[str], cwd: Path, env: dict) -> str:
                           text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def _end_processes_with_env(name: str, value: str) -> None:
-    """SIGKILL the processes of this user started with ``name=value`` (by PID, never by name)."""
-    entry = f"{name}={value}".encode()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") and int(pid) != os.getpid():
-                os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            continue
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rendered_text(url: str, profile: Path) -> str:
@@ -76,11 +47,12 @@ def browsed_sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browsed")
     ray_tmp = tempfile.mkdtemp(prefix="shrink-ray-", dir="/tmp")  # short: Ray's socket paths
     env = os.environ | {"PYTHONPATH": str(ROOT), "RAY_TMPDIR": ray_tmp, "SHRINK_CACHE": str(folder / "cache")}
-    (folder / "browsed.yaml").write_text(SWEEP.replace("{folder}", str(folder)))
+    digits_sweep(folder, "browsed", strategies="[global-magnitude]", compressions="[2]", pretrain="{epochs: 1}",
+                 finetune="{epochs: 1}")
     try:
         _run(["sweep", "browsed.yaml"], folder, env)
     finally:
-        _end_processes_with_env("RAY_TMPDIR", ray_tmp)  # Ray's agents can outlive the driver
+        end_processes_with_env("RAY_TMPDIR", ray_tmp)  # Ray's agents can outlive the driver
         shutil.rmtree(ray_tmp, ignore_errors=True)
     _run(["report", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"], folder, env)
     return folder, env
@@ -92,7 +64,7 @@ def test_the_printed_url_opens_the_runs_table_of_the_sweeps_trials(browsed_sweep
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("shrink")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "shrink", "ui", "--port", str(port), "--tracking-uri", uri],
                               cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               start_new_session=True)
