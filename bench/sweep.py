@@ -54,7 +54,7 @@ def main() -> None:
 
 
 def run(folder: Path, epochs: int) -> None:
-    from shrink.experiment import TrialConfig, ensure_experiment, pretrain, run_trial
+    from shrink.experiment import ensure_experiment, pretrain, run_trial
     from shrink.orchestrator import parse_spec, run_sweep
     from shrink.orchestrator.spec import local_resources
 
@@ -73,7 +73,7 @@ def run(folder: Path, epochs: int) -> None:
     times = []
     for config in configs:
         started = time.perf_counter()
-        run_trial(TrialConfig.from_dict(config))
+        run_trial(config)
         times.append(time.perf_counter() - started)
     serial_s, serial_trial_s = sum(times), statistics.median(times)
     print(f"serial loop of run_trial:  {serial_s:6.1f} s  (median trial {serial_trial_s:.2f} s)")

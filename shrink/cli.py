@@ -1,4 +1,5 @@
-"""The ``shrink`` command line: a thin layer that parses options and calls the library."""
+"""The ``shrink`` command line: each command maps its options to one library call (how a sweep or a trial
+runs is ``shrink.orchestrator.launch``'s to decide) and turns the library's errors into one-line messages."""
 
 from pathlib import Path
 
@@ -64,17 +65,17 @@ def list_datasets(data_root: str | None, verbose: bool) -> None:
 def list_bases(cache: str | None) -> None:
     """Cached bases: model, dataset, source (pretrain's recipe, torchvision's weights or a file), seed,
     train/validation split, sha256 prefix, val and test top-1, size on disk."""
-    from shrink.experiment.bases import cache_root, cached_bases
+    from shrink.experiment.bases import bases_dir, cached_bases
 
     bases = cached_bases(cache)
     if not bases:
-        click.echo(f"no bases in {cache_root(cache)}: `shrink pretrain` or a sweep makes them")
+        click.echo(f"no bases in {bases_dir(cache)}: `shrink pretrain` or a sweep makes them")
         return
     rows = [(b.model, b.dataset, b.recipe.name if b.recipe else b.source, "-" if b.seed is None else str(b.seed),
-             b.split, b.sha256[:12], f"{b.val_scores['top1']:.4f}", f"{b.test_scores['top1']:.4f}",
+             b.split, b.sha256[:12], f"{b.val_scores.top1:.4f}", f"{b.test_scores.top1:.4f}",
              f"{b.disk_bytes / 1e6:.1f} MB") for b in bases]
     _echo_table(("model", "dataset", "source", "seed", "split", "sha256", "val top-1", "test top-1", "size"), rows)
-    click.echo(f"{len(bases)} bases in {cache_root(cache)}")
+    click.echo(f"{len(bases)} bases in {bases_dir(cache)}")
 
 
 @list_.command("strategies")
@@ -152,8 +153,8 @@ def pretrain(model, dataset, source, epochs, seed, out, data_root, val_fraction,
     except _library_errors() as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"path    {base.path}\nsha256  {base.sha256}\nsource  {base.source}\n"
-               f"val     top-1 {base.val_scores['top1']:.4f}  top-5 {base.val_scores['top5']:.4f}\n"
-               f"test    top-1 {base.test_scores['top1']:.4f}  top-5 {base.test_scores['top5']:.4f}")
+               f"val     top-1 {base.val_scores.top1:.4f}  top-5 {base.val_scores.top5:.4f}\n"
+               f"test    top-1 {base.test_scores.top1:.4f}  top-5 {base.test_scores.top5:.4f}")
 
 
 @main.command()
@@ -192,25 +193,16 @@ def trial(settings, checkpoint_dir, **options) -> None:
     """
     import json
 
-    from shrink import experiment
+    from shrink import experiment, orchestrator
 
     values = {k: v for k, v in options.items() if v is not None and k not in _FINETUNE_OPTIONS}
-    if "base" in values and experiment.BaseCheckpoint.is_checkpoint(values["base"]):
-        values["base_path"] = values.pop("base")
     finetune = {k: options[k] for k in _FINETUNE_OPTIONS if options[k] is not None}
     values["finetune"] = finetune
     for setting in settings:
         key, value = _parse_setting(setting)
         (finetune if key.startswith("finetune.") else values)[key.removeprefix("finetune.")] = value
-    checkpointer = experiment.DirectoryCheckpointer(checkpoint_dir) if checkpoint_dir else None
     try:
-        config = experiment.TrialConfig.from_dict(values)
-        if config.workers > 1:
-            from shrink.orchestrator.distributed import run_distributed_trial
-
-            result = run_distributed_trial(config, checkpoint_dir=checkpoint_dir)
-        else:
-            result = experiment.run_trial(config, checkpointer=checkpointer, reporter=_print_epoch)
+        result = orchestrator.launch_trial(values, checkpoint_dir=checkpoint_dir, reporter=_print_epoch)
     except experiment.ConfigError as error:
         raise click.UsageError(str(error)) from None
     except _library_errors() as error:
@@ -329,59 +321,18 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
     SPEC_FILE is a YAML sweep file (see shrink/orchestrator/spec.py). Trials are recorded in MLflow
     under one parent run per sweep; `shrink report` summarises them.
     """
-    from dataclasses import replace
-
     from shrink import orchestrator
 
-    if cluster_file and address:
-        raise click.UsageError("--cluster and --address exclude each other: --cluster submits with --address auto")
+    request = orchestrator.SweepRequest(spec_file=spec_file, preset=preset, dry_run=dry_run, resume=resume,
+                                        address=address, cluster_file=cluster_file, tracking_uri=tracking_uri,
+                                        storage_path=storage_path)
     try:
-        if cluster_file:  # refused before anything starts when it opens the head to the world
-            orchestrator.check_cluster_file(cluster_file)
-        spec = orchestrator.load_spec(spec_file, preset=preset)
-        overrides = {"tracking_uri": tracking_uri, "storage_path": storage_path}
-        spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
-        if cluster_file:  # where it runs, and where results go, are the cluster's to say
-            if dry_run:
-                click.echo(spec.describe())
-                return
-            args = _sweep_args(spec_file, preset, resume=resume, tracking_uri=tracking_uri, storage_path=storage_path)
-            raise SystemExit(orchestrator.run_on_cluster(cluster_file, args, working_dir=Path.cwd(),
-                                                         pip=spec.pip.runtime_env()))
-        if dry_run:
-            plan = orchestrator.Plan.of(spec)
-            if address is None:
-                orchestrator.check_local(plan, resume=resume)
-            click.echo(plan.describe(orchestrator.local_resources() if address is None else None))
-            return
-        outcome = orchestrator.run_sweep(spec, address=address, resume=resume)
+        status = orchestrator.launch_sweep(request, echo=click.echo)
     except orchestrator.SpecError as error:
         failure = click.ClickException(str(error))
         failure.exit_code = 2
         raise failure from None
     except orchestrator.ClusterError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(outcome.summary())
-    if not outcome.ok:
-        raise SystemExit(1)
-
-
-def _sweep_args(spec_file, preset, *, resume, tracking_uri, storage_path) -> list[str]:
-    """The `shrink sweep` arguments a cluster job gets (the sweep file relative to the working directory)."""
-    args = []
-    if spec_file is not None:
-        try:
-            args.append(str(spec_file.resolve().relative_to(Path.cwd())))
-        except ValueError:
-            raise click.UsageError(
-                f"{spec_file} is outside the working directory, which is what the cluster job gets"
-            ) from None
-    if preset:
-        args += ["--preset", preset]
-    if resume:
-        args.append("--resume")
-    if tracking_uri:
-        args += ["--tracking-uri", tracking_uri]
-    if storage_path:
-        args += ["--storage-path", storage_path]
-    return args
+    if status:
+        raise SystemExit(status)

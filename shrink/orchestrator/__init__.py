@@ -2,9 +2,12 @@
 
 The only subpackage that imports Ray. ``load_spec`` reads and validates a sweep file,
 ``run_sweep`` runs it on a local Ray or an attached cluster, ``run_on_cluster`` submits it as a
-Ray Job to a cluster made by Ray's cluster launcher.
+Ray Job to a cluster made by Ray's cluster launcher; ``launch_sweep`` and ``launch_trial`` choose among
+these for the command line. The names below are imported on first use, so ``shrink trial`` in one
+process never imports Ray.
 """
 
+import importlib
 import os
 
 # Set before Ray is first imported, which reads them once:
@@ -17,22 +20,17 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
-from shrink.orchestrator.cluster import ClusterError, check_cluster_file, run_on_cluster
-from shrink.orchestrator.spec import SpecError, SweepSpec, load_spec, local_resources, parse_spec, presets
-from shrink.orchestrator.sweep import Plan, SweepOutcome, check_local, run_sweep
+_EXPORTS = {
+    "ClusterError": "cluster", "check_cluster_file": "cluster", "run_on_cluster": "cluster",
+    "SweepRequest": "launch", "launch_sweep": "launch", "launch_trial": "launch",
+    "SpecError": "spec", "SweepSpec": "spec", "load_spec": "spec", "local_resources": "spec",
+    "parse_spec": "spec", "presets": "spec",
+    "Plan": "sweep", "SweepOutcome": "sweep", "check_local": "sweep", "run_sweep": "sweep",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "ClusterError",
-    "Plan",
-    "SpecError",
-    "SweepOutcome",
-    "SweepSpec",
-    "check_cluster_file",
-    "check_local",
-    "load_spec",
-    "local_resources",
-    "parse_spec",
-    "presets",
-    "run_on_cluster",
-    "run_sweep",
-]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -11,7 +11,8 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from shrink.orchestrator.spec import trial_label
-from shrink.orchestrator.trainable import STATUS
+from shrink.experiment.recording import TrialEnd
+from shrink.orchestrator.trainable import STATUS, TrialTask
 
 
 def _clock(seconds: float) -> str:
@@ -20,7 +21,11 @@ def _clock(seconds: float) -> str:
 
 
 def _diverged(trial: Trial) -> bool:
-    return trial.last_result.get(STATUS) == "diverged"
+    return trial.last_result.get(STATUS) == TrialEnd.DIVERGED
+
+
+def _config(trial: Trial):
+    return TrialTask.from_tune(trial.config).trial
 
 
 def counts(trials: list[Trial]) -> dict[str, int]:
@@ -70,7 +75,7 @@ class Progress(tune.Callback):
         last = trial.latest_checkpoint_result
         if last:
             start = f"from its epoch {last.metrics['epoch']} checkpoint"
-        elif trial.config["trial"].get("workers", 1) > 1 and "epoch" in trial.last_result:  # Ray Train's own
+        elif _config(trial).workers > 1 and "epoch" in trial.last_result:  # Ray Train's own
             start = f"from its workers' last checkpoint (epoch {trial.last_result['epoch']} was reported)"
         else:
             start = "from the start (no checkpoint yet)"
@@ -91,7 +96,7 @@ class Progress(tune.Callback):
             c = counts(trials)
             done = c["finished"] + c["failed"] + (trial.status == Trial.RUNNING)
             count = f"{done:>{width}}/{len(trials)}"
-        print(f"[{_clock(time.monotonic() - self._start)}] {count} {trial_label(trial.config['trial'])}  {what}",
+        print(f"[{_clock(time.monotonic() - self._start)}] {count} {trial_label(_config(trial))}  {what}",
               flush=True)
 
     def print_status(self, trials: list[Trial], running: bool = True) -> None:
@@ -110,7 +115,7 @@ class Progress(tune.Callback):
                     result = trial.last_result
                     epoch = f"epoch {result['epoch']}" if "epoch" in result else "starting"
                     score = f"  val_top1 {result['val_top1']:.4f}" if "val_top1" in result else ""
-                    lines.append(f"    running  {trial_label(trial.config['trial'])}  {epoch}{score}")
+                    lines.append(f"    running  {trial_label(_config(trial))}  {epoch}{score}")
         print("\n".join(lines), flush=True)
 
     def eta(self, done: int, total: int, elapsed: float) -> str:

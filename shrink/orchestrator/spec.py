@@ -48,12 +48,15 @@ from pathlib import Path
 
 import yaml
 
-from shrink import datasets, pruning
+from shrink import datasets
 from shrink.experiment import TrialConfig
-from shrink.experiment.config import UnknownName, Unreachable, check_names, check_reachable
+from shrink.experiment.bases import BaseRequest
+from shrink.experiment.config import UnknownName, check_names
 from shrink.experiment.errors import ConfigError
+from shrink.experiment.preflight import preflight
 from shrink.experiment.sources import PRETRAIN, BaseSource
 from shrink.experiment.tracking import DEFAULT_EXPERIMENT
+from shrink.pruning.names import MatchedName, is_baseline
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 # Set in the environment of a sweep submitted with ``--cluster`` (the Ray Job's driver and workers).
@@ -71,6 +74,10 @@ _SPEC_KEYS = {
     "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path", "pip",
 }
 _REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
+# Trial config fields a sweep file may give once for every trial.
+_SHARED_KEYS = {f.name for f in dataclasses.fields(TrialConfig)} - set(_SWEPT) - _SET_BY_SWEEP
+# The sweep file's key for each trial config field it sets differently (the rest are the same names).
+_SWEEP_KEY = {**_SWEPT, "workers": "resources.workers"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -88,7 +95,7 @@ class Resources:
     workers: int = 1
 
     @property
-    def distributed(self) -> bool:
+    def data_parallel(self) -> bool:
         """Whether a trial runs as several Ray Train workers (DDP) rather than one Tune process."""
         return self.workers > 1
 
@@ -96,7 +103,7 @@ class Resources:
         """The resource request in the form ``tune.with_resources`` takes. A data-parallel trial's Tune
         process only starts and waits for its Ray Train workers, which request their own resources: it
         holds no CPU (Ray needs some resource in the request: one MiB of memory)."""
-        if self.distributed:
+        if self.data_parallel:
             return {"cpu": 0, "memory": 2**20}
         return {"cpu": self.cpus, "gpu": self.gpus}
 
@@ -110,7 +117,7 @@ class Resources:
     def describe(self) -> str:
         """``1 CPU, 0 GPU`` for one process, ``2 data-parallel workers x (...)`` for a data-parallel trial."""
         one = f"{self.cpus:g} CPU, {self.gpus:g} GPU"
-        if not self.distributed:
+        if not self.data_parallel:
             return one
         backend = "NCCL" if self.gpus else "gloo"
         return (f"{self.workers} data-parallel workers x ({one}) = {self.workers * self.cpus:g} CPU, "
@@ -136,7 +143,7 @@ class Pip:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: the grid, the settings shared by every trial, and how to run it."""
+    """A validated sweep: the grid, the trial every grid point varies, and how to run it."""
 
     name: str
     dataset: str
@@ -144,7 +151,9 @@ class SweepSpec:
     strategies: tuple[str, ...]
     compressions: tuple[float, ...]
     seeds: tuple[int, ...]
-    shared: Mapping = field(default_factory=dict)  # TrialConfig fields common to all trials
+    # The grid's first trial: the settings every trial shares (fine-tuning, carve-out, data root, device,
+    # threads, workers); :meth:`trial_configs` replaces the swept fields, the base and the recording ones.
+    template: TrialConfig
     pretrain_epochs: int | None = None
     base_seed: int | str = 0  # an int, or PER_TRIAL
     base: Mapping = field(default_factory=dict)  # model -> its base: value (absent: pretrain)
@@ -171,6 +180,11 @@ class SweepSpec:
         """The seed of the pretrained base that a trial with ``seed`` prunes."""
         return seed if self.base_seed == PER_TRIAL else self.base_seed
 
+    def base_request(self, model: str, base_seed: int | None) -> BaseRequest:
+        """The base that ``model``'s trials with base seed ``base_seed`` prune (a key of :meth:`bases`)."""
+        trial = dataclasses.replace(self.template, model=model, base=str(self.base_source(model)))
+        return BaseRequest.for_trial(trial, epochs=self.pretrain_epochs, seed=base_seed or 0)
+
     def base_key(self, model: str, seed: int) -> tuple[str, int | None]:
         """Which base a trial of ``model`` with ``seed`` prunes: ``(model, base seed)``, the seed ``None``
         for a base trained elsewhere (one per model, whatever the seeds)."""
@@ -184,32 +198,19 @@ class SweepSpec:
         """Every (model, strategy, compression, seed) of the sweep, model-major."""
         return list(itertools.product(self.models, self.strategies, self.compressions, self.seeds))
 
-    def trial_configs(self, bases: Mapping, *, tracking_uri: str, parent_run_id: str | None) -> list[dict]:
-        """Expand the grid into TrialConfig dicts, in :meth:`grid` order.
+    def trial_configs(self, bases: Mapping, *, tracking_uri: str, parent_run_id: str | None) -> list[TrialConfig]:
+        """Expand the grid into trial configs, in :meth:`grid` order.
 
         ``bases`` maps each pair of :meth:`bases` to its ``BaseCheckpoint`` (``path``, ``sha256``).
         """
         configs = []
         for model, strategy, compression, seed in self.grid():
             base = bases[self.base_key(model, seed)]
-            trial = {
-                **self.shared,
-                "base": str(self.base_source(model)),
-                "model": model,
-                "strategy": strategy,
-                "compression": compression,
-                "seed": seed,
-                "base_path": str(base.path),
-                "base_sha256": base.sha256,
-                "device": "cuda" if self.resources.gpus else "cpu",
-                "threads": max(1, int(self.resources.cpus)),
-                "workers": self.resources.workers,
-                "tracking_uri": tracking_uri,
-                "experiment_name": self.experiment,
-                "parent_run_id": parent_run_id,
-                "sweep": self.name,
-            }
-            configs.append(TrialConfig.from_dict(trial).to_dict())
+            configs.append(dataclasses.replace(
+                self.template, model=model, strategy=strategy, compression=compression, seed=seed,
+                base=str(self.base_source(model)), base_path=str(base.path), base_sha256=base.sha256,
+                tracking_uri=tracking_uri, experiment_name=self.experiment, parent_run_id=parent_run_id,
+                sweep=self.name))
         return configs
 
     def describe(self) -> str:
@@ -243,9 +244,9 @@ class SweepSpec:
         return Path(raw).expanduser().resolve()
 
 
-def trial_label(config: Mapping) -> str:
+def trial_label(config: TrialConfig) -> str:
     """Short human name of one trial: ``small-mlp/global-magnitude/x16/s1``."""
-    return f"{config['model']}/{config['strategy']}/x{config['compression']:g}/s{config['seed']}"
+    return f"{config.model}/{config.strategy}/x{config.compression:g}/s{config.seed}"
 
 
 def presets() -> list[str]:
@@ -285,16 +286,16 @@ def parse_spec(text: str, *, origin: str = "<sweep>", default_name: str = "sweep
 
 
 def check_data(spec: SweepSpec) -> None:
-    """Fail unless the dataset's files are where the trials will look for them, and every base taken
-    from torchvision or a file fits them (class count, keys and shapes; weights cached or reachable)."""
-    root = spec.shared.get("data_root")
+    """Fail unless the dataset's files are where the trials will look for them, and every base passes the
+    checks that need no training (``BaseRequest.check``: one taken from torchvision or a file fits the data's
+    class count, keys and shapes, its weights cached or reachable)."""
     try:
-        datasets.locate(spec.dataset, root=root)
+        datasets.locate(spec.dataset, root=spec.template.data_root)
     except datasets.DatasetNotFound as error:
         raise SpecError(str(error)) from None
-    for model in spec.models:
+    for model, seed in spec.bases():
         try:
-            spec.base_source(model).check_data(model, spec.dataset, root)
+            spec.base_request(model, seed).check()
         except ConfigError as error:
             raise SpecError(str(error)) from None
 
@@ -316,7 +317,7 @@ def check_resources(spec: SweepSpec, available: Mapping[str, float], where: str,
             + ("set gpus: 0 to train on CPUs" if gpus == 0 else f"ask for at most {gpus:g}")
         )
     resources = spec.resources
-    if resources.distributed:
+    if resources.data_parallel:
         placeable = sum(resources.worker_slots(node) for node in (nodes if nodes is not None else [available]))
         if placeable < resources.workers:
             raise SpecError(
@@ -352,7 +353,43 @@ class _Reader:
         return SpecError(f"{self.origin}: {key}: {problem}")
 
     def spec(self, text: str, default_name: str) -> SweepSpec:
-        shared_keys = {f.name for f in dataclasses.fields(TrialConfig)} - set(_SWEPT) - _SET_BY_SWEEP
+        self.check_keys()
+        name = self.raw.get("name", default_name)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise self.fail("name", f"{name!r} is not a name (letters, digits, '_', '.', '-')")
+        dataset = self.dataset()
+        model_names = self.names("models", self.model)
+        strategies = self.names("strategies", self.strategy)
+        compressions = self.numbers("compressions")
+        seeds = self.seeds()
+        resources = self.resources()
+        epochs, base_seed = self.pretrain()
+        spec = SweepSpec(
+            name=name,
+            dataset=dataset,
+            models=model_names,
+            strategies=strategies,
+            compressions=compressions,
+            seeds=seeds,
+            template=self.template(dataset, model_names[0], strategies[0], compressions[0], seeds[0], resources),
+            pretrain_epochs=epochs,
+            base_seed=base_seed,
+            base=self.base(model_names),
+            resources=resources,
+            max_concurrent_trials=self.optional_int("max_concurrent_trials", minimum=1),
+            retries=self.optional_int("retries", minimum=0, default=2),
+            tracking_uri=self.optional_str("tracking_uri"),
+            experiment=self.optional_str("experiment") or DEFAULT_EXPERIMENT,
+            storage_path=self.optional_str("storage_path"),
+            pip=self.pip(),
+            text=text,
+            methods=self.methods(strategies),
+        )
+        self.preflight(spec)
+        return spec
+
+    def check_keys(self) -> None:
+        """Every key is a sweep key or a trial config field the sweep does not set; the required ones are there."""
         for key in self.raw:
             if key in _SPEC_KEYS:
                 continue
@@ -362,65 +399,12 @@ class _Reader:
                 raise self.fail(key, f"is set under resources: resources: {{workers: {self.raw[key]}, cpus: C, gpus: G}}")
             if key in _SET_BY_SWEEP:
                 raise self.fail(key, "is set by the sweep for every trial and cannot be given")
-            if key not in shared_keys:
-                allowed = ", ".join(sorted(_SPEC_KEYS | shared_keys))
+            if key not in _SHARED_KEYS:
+                allowed = ", ".join(sorted(_SPEC_KEYS | _SHARED_KEYS))
                 raise self.fail(str(key), f"unknown key; known keys: {allowed}")
         missing = [k for k in _REQUIRED if k not in self.raw]
         if missing:
             raise SpecError(f"{self.origin}: missing required keys: {', '.join(missing)}")
-
-        name = self.raw.get("name", default_name)
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise self.fail("name", f"{name!r} is not a name (letters, digits, '_', '.', '-')")
-        dataset = self.dataset()
-        model_names = self.names("models", self.model)
-        strategies = self.names("strategies", self.strategy)
-        methods = self.methods(strategies)
-        compressions = self.numbers("compressions")
-        seeds = self.seeds()
-        shared = {k: self.raw[k] for k in self.raw if k in shared_keys}
-        shared["dataset"] = dataset
-        if isinstance(shared.get("data_root"), str):  # trials run in other working directories
-            shared["data_root"] = str(Path(shared["data_root"]).expanduser().resolve())
-        finetune = self.mapping("finetune")
-        if finetune:
-            shared["finetune"] = finetune
-        pretrain = self.mapping("pretrain")
-        unknown = set(pretrain) - {"epochs", "seed"}
-        if unknown:
-            raise self.fail("pretrain", f"unknown key {sorted(unknown)[0]!r}; known keys: epochs, seed")
-        epochs = pretrain.get("epochs")
-        if epochs is not None and not _is_int(epochs, minimum=1):
-            raise self.fail("pretrain.epochs", f"{epochs!r} is not a whole number >= 1")
-        base_seed = pretrain.get("seed", 0)
-        if base_seed != PER_TRIAL and not _is_int(base_seed, minimum=0):
-            raise self.fail("pretrain.seed", f"{base_seed!r} is neither a whole number >= 0 nor {PER_TRIAL!r}")
-
-        spec = SweepSpec(
-            name=name,
-            dataset=dataset,
-            models=model_names,
-            strategies=strategies,
-            compressions=compressions,
-            seeds=seeds,
-            shared=shared,
-            pretrain_epochs=epochs,
-            base_seed=base_seed,
-            base=self.base(model_names, dataset),
-            resources=self.resources(),
-            max_concurrent_trials=self.optional_int("max_concurrent_trials", minimum=1),
-            retries=self.optional_int("retries", minimum=0, default=2),
-            tracking_uri=self.optional_str("tracking_uri"),
-            experiment=self.optional_str("experiment") or DEFAULT_EXPERIMENT,
-            storage_path=self.optional_str("storage_path"),
-            pip=self.pip(),
-            text=text,
-            methods=methods,
-        )
-        self.check_trial_fields(spec)
-        self.check_workers(spec)
-        self.check_reachable(spec)
-        return spec
 
     # -- the grid --------------------------------------------------------------------------------
 
@@ -458,16 +442,16 @@ class _Reader:
     def methods(self, strategies: tuple[str, ...]) -> tuple[str, ...]:
         """The proposed methods: listed ones among ``strategies``, else the strategies that are not baselines."""
         if "methods" not in self.raw:
-            return tuple(s for s in strategies if not pruning.is_baseline(s))
+            return tuple(s for s in strategies if not is_baseline(s))
         values = self.raw["methods"]
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise self.fail("methods", f"{values!r} is not a list of strategy names ([] for none)")
         methods = tuple(self.strategy(v, key="methods") for v in values)
         self.unique("methods", methods)
         for method in methods:
-            _, _, matched = method.partition(":")
-            if matched:
-                raise self.fail("methods", f"{method} is a baseline for {matched}, not a proposed method")
+            matched = MatchedName.parse(method)
+            if matched is not None:
+                raise self.fail("methods", f"{method} is a baseline for {matched.reference}, not a proposed method")
             if method not in strategies:
                 raise self.fail("methods", f"{method} is not among the strategies ({', '.join(strategies)}); "
                                            "methods names which of them are proposed")
@@ -497,8 +481,8 @@ class _Reader:
                 raise self.fail(key, f"{value!r} is listed twice")
             seen.add(value)
 
-    def base(self, model_names: tuple[str, ...], dataset: str) -> dict[str, str]:
-        """``base:``, one value for every model or a mapping by model, each checked for its model."""
+    def base(self, model_names: tuple[str, ...]) -> dict[str, str]:
+        """``base:``, one value for every model or a mapping by model (checked for each model by :meth:`preflight`)."""
         raw = self.raw.get("base", PRETRAIN)
         if isinstance(raw, dict):
             unknown = sorted(set(raw) - set(model_names), key=str)
@@ -507,15 +491,10 @@ class _Reader:
             values = {model: raw.get(model, PRETRAIN) for model in model_names}
         else:
             values = dict.fromkeys(model_names, raw)
-        chosen = {}
-        for model, value in values.items():
-            try:
-                source = BaseSource.parse(value)
-                source.check(model, dataset)
-            except ConfigError as error:
-                raise SpecError(f"{self.origin}: {error}") from None
-            chosen[model] = str(source)
-        return chosen
+        try:
+            return {model: str(BaseSource.parse(value)) for model, value in values.items()}
+        except ConfigError as error:
+            raise self.trial_error(error) from None
 
     # -- settings --------------------------------------------------------------------------------
 
@@ -524,6 +503,39 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.fail(key, f"{value!r} is not a mapping of settings")
         return value
+
+    def pretrain(self) -> tuple[int | None, int | str]:
+        """``pretrain: {epochs, seed}``: the recipe's epochs (None: the preset's) and the base seed."""
+        pretrain = self.mapping("pretrain")
+        unknown = set(pretrain) - {"epochs", "seed"}
+        if unknown:
+            raise self.fail("pretrain", f"unknown key {sorted(unknown)[0]!r}; known keys: epochs, seed")
+        epochs = pretrain.get("epochs")
+        if epochs is not None and not _is_int(epochs, minimum=1):
+            raise self.fail("pretrain.epochs", f"{epochs!r} is not a whole number >= 1")
+        base_seed = pretrain.get("seed", 0)
+        if base_seed != PER_TRIAL and not _is_int(base_seed, minimum=0):
+            raise self.fail("pretrain.seed", f"{base_seed!r} is neither a whole number >= 0 nor {PER_TRIAL!r}")
+        return epochs, base_seed
+
+    def template(self, dataset: str, model: str, strategy: str, compression: float, seed: int,
+                 resources: Resources) -> TrialConfig:
+        """The grid's first trial, with every shared field the file gives and the sweep's device, threads
+        and workers (a wrong shared field fails now, not in a worker)."""
+        shared = {k: self.raw[k] for k in self.raw if k in _SHARED_KEYS}
+        if isinstance(shared.get("data_root"), str):  # trials run in other working directories
+            shared["data_root"] = str(Path(shared["data_root"]).expanduser().resolve())
+        finetune = self.mapping("finetune")
+        try:
+            return TrialConfig.from_dict({
+                **shared, **({"finetune": finetune} if finetune else {}), "dataset": dataset, "model": model,
+                "strategy": strategy, "compression": compression, "seed": seed,
+                "device": "cuda" if resources.gpus else "cpu", "threads": max(1, int(resources.cpus)),
+                "workers": resources.workers})
+        except ConfigError as error:
+            raise self.trial_error(error) from None
+        except TypeError as error:
+            raise SpecError(f"{self.origin}: {error}") from None
 
     def resources(self) -> Resources:
         raw = self.mapping("resources")
@@ -584,43 +596,26 @@ class _Reader:
 
     # -- whole-spec checks -----------------------------------------------------------------------
 
-    def check_trial_fields(self, spec: SweepSpec) -> None:
-        """Build the first trial's config so that a wrong shared field fails now, not in a worker."""
-        probe = {**spec.shared, "model": spec.models[0], "strategy": spec.strategies[0],
-                 "compression": spec.compressions[0], "seed": spec.seeds[0]}
-        try:
-            TrialConfig.from_dict(probe)
-        except (TypeError, ValueError) as error:
-            raise SpecError(f"{self.origin}: {error}") from None
+    def preflight(self, spec: SweepSpec) -> None:
+        """The trials' own pre-work check (``shrink.experiment.preflight``) on every (model, strategy) of the
+        grid at its highest compression, with each model's base; its message gets this file's prefix."""
+        for model in spec.models:
+            for strategy in spec.strategies:
+                trial = dataclasses.replace(spec.template, model=model, strategy=strategy,
+                                            compression=max(spec.compressions), base=spec.base[model])
+                try:
+                    preflight(trial)
+                except ConfigError as error:
+                    raise self.trial_error(error) from None
 
-    def check_workers(self, spec: SweepSpec) -> None:
-        """The global batch (the sweep's or the dataset family's preset) splits evenly over the workers."""
-        workers = spec.resources.workers
-        finetune = spec.shared.get("finetune") or {}
-        batch = finetune.get("batch_size") if isinstance(finetune, dict) else None
-        if batch is None:
-            from shrink.experiment import PRESETS
-
-            batch = PRESETS[datasets.info(spec.dataset).family].batch_size
-        if batch % workers:
-            raise self.fail("finetune.batch_size", f"{batch} (the global batch) is not divisible by "
-                            f"resources.workers {workers}; give a multiple of {workers}")
-
-    def check_reachable(self, spec: SweepSpec) -> None:
-        """Every compression must be reachable by every model on this dataset."""
-        highest = max(spec.compressions)
-        prune_classifier = bool(spec.shared.get("prune_classifier", False))
-        for name in spec.models:
-            try:
-                check_reachable(name, spec.dataset, highest, prune_classifier=prune_classifier)
-            except Unreachable as error:
-                raise self.fail(
-                    "compressions",
-                    f"{highest:g}x is unreachable for {name} (at most {error.reachable:.4g}x with "
-                    f"prune_classifier: {str(prune_classifier).lower()})",
-                ) from None
-            except ConfigError as error:
-                raise self.fail("models", str(error)) from None
+    def trial_error(self, error: ConfigError) -> SpecError:
+        """A trial's ``ConfigError`` as this file's: prefixed with the file and the sweep key of the field at
+        fault (unless the message already begins with it), and nothing else."""
+        key = _SWEEP_KEY.get(error.key, error.key)
+        message = str(error)
+        if key is None or message.startswith(key):
+            return SpecError(f"{self.origin}: {message}")
+        return SpecError(f"{self.origin}: {key}: {message}")
 
 
 def _is_number(value) -> bool:

@@ -2,7 +2,7 @@
 
 The driver (this process) validates the spec, creates the MLflow store and experiment, opens the
 sweep's parent run with the spec as ``sweep.yaml``, has every missing base made by Ray tasks
-(``shrink.orchestrator.bases``), then hands the grid to ``tune.Tuner``; every trial is a nested MLflow
+(``shrink.orchestrator.base_tasks``), then hands the grid to ``tune.Tuner``; every trial is a nested MLflow
 run written by ``run_trial`` in a Ray worker.
 """
 
@@ -18,8 +18,9 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from shrink.experiment import recording
-from shrink.orchestrator.bases import make_bases
+from shrink.experiment.recording import TrialEnd
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
+from shrink.orchestrator.base_tasks import make_bases
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
     SpecError,
@@ -30,8 +31,8 @@ from shrink.orchestrator.spec import (
     local_resources,
     trial_label,
 )
-from shrink.orchestrator.distributed import train_distributed
-from shrink.orchestrator.trainable import NODE, STATUS, train
+from shrink.orchestrator.ray_train import train_data_parallel
+from shrink.orchestrator.trainable import NODE, STATUS, TASK, TrialTask, train
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Plan:
         if available is not None:
             lines.append(f"this machine: {self.concurrency(available)} trials at a time on {available['CPU']:g} "
                          f"CPUs and {available['GPU']:g} GPUs")
-            if self.spec.resources.distributed:
+            if self.spec.resources.data_parallel:
                 lines.append(self.placement(available))
         lines += [f"mlflow: {self.tracking_uri} (experiment {self.spec.experiment})", f"storage: {self.storage}"]
         return "\n".join(lines)
@@ -220,7 +221,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         ended = [r.metrics.get(STATUS) for r in results if r.error is None]
         outcome = SweepOutcome(
             name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
-            finished=ended.count("finished"), failed=ended.count("diverged"),
+            finished=ended.count(TrialEnd.FINISHED), failed=ended.count(TrialEnd.DIVERGED),
             errored=sum(1 for r in results if r.error is not None),
             nodes=len({r.metrics[NODE] for r in results if NODE in r.metrics}),
             ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s,
@@ -237,24 +238,24 @@ def _say(line: str) -> None:
 
 
 def _trainable(spec: SweepSpec):
-    return tune.with_resources(train_distributed if spec.resources.distributed else train,
+    return tune.with_resources(train_data_parallel if spec.resources.data_parallel else train,
                                spec.resources.for_tune())
 
 
 def _trial_dirname(trial) -> str:
     """Short, readable trial folders (Tune's default repeats the whole config)."""
-    return f"{trial.trial_id}-{trial_label(trial.config['trial']).replace('/', '-')}"
+    return f"{trial.trial_id}-{trial_label(TrialTask.from_tune(trial.config).trial).replace('/', '-')}"
 
 
 def _tuner(plan: Plan, bases: dict, parent_run_id: str):
     spec = plan.spec
-    configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
+    tasks = [TrialTask(config, str(plan.storage), spec.resources).to_tune()
+             for config in spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)]
     # Tune sees only a data-parallel trial's driver (no CPU): it must not start more than the workers fit.
-    concurrent = plan.concurrency(ray.cluster_resources()) if spec.resources.distributed else None
+    concurrent = plan.concurrency(ray.cluster_resources()) if spec.resources.data_parallel else None
     return tune.Tuner(
         _trainable(spec),
-        param_space={"trial": tune.grid_search(configs), "storage": str(plan.storage),
-                     "worker": {"cpus": spec.resources.cpus, "gpus": spec.resources.gpus}},
+        param_space={TASK: tune.grid_search(tasks)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=concurrent or spec.max_concurrent_trials,
             reuse_actors=True,

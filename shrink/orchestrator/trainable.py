@@ -1,22 +1,52 @@
 """One trial under Ray Tune: ``run_trial`` with checkpoints and per-epoch metrics carried by Tune reports.
 
+What Tune carries to a trial is one :class:`TrialTask` (the trial's config, the sweep's Tune folder and
+each worker's resources), serialized once at the boundary: :meth:`TrialTask.to_tune` builds the
+``param_space`` entry, :meth:`TrialTask.from_tune` is the trainable's first line. What comes back is
+Tune results keyed by :data:`STATUS` (a ``recording.TrialEnd``) and :data:`NODE`.
+
 Tune restarts a trial whose worker died from its last reported checkpoint (``FailureConfig``); a
 trial that diverges is reported as a result with ``shrink_status: diverged`` and returns normally,
 so Tune records it as done and does not retry it.
 """
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
 from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, recording, run_trial
+from shrink.experiment.recording import TrialEnd
+from shrink.orchestrator.spec import Resources
 
-STATUS = "shrink_status"  # result key: "finished" or "diverged"
+STATUS = "shrink_status"  # result key: a recording.TrialEnd
 NODE = "node_id"  # result key: the Ray node the trial reported from
+TASK = "task"  # the param_space key holding each trial's TrialTask
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Everything a Tune trial is given: the trial, the sweep's Tune folder (``storage``) and what each of
+    its workers holds (``worker``: the sweep's resources)."""
+
+    trial: TrialConfig
+    storage: str
+    worker: Resources
+
+    def to_tune(self) -> dict:
+        """Plain values for Tune's ``param_space`` (one grid point)."""
+        return {"trial": self.trial.to_dict(), "storage": self.storage, "worker": dataclasses.asdict(self.worker)}
+
+    @classmethod
+    def from_tune(cls, config: Mapping) -> "TrialTask":
+        """The task of a Tune trial's ``config`` (the trainable's argument, or ``ray.tune.Trial.config``)."""
+        task = config[TASK]
+        return cls(TrialConfig.from_dict(task["trial"]), task["storage"], Resources(**task["worker"]))
 
 
 class ReportingCheckpointer:
@@ -55,20 +85,32 @@ class ReportingCheckpointer:
 
 
 def train(config: dict) -> None:
-    """Tune function trainable: run the trial whose ``TrialConfig`` dict is ``config["trial"]``.
+    """Tune function trainable of a trial in one process.
 
     Every report names the Ray node it comes from; the last one carries the final metrics and
     ``shrink_status``.
     """
-    trial = TrialConfig.from_dict(config["trial"])
+    trial = TrialTask.from_tune(config).trial
     checkpointer = ReportingCheckpointer()
-    final = finished_run_metrics(trial) if tune.get_checkpoint() is None else None
-    if final is None:
-        try:
-            final = run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report)
-        except TrialDiverged as error:
-            final = {STATUS: "diverged", "failure": str(error)}
-    tune.report({STATUS: "finished", **final, NODE: node_id()})
+    finished = finished_run_metrics(trial) if tune.get_checkpoint() is None else None
+    if finished is not None:
+        result = final_result(finished)
+    else:
+        result = run_to_end(lambda: run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report))
+    tune.report({**result, NODE: node_id()})
+
+
+def run_to_end(run) -> dict:
+    """The final result of ``run()`` (a trial's final metrics): finished, or diverged (done, not retried)."""
+    try:
+        return final_result(run())
+    except TrialDiverged as error:
+        return {STATUS: TrialEnd.DIVERGED.value, "failure": str(error)}
+
+
+def final_result(metrics: Mapping) -> dict:
+    """The last report of a trial that finished with ``metrics``."""
+    return {STATUS: TrialEnd.FINISHED.value, **metrics}
 
 
 def node_id() -> str:

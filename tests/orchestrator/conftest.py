@@ -7,7 +7,7 @@ import tempfile
 import pytest
 
 import shrink.orchestrator  # noqa: F401  (sets Ray's environment before Ray is imported)
-from sweep_testing import end_processes_with_env
+from helpers import end_processes_with_env
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from sweep_testing import digits_sweep, shrink_checkout, sweep_runs, trial_runs
+from helpers import digits_sweep
+from sweep_testing import shrink_checkout, sweep_runs, trial_runs
 
 SCENARIO = Path(__file__).with_name("onprem_cluster.py")
 NAMESPACES = ["unshare", "--pid", "--fork", "--mount-proc", "--net"]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from shrink.cli import main
 from shrink.orchestrator import SpecError, check_cluster_file
 from shrink.orchestrator.cluster import check_network_access
-from sweep_testing import digits_sweep
+from helpers import digits_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = "allowed_network: &allowed_network 203.0.113.0/24"

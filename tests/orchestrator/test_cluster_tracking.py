@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg
 from mlflow.tracking import MlflowClient
 
-from tracking_servers import free_port, postgres_bin
+from helpers import free_port
+from tracking_servers import postgres_bin
 
 SCRIPT = Path(__file__).resolve().parents[2] / "cluster" / "start-tracking.sh"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from base_testing import RESNET18_FILE, fake_published_weights, write_imagenet
+from helpers import RESNET18_FILE, fake_published_weights, write_imagenet
 from shrink import models
 from shrink.cli import main
 from shrink.orchestrator import parse_spec
@@ -15,11 +15,7 @@ from shrink.orchestrator import parse_spec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SHRINK_NO_DOWNLOAD", "1")
-    return tmp_path / "torch"
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def sweep_file(folder: Path, data_root: Path, base: str, models_: str = "[resnet18]") -> Path:
@@ -70,7 +66,7 @@ def test_missing_published_weights_name_the_file_and_where_to_put_it(tmp_path, t
     code, output = dry_run(sweep_file(tmp_path, tree, "torchvision:IMAGENET1K_V1"))
     assert code == 2
     assert output.startswith(f"Error: torchvision weights resnet18 IMAGENET1K_V1 are not in "
-                             f"{torch_home / 'hub' / 'checkpoints' / RESNET18_FILE} and downloads are disabled")
+                             f"{torch_home / RESNET18_FILE} and downloads are disabled")
     assert "\n" not in output
 
     fake_published_weights(torch_home)

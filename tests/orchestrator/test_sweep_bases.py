@@ -5,16 +5,14 @@ import hashlib
 import json
 
 
-from base_testing import fake_published_weights, write_imagenet
+from helpers import digits_sweep_text, fake_published_weights, write_imagenet
 from shrink.orchestrator import load_spec, parse_spec, run_sweep
 from shrink.report import build_report
 from sweep_testing import sweep_runs, trial_runs
 
 
-def test_an_imagenet_sweep_prunes_torchvisions_published_resnet18_offline(tmp_path, monkeypatch, ray_tmpdir):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SHRINK_NO_DOWNLOAD", "1")  # a download would fail: the cached file must be used
-    weights = fake_published_weights(tmp_path / "torch")
+def test_an_imagenet_sweep_prunes_torchvisions_published_resnet18_offline(tmp_path, torch_home, offline, ray_tmpdir):
+    weights = fake_published_weights(torch_home)  # a download would fail: the cached file must be used
     tree = write_imagenet(tmp_path / "imagenet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = tmp_path / "imagenet.yaml"
@@ -49,16 +47,14 @@ def test_an_imagenet_sweep_prunes_torchvisions_published_resnet18_offline(tmp_pa
     assert "validation carve-out was part of the training data of base torchvision:IMAGENET1K_V1" in text
 
 
-def test_published_weights_become_a_base_in_a_ray_task_offline(tmp_path, monkeypatch, ray_tmpdir):
+def test_published_weights_become_a_base_in_a_ray_task_offline(tmp_path, torch_home, offline, ray_tmpdir):
     """The sweep's base phase alone (the sweep above costs minutes of CPU, most of it timing 224x224
     forward passes): the cached file is adopted byte for byte and measured on the split, nothing fetched."""
     import ray
 
-    from shrink.orchestrator.bases import make_bases
+    from shrink.orchestrator.base_tasks import make_bases
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SHRINK_NO_DOWNLOAD", "1")
-    weights = fake_published_weights(tmp_path / "torch")
+    weights = fake_published_weights(torch_home)
     tree = write_imagenet(tmp_path / "imagenet")
     spec = parse_spec("\n".join([
         "dataset: imagenet", f"data_root: {tree}", "models: [resnet18]", "base: torchvision",
@@ -82,12 +78,10 @@ def test_published_weights_become_a_base_in_a_ray_task_offline(tmp_path, monkeyp
 def test_bases_of_two_models_are_made_at_once_as_ray_tasks(tmp_path, ray_tmpdir, capsys):
     import ray
 
-    from shrink.orchestrator.bases import make_bases
+    from shrink.orchestrator.base_tasks import make_bases
 
-    spec = parse_spec("\n".join([
-        "dataset: digits", "models: [small-mlp, small-cnn]", "strategies: [random]", "compressions: [2]",
-        "seeds: [0]", "pretrain: {epochs: 40}",
-    ]))
+    spec = parse_spec(digits_sweep_text(models="[small-mlp, small-cnn]", strategies="[random]", compressions="[2]",
+                                        seeds="[0]", pretrain="{epochs: 40}", finetune=None))
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=True)
     try:
         bases = make_bases(spec, print)
@@ -95,7 +89,7 @@ def test_bases_of_two_models_are_made_at_once_as_ray_tasks(tmp_path, ray_tmpdir,
         ray.shutdown()
 
     assert sorted(bases) == [("small-cnn", 0), ("small-mlp", 0)]
-    spans = [(base.sidecar["started_at"], base.sidecar["finished_at"]) for base in bases.values()]
+    spans = [(base.sidecar.run.started_at, base.sidecar.run.finished_at) for base in bases.values()]
     (start_a, end_a), (start_b, end_b) = spans
     assert start_a < end_b and start_b < end_a, spans  # the two trainings overlapped in time
     out = capsys.readouterr().out
@@ -115,7 +109,8 @@ def test_a_driver_killed_while_bases_are_made_resumes_with_the_finished_ones(tmp
     import time
     from pathlib import Path
 
-    from sweep_testing import digits_sweep, end_processes_with_env
+    from helpers import digits_sweep
+    from helpers import end_processes_with_env
 
     root = Path(__file__).resolve().parents[2]
     path = digits_sweep(tmp_path, name="phoenix")

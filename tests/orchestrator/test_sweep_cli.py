@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from shrink.cli import main
-from sweep_testing import digits_sweep, free_port
+from helpers import digits_sweep, free_port
 
 
 CPUS = len(os.sched_getaffinity(0))
@@ -60,7 +60,7 @@ def test_options_override_the_sweep_files_tracking_and_storage(tmp_path):
         (("models: [small-mlp]", "models: [small-rnn]"), "tiny.yaml: models: unknown model 'small-rnn'"),
         (("[global-magnitude, random]", "[global-magnitude, l0]"), "tiny.yaml: strategies: unknown strategy 'l0'"),
         (("compressions: [2, 4]", "compressions: [0.5]"), "tiny.yaml: compressions: 0.5 is not a compression ratio"),
-        (("compressions: [2, 4]", "compressions: [2, 16]"), "tiny.yaml: compressions: 16x is unreachable for small-mlp"),
+        (("compressions: [2, 4]", "compressions: [2, 16]"), "tiny.yaml: compressions: compression 16 is unreachable for small-mlp: at most 6.76577"),
         (("models: [small-mlp]", "models: [small-mlp"), "tiny.yaml: malformed YAML at line 4"),
         (("name: tiny", "name: tiny\nresources: {cpus: 4096}"),
          f"resources.cpus: a trial asks for 4096 CPUs but this machine has {CPUS}"),

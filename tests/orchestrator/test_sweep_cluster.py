@@ -24,7 +24,8 @@ from shrink.orchestrator.cluster import (
     read_cluster_file,
     submit_sweep,
 )
-from sweep_testing import digits_sweep, free_port, shrink_checkout, sweep_runs, trial_runs
+from helpers import digits_sweep, free_port
+from sweep_testing import shrink_checkout, sweep_runs, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_FILE = ROOT / "cluster.yaml"

@@ -12,22 +12,19 @@ import torch
 
 from shrink.orchestrator import SpecError, load_spec, parse_spec, run_sweep
 from shrink.orchestrator.spec import check_resources
-from sweep_testing import pids_with_env, sweep_runs, trial_runs
+from helpers import digits_sweep, digits_sweep_text
+from helpers import pids_with_env
+from sweep_testing import sweep_runs, trial_runs
 
 # digits: 1,797 images, a fixed test set of 359, the other 1,438 carved into 1,293 train and 145 val.
 TRAIN, VAL, TEST = 1293, 145, 359
 NONZERO_4X = 1878  # small-mlp on digits (7,510 parameters) at 4x: round(7510 / 4), halves up
 
 
-def ddp_sweep(folder: Path, name: str, finetune: str, *extra: str) -> Path:
+def ddp_sweep(folder: Path, name: str, finetune: str, **extra: str) -> Path:
     """One small-mlp trial (no BatchNorm) on digits on 2 workers of 1 CPU each."""
-    lines = [*extra, f"name: {name}", "dataset: digits", "models: [small-mlp]", "strategies: [global-magnitude]",
-             "compressions: [4]", "seeds: [0]", "pretrain: {epochs: 3}", f"finetune: {finetune}",
-             "resources: {workers: 2, cpus: 1}", f"tracking_uri: sqlite:///{folder / 'mlflow.db'}",
-             f"storage_path: {folder / 'ray'}"]
-    path = folder / f"{name}.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return digits_sweep(folder, name, strategies="[global-magnitude]", compressions="[4]", seeds="[0]",
+                        finetune=finetune, resources="{workers: 2, cpus: 1}", **extra)
 
 
 @pytest.fixture
@@ -80,8 +77,8 @@ def test_two_worker_trial_records_one_exact_run_and_matches_one_process_weights(
 
 def test_a_killed_worker_resumes_the_trial_from_its_checkpoint_in_the_same_run(ray_tmpdir, tmp_path, cache):
     # An iterative schedule (pruning again after epoch 20) also runs on both ranks, and across the restart.
-    path = ddp_sweep(tmp_path, "phoenix", "{epochs: 40, patience: 40, batch_size: 64}", "schedule: iterative",
-                     "schedule_rounds: 2")
+    path = ddp_sweep(tmp_path, "phoenix", "{epochs: 40, patience: 40, batch_size: 64}", schedule="iterative",
+                     schedule_rounds="2")
     train_storage = tmp_path / "ray" / "phoenix" / "train"
     killed = {}
 
@@ -118,23 +115,17 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-SPEC = """
-name: bad
-dataset: digits
-models: [small-mlp]
-strategies: [global-magnitude]
-compressions: [4]
-seeds: [0]
-"""
+SPEC = digits_sweep_text("bad", strategies="[global-magnitude]", compressions="[4]", seeds="[0]", pretrain=None,
+                         finetune=None)
 
 
 @pytest.mark.parametrize("extra, message", [
     ("resources: {workers: 0}", "bad: resources.workers: 0 is not a number of workers: a whole number >= 1"),
     ("resources: {workers: 3}\nfinetune: {batch_size: 64}",
-     "bad: finetune.batch_size: 64 (the global batch) is not divisible by resources.workers 3; "
-     "give a multiple of 3"),
+     "bad: finetune.batch_size 64 is not divisible by workers 3: the global batch is split evenly over the "
+     "workers; give a multiple of 3"),
     ("resources: {workers: 3}",  # the digits preset's batch of 64
-     "bad: finetune.batch_size: 64 (the global batch) is not divisible by resources.workers 3"),
+     "bad: finetune.batch_size 64 is not divisible by workers 3: the global batch"),
     ("resources: {workers: 2, gpus: 0.5}", "bad: resources.gpus: 0.5: each of several workers needs whole GPUs"),
 ])
 def test_bad_worker_settings_fail_with_one_line(extra, message):

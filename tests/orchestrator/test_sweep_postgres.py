@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from shrink.experiment.recording import Status, trial_status, trials_filter
 from shrink.orchestrator import load_spec, run_sweep
 from shrink.report import build_report
+from helpers import digits_sweep
 from sweep_testing import checkpointed_trial_on, identity, local_cluster, trial_runs
 from tracking_servers import mlflow_server, postgres_server
 
@@ -48,15 +49,8 @@ def cluster(ray_tmpdir):
 def _sweep(folder: Path, name: str, tracking_uri: str, epochs: int = 3) -> Path:
     """2 strategies x 2 compressions x 1 seed of small-mlp on digits, recorded at ``tracking_uri``;
     the file and Ray's storage in ``folder``."""
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{name}.yaml"
-    path.write_text("\n".join([
-        f"name: {name}", "dataset: digits", "models: [small-mlp]", "strategies: [global-magnitude, random]",
-        "compressions: [2, 4]", "seeds: [0]", "pretrain: {epochs: 3}",
-        f"finetune: {{epochs: {epochs}, patience: {epochs}}}", "retries: 3",
-        f"tracking_uri: {tracking_uri}", f"storage_path: {folder / 'ray'}",
-    ]) + "\n")
-    return path
+    return digits_sweep(folder, name, seeds="[0]", finetune=f"{{epochs: {epochs}, patience: {epochs}}}", retries="3",
+                        tracking_uri=tracking_uri)
 
 
 def _epoch_points(client: MlflowClient, run) -> dict[str, list[int]]:

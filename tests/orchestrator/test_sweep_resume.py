@@ -6,7 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from sweep_testing import digits_sweep, end_processes_with_env, identity, sweep_runs, trial_runs
+from helpers import digits_sweep
+from helpers import end_processes_with_env
+from sweep_testing import identity, sweep_runs, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 

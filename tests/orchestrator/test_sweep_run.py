@@ -13,7 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from shrink.orchestrator import load_spec, run_sweep
-from sweep_testing import checkpointed_trial_on, digits_sweep, identity, local_cluster, sweep_runs, trial_runs
+from helpers import digits_sweep
+from sweep_testing import checkpointed_trial_on, identity, local_cluster, sweep_runs, trial_runs
 
 # small-mlp on 1x8x8 digits: 64x100 + 100 and 100x10 + 10 parameters.
 SIZE = 7510

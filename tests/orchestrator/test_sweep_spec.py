@@ -5,20 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from helpers import digits_sweep_text
+from shrink.experiment import FinetuneConfig
 from shrink.orchestrator import SpecError, load_spec, parse_spec, presets
 from shrink.orchestrator.spec import CLUSTER_JOB_ENV, check_data, check_resources
 
 BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random")
 
-DIGITS = """
-name: tiny
-dataset: digits
-models: [small-mlp]
-strategies: [GlobalMagWeight, random]
-compressions: [2, 4]
-seeds: [0, 1]
-finetune: {epochs: 2, lr: 0.001}
-"""
+DIGITS = digits_sweep_text(strategies="[GlobalMagWeight, random]", pretrain=None, finetune="{epochs: 2, lr: 0.001}")
 
 
 def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
@@ -35,12 +29,11 @@ def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
 
     cifar = load_spec(preset="cifar10-resnet56")
     assert (cifar.dataset, cifar.models, cifar.size) == ("cifar10", ("resnet56",), 90)
-    assert cifar.shared["finetune"] == {"optimizer": "adam", "lr": 3e-4, "batch_size": 64, "epochs": 30}
+    assert cifar.template.finetune == FinetuneConfig(optimizer="adam", lr=3e-4, batch_size=64, epochs=30)
     imagenet = load_spec(preset="imagenet-resnet18")
     assert (imagenet.dataset, imagenet.models, imagenet.size) == ("imagenet", ("resnet18",), 90)
-    assert imagenet.shared["finetune"] == {
-        "optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "nesterov": True, "batch_size": 256, "epochs": 20,
-    }
+    assert imagenet.template.finetune == FinetuneConfig(optimizer="sgd", lr=1e-3, momentum=0.9, nesterov=True,
+                                                        batch_size=256, epochs=20)
     assert imagenet.strategies == cifar.strategies == BASELINES
 
 
@@ -49,17 +42,17 @@ def test_grid_expands_to_one_trial_config_per_point():
     assert spec.strategies == ("global-magnitude", "random")  # ShrinkBench alias resolved
     base = SimpleNamespace(path=Path("/bases/b.pt"), sha256="a" * 64)
     configs = spec.trial_configs({("small-mlp", 0): base}, tracking_uri="sqlite:////x.db", parent_run_id="p1")
-    assert [(c["strategy"], c["compression"], c["seed"]) for c in configs] == [
+    assert [(c.strategy, c.compression, c.seed) for c in configs] == [
         ("global-magnitude", 2, 0), ("global-magnitude", 2, 1), ("global-magnitude", 4, 0),
         ("global-magnitude", 4, 1), ("random", 2, 0), ("random", 2, 1), ("random", 4, 0), ("random", 4, 1),
     ]
     first = configs[0]
-    assert first["model"] == "small-mlp" and first["dataset"] == "digits"
-    assert (first["base_path"], first["base_sha256"]) == ("/bases/b.pt", "a" * 64)
-    assert (first["device"], first["threads"]) == ("cpu", 1)
-    assert (first["tracking_uri"], first["experiment_name"], first["parent_run_id"], first["sweep"]) == (
+    assert first.model == "small-mlp" and first.dataset == "digits"
+    assert (first.base_path, first.base_sha256) == ("/bases/b.pt", "a" * 64)
+    assert (first.device, first.threads, first.workers) == ("cpu", 1, 1)
+    assert (first.tracking_uri, first.experiment_name, first.parent_run_id, first.sweep) == (
         "sqlite:////x.db", "shrink", "p1", "tiny")
-    assert first["finetune"]["epochs"] == 2 and first["finetune"]["lr"] == 0.001
+    assert first.finetune == FinetuneConfig(epochs=2, lr=0.001)
 
 
 def test_per_trial_bases_give_each_seed_its_own_base():
@@ -68,13 +61,13 @@ def test_per_trial_bases_give_each_seed_its_own_base():
     assert spec.pretrain_epochs == 3
     bases = {key: SimpleNamespace(path=Path(f"/b{key[1]}.pt"), sha256=str(key[1]) * 64) for key in spec.bases()}
     configs = spec.trial_configs(bases, tracking_uri="sqlite:////x.db", parent_run_id=None)
-    assert {(c["seed"], c["base_path"]) for c in configs} == {(0, "/b0.pt"), (1, "/b1.pt")}
+    assert {(c.seed, c.base_path) for c in configs} == {(0, "/b0.pt"), (1, "/b1.pt")}
 
 
 def test_relative_data_root_is_made_absolute_for_trials_in_other_directories(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = parse_spec(DIGITS + "data_root: data\n")
-    assert spec.shared["data_root"] == str(tmp_path / "data")
+    assert spec.template.data_root == str(tmp_path / "data")
 
 
 def test_methods_default_to_the_strategies_that_are_not_baselines():
@@ -118,7 +111,8 @@ def test_default_name_is_the_file_name(tmp_path):
         (("[GlobalMagWeight, random]", "[GlobalMagWeight, snip]"), "strategies: unknown strategy 'snip'"),
         (("dataset: digits", "dataset: mnist-2"), "dataset: unknown dataset 'mnist-2'; known: "),
         (("[2, 4]", "[0.5, 2]"), "compressions: 0.5 is not a compression ratio; ratios are numbers >= 1"),
-        (("[2, 4]", "[2, 8]"), "compressions: 8x is unreachable for small-mlp (at most 6.766x with prune_classifier: false)"),
+        (("[2, 4]", "[2, 8]"), "compressions: compression 8 is unreachable for small-mlp: at most 6.76577 with the classifier unpruned "
+                             "(see prune_classifier)"),
         (("[2, 4]", "[2, 2]"), "compressions: 2 is listed twice"),
         (("seeds: [0, 1]", "seeds: [0, -1]"), "seeds: [0, -1] is not a non-empty list of whole numbers >= 0"),
         (("finetune: {epochs: 2, lr: 0.001}", "finetune: {epochs: 2, lr: -1}"), "finetune.lr must be > 0, got -1"),
@@ -137,7 +131,7 @@ def test_default_name_is_the_file_name(tmp_path):
         (("name: tiny", "name: tiny\npip: {index: x}"), "pip: unknown key 'index'; known keys: packages, install_options"),
         (("name: tiny", "name: tiny\npip: {install_options: []}"), "pip: a mapping needs packages: [requirement, ...]"),
         (("name: tiny", "name: tiny\npip: {packages: [a], install_options: -q}"), "pip.install_options: '-q' is not a list"),
-        (("seeds: [0, 1]", "seeds: [0, 1]]"), "malformed YAML at line 7, column 14: expected <block end>"),
+        (("seeds: [0, 1]", "seeds: [0, 1]]"), "malformed YAML at line 6, column 14: expected <block end>"),
     ],
 )
 def test_each_bad_spec_fails_with_one_line_naming_key_and_rule(change, message):

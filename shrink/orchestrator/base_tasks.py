@@ -21,23 +21,14 @@ from shrink.experiment.bases import BaseCheckpoint, BaseRequest, find_base, make
 from shrink.orchestrator.spec import SweepSpec
 
 
-def base_requests(spec: SweepSpec) -> dict[tuple, BaseRequest]:
-    """Every base the sweep's trials prune, keyed as :meth:`SweepSpec.base_key` names them."""
-    split = {key: spec.shared[key] for key in ("data_root", "val_fraction", "split_seed") if key in spec.shared}
-    return {
-        (model, seed): BaseRequest(model, spec.dataset, str(spec.base_source(model)), epochs=spec.pretrain_epochs,
-                                   seed=seed or 0, **split)
-        for model, seed in spec.bases()
-    }
-
-
 def make_bases(spec: SweepSpec, say: Callable[[str], None]) -> dict[tuple, BaseCheckpoint]:
     """The sweep's bases: cached ones as they are, missing ones made by concurrent Ray tasks.
 
     A task's failure (``ConfigError``, a diverged pretraining, ...) cancels the others and propagates.
     """
     bases, missing = {}, {}
-    for key, request in base_requests(spec).items():
+    for key in spec.bases():
+        request = spec.base_request(*key)
         weights = request.weights()  # bytes of a torchvision or file base, read here (None: pretrain)
         found = find_base(request, weights)
         if found is None:
