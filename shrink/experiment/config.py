@@ -94,6 +94,7 @@ class TrialConfig:
     schedule: str = "one-shot"  # "one-shot", "iterative", "gradual" (shrink.pruning.schedules)
     schedule_rounds: int = 1  # pruning events of an iterative or gradual schedule (>= 2 there)
     schedule_every: int = 0  # optimizer steps between the events of a gradual schedule
+    reference_run: str | None = None  # matched strategies: the MLflow run of the trial whose rounds they keep
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     device: str | None = None  # "cpu", "cuda", "cuda:N"; default CUDA when present
     threads: int | None = None  # CPU threads for torch (default: torch's current setting)

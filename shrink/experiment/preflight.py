@@ -15,6 +15,7 @@ from shrink.experiment.config import FinetuneConfig, TrialConfig, check_names, c
 from shrink.experiment.data import Splits
 from shrink.experiment.errors import ConfigError
 from shrink.experiment.sources import BaseSource
+from shrink.pruning.names import MatchedName
 from shrink.pruning.schedules import Schedule
 
 
@@ -33,6 +34,9 @@ def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
                           f"the global batch is split evenly over the workers; give a multiple of {config.workers}",
                           key="finetune.batch_size")
     _reachable(config, strategy)
+    if config.reference_run is not None and MatchedName.parse(strategy) is None:
+        raise ConfigError(f"reference_run names the trial whose rounds a matched baseline keeps, but {strategy} is "
+                          "not one (random-matched:<s>, magnitude-matched:<s>)", key="reference_run")
     if finetune.epochs == 0 and (config.schedule != "one-shot" or finetune.variant != "continue"):
         raise ConfigError(f"schedule {config.schedule!r} with fine-tuning variant {finetune.variant!r} "
                           "needs finetune.epochs >= 1", key="finetune.epochs")

@@ -55,6 +55,8 @@ class TrialEnd(StrEnum):
     DIVERGED = "diverged"
 
 
+# A trial's artifact holding what each pruning round kept, layer by layer (``shrink.pruning.rounds``).
+ROUNDS_ARTIFACT = "pruning_rounds.json"
 # The fields of a ``shrink.metrics.Scores``; :func:`score_metrics` gives them their MLflow names.
 SCORE_FIELDS = ("top1", "top5", "loss", "n")
 
@@ -165,6 +167,33 @@ def find_finished_run(client, experiment_id: str, parent_run_id: str, params: di
     return runs[0] if runs else None
 
 
+def reference_rounds(uri: str | None, run_id: str, expected: dict) -> list:
+    """The ``PruningRound``s recorded by run ``run_id``, a finished trial whose (flat) params agree with
+    ``expected``; ``ValueError`` saying what does not."""
+    from mlflow.exceptions import MlflowException
+
+    from shrink.pruning.rounds import PruningRound
+
+    uri = resolve_tracking_uri(uri)
+    client = _client(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ValueError(f"reference_run {run_id}: no such run at {uri}") from None
+    if not is_finished(run):
+        raise ValueError(f"reference_run {run_id} has not finished (status {trial_status(run)[0]})")
+    differ = sorted(k for k, v in expected.items() if run.data.params.get(k) != str(v))
+    if differ:
+        theirs = ", ".join(f"{k}={run.data.params.get(k)}" for k in differ)
+        raise ValueError(f"reference_run {run_id} is another trial: {theirs}")
+    with tempfile.TemporaryDirectory(prefix="shrink-rounds-") as tmp:
+        try:
+            path = client.download_artifacts(run_id, ROUNDS_ARTIFACT, tmp)
+        except (MlflowException, OSError):
+            raise ValueError(f"reference_run {run_id} recorded no {ROUNDS_ARTIFACT} (run before shrink kept it)") from None
+        return [PruningRound.from_dict(values) for values in json.loads(Path(path).read_text())]
+
+
 def mark_failed(client, run_id: str, reason: str, *, status: str = "FAILED") -> None:
     """Tag the run failed with ``reason`` and end it with MLflow ``status`` (``FAILED`` or ``KILLED``)."""
     from mlflow.entities import RunTag
@@ -224,12 +253,14 @@ class TrialRecorder:
                 tags=[RunTag(k, v) for k, v in _strings(tags or {}).items()],
             )
 
-    def log_artifacts(self, layers: pd.DataFrame, config: dict) -> None:
-        """The per-layer table as ``layers.csv`` and the resolved config as ``config.json``."""
+    def log_artifacts(self, layers: pd.DataFrame, config: dict, rounds: list) -> None:
+        """The per-layer table as ``layers.csv``, the resolved config as ``config.json`` and what each pruning
+        round kept (``PruningRound``s) as :data:`ROUNDS_ARTIFACT`."""
         with tempfile.TemporaryDirectory(prefix="shrink-artifacts-") as tmp:
             layers.to_csv(Path(tmp) / "layers.csv", index=False)
             (Path(tmp) / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-            with self._failing("logging artifacts layers.csv and config.json"):
+            (Path(tmp) / ROUNDS_ARTIFACT).write_text(json.dumps([r.to_dict() for r in rounds], indent=2) + "\n")
+            with self._failing(f"logging artifacts layers.csv, config.json and {ROUNDS_ARTIFACT}"):
                 self.client.log_artifacts(self.run_id, tmp)
 
     def finish(self, metrics: dict) -> None:

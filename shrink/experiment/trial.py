@@ -35,7 +35,11 @@ from shrink.experiment.recording import TrialRecorder
 from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
 from shrink.experiment.scheduling import ScheduledPruning
 from shrink.metrics import Scores
+from shrink.pruning.rounds import PruningRound
 
+# The config fields a matched trial's reference run must share with it (besides being its <s>'s trial).
+REFERENCE_FIELDS = ("model", "dataset", "compression", "seed", "val_fraction", "split_seed", "base_sha256",
+                    "prune_batch_size", "prune_classifier", "schedule", "schedule_rounds", "schedule_every")
 # The config fields a saved state must agree on to be resumed by a trial: what makes it the same trial.
 RESUME_FIELDS = ("model", "dataset", "strategy", "compression", "seed", "val_fraction", "split_seed",
                  "base_sha256", "prune_batch_size", "prune_classifier", "schedule", "schedule_rounds",
@@ -57,6 +61,7 @@ class Trial:
     model: nn.Module
     compute: Compute
     ranks: Ranks = ONE_PROCESS  # this process's place in a data-parallel trial
+    reference: list[PruningRound] | None = None  # a matched trial's: the rounds its reference trial recorded
 
     @property
     def finetune(self):
@@ -106,18 +111,22 @@ class Finetuning:
     epoch: int = 0
     best_model: dict | None = None
     elapsed_s: float = 0.0
+    rounds: list[PruningRound] = dataclasses.field(default_factory=list)  # what each pruning so far kept
 
     def progress(self, elapsed_s: float) -> dict:
         """The checkpoint's ``progress`` entry, with ``elapsed_s`` seconds spent so far."""
         return {"epoch": self.epoch, "best_epoch": self.stopping.best_epoch,
                 "best_val_top1": self.stopping.best_score, "best_model": self.best_model,
-                "bad_epochs": self.stopping.bad_epochs, "elapsed_s": elapsed_s}
+                "bad_epochs": self.stopping.bad_epochs, "elapsed_s": elapsed_s,
+                "rounds": [r.to_dict() for r in self.rounds]}
 
     @classmethod
     def from_progress(cls, progress: dict, masks: dict, finetune) -> "Finetuning":
+        """The state a checkpoint's ``progress`` entry describes (one saved before rounds were kept has none)."""
         stopping = EarlyStopping(finetune.patience, finetune.min_delta, progress["best_epoch"],
                                  progress["best_val_top1"], progress["bad_epochs"])
-        return cls(masks, stopping, progress["epoch"], progress["best_model"], progress["elapsed_s"])
+        rounds = [PruningRound.from_dict(r) for r in progress.get("rounds", [])]
+        return cls(masks, stopping, progress["epoch"], progress["best_model"], progress["elapsed_s"], rounds)
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,7 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     config = config.resolved()
     saved = _load_saved(checkpointer, config)
     splits = _check_before_work(config, ranks)
-    trial = _prepare(config, splits, ranks)
+    trial = _prepare(config, splits, ranks, _reference(config))
     if saved is not None:
         _check_resumable(saved, trial.config)
     prune_to = _pruner(trial)  # while the model holds the dense base
@@ -173,7 +182,7 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
         _finetune(trial, prune_to, state, optimizer, recorder, summary, checkpointer, reporter, started)
         final = _final_evaluation(trial, state, summary, started)
         if ranks.primary:  # rank 0 measures and records; every rank returns what it returns
-            recorder.log_artifacts(_layers(trial), trial.config.to_dict())
+            recorder.log_artifacts(_layers(trial), trial.config.to_dict(), state.rounds)
             recorder.finish(final)
         return ranks.broadcast({**summary.metrics(), **final, "run_id": recorder.run_id} if ranks.primary else None)
     except BaseException as error:
@@ -206,7 +215,23 @@ def _load_saved(checkpointer: Checkpointer | None, config: TrialConfig) -> Saved
     return saved
 
 
-def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks) -> Trial:
+def _reference(config: TrialConfig) -> list[PruningRound] | None:
+    """A matched trial's reference rounds: those its ``reference_run`` recorded, that run checked to be its
+    reference strategy's trial of the same model, data, base, compression, seed and schedule."""
+    if config.reference_run is None:
+        return None
+    from shrink.pruning.names import MatchedName
+
+    flat = config.flat()
+    expected = {key: flat[key] for key in REFERENCE_FIELDS if flat[key] is not None}
+    expected["strategy"] = MatchedName.parse(config.strategy).reference
+    try:
+        return recording.reference_rounds(config.tracking_uri, config.reference_run, expected)
+    except ValueError as error:
+        raise ConfigError(str(error), key="reference_run") from None
+
+
+def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks, reference: list[PruningRound] | None) -> Trial:
     """Resolve the base (pretraining it when needed), build the model from it, and run the checks that need
     the base: channel strategies reach the compression on it, ``weight-rewind`` finds its early checkpoint."""
     from shrink import models
@@ -219,7 +244,7 @@ def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks) -> Trial:
     model.load_state_dict(base.load())
     _check_base(config, model, splits.train, base)
     compute = Compute.for_model(model, config.device, config.amp)
-    return Trial(config, base, splits, compute.prepare(model), compute, ranks)
+    return Trial(config, base, splits, compute.prepare(model), compute, ranks, reference)
 
 
 def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
@@ -249,6 +274,7 @@ def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummar
     dense_val, dense_test = evaluate_split(model, val, compute, ranks), evaluate_split(model, test, compute, ranks)
     events = _events(config, trial.steps_per_epoch)
     masks = prune_to(events[0][1])
+    rounds = [PruningRound.of_masks(events[0][1], masks)]
     summary = PruneSummary.of(dense_val, dense_test, evaluate_split(model, val, compute, ranks))
     recorder.log_metrics(summary.metrics())
     start = finetuning.starting_state(config.finetune.variant, base=trial.base, model_name=config.model,
@@ -260,8 +286,8 @@ def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummar
     # The pruned model is the first candidate only when it is already what fine-tuning starts from.
     if len(events) == 1 and start is None:
         stopping.best_score = summary.pruned_val_top1
-        return summary, Finetuning(masks, stopping, best_model=_cpu_copy(model.state_dict()))
-    return summary, Finetuning(masks, stopping)
+        return summary, Finetuning(masks, stopping, best_model=_cpu_copy(model.state_dict()), rounds=rounds)
+    return summary, Finetuning(masks, stopping, rounds=rounds)
 
 
 def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, Finetuning]:
@@ -283,7 +309,13 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
 
     config, model = trial.config, trial.model
     pruning.keep_masked(model, optimizer)
-    scheduled = ScheduledPruning(_events(config, trial.steps_per_epoch), prune_to, trial.steps_per_epoch,
+
+    def prune_again(compression: float) -> dict:
+        masks = prune_to(compression)
+        state.rounds.append(PruningRound.of_masks(compression, masks))
+        return masks
+
+    scheduled = ScheduledPruning(_events(config, trial.steps_per_epoch), prune_again, trial.steps_per_epoch,
                                  state.epoch, state.masks)
     epochs = run_epochs(model, optimizer, trial.splits.train, trial.splits.val, trial.compute,
                         epochs=range(state.epoch + 1, config.finetune.epochs + 1),
@@ -363,7 +395,8 @@ def _pruner(trial: Trial) -> Callable[[float], dict]:
             inputs = trial.compute.inputs(inputs)
         shadow = trial.model if ranks.size == 1 else copy.deepcopy(trial.model)
         pruner = pruning.Pruner(shadow, config.strategy, inputs=inputs, targets=targets,
-                                prune_classifier=config.prune_classifier, seed=config.seed)
+                                prune_classifier=config.prune_classifier, seed=config.seed,
+                                reference_rounds=trial.reference)
 
     def prune_to(compression: float) -> dict:
         return _cpu_copy(pruner(compression))

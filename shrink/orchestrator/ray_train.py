@@ -111,7 +111,7 @@ def train_data_parallel(config: dict) -> None:
     if final is not None:
         tune.report({**final_result(final), NODE: node_id()})
         return
-    trainer(WorkerJob(task.trial), task.worker, storage=str(Path(task.storage) / "train"),
+    trainer(WorkerJob(task.resolved()), task.worker, storage=str(Path(task.storage) / "train"),
             name=tune.get_context().get_trial_id(), callbacks=[TuneReportCallback()]).fit()
 
 

@@ -198,6 +198,15 @@ class SweepSpec:
         """Every (model, strategy, compression, seed) of the sweep, model-major."""
         return list(itertools.product(self.models, self.strategies, self.compressions, self.seeds))
 
+    def reference_of(self, strategy: str) -> str | None:
+        """The strategy whose own trials a matched ``strategy`` follows under a schedule: it keeps, at every
+        round, the per-layer counts that trial recorded, so it runs after it (a second phase of the sweep).
+        None for other strategies and for one-shot pruning, where the dense base gives the same counts."""
+        matched = MatchedName.parse(strategy)
+        if matched is None or self.template.schedule == "one-shot":
+            return None
+        return matched.reference
+
     def trial_configs(self, bases: Mapping, *, tracking_uri: str, parent_run_id: str | None) -> list[TrialConfig]:
         """Expand the grid into trial configs, in :meth:`grid` order.
 
@@ -231,6 +240,10 @@ class SweepSpec:
             f"each trial: {self.resources.describe()}; retries {self.retries}",
             "methods: " + (", ".join(self.methods) + " (the checklist asks for their matched baselines)"
                            if self.methods else "none (no matched baselines needed)"),
+            *([f"then, after their references: {followers} trials of "
+               + ", ".join(s for s in self.strategies if self.reference_of(s))
+               + f" (under schedule {self.template.schedule}, each keeps its reference trial's per-layer counts)"]
+              if (followers := sum(1 for _, s, _, _ in self.grid() if self.reference_of(s))) else []),
             *([f"installed on the cluster (pip): {', '.join(self.pip.packages)}"] if self.pip.packages else []),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
@@ -598,7 +611,14 @@ class _Reader:
 
     def preflight(self, spec: SweepSpec) -> None:
         """The trials' own pre-work check (``shrink.experiment.preflight``) on every (model, strategy) of the
-        grid at its highest compression, with each model's base; its message gets this file's prefix."""
+        grid at its highest compression, with each model's base; its message gets this file's prefix. And
+        every matched strategy that follows its reference's trials has that reference in the grid."""
+        for strategy in spec.strategies:
+            reference = spec.reference_of(strategy)
+            if reference is not None and reference not in spec.strategies:
+                raise self.fail("strategies", f"{strategy} under schedule {spec.template.schedule!r} keeps, at every "
+                                f"round, the per-layer counts of {reference}'s own trial: add {reference} to "
+                                "strategies, or prune one-shot")
         for model in spec.models:
             for strategy in spec.strategies:
                 trial = dataclasses.replace(spec.template, model=model, strategy=strategy,

@@ -207,15 +207,19 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
     status = RunStatus.FAILED
     try:
         started = time.monotonic()
+        bases = None
         if resume and tune.Tuner.can_restore(str(plan.storage)):
-            tuner = _restore(plan)
+            tuner = _restore(plan, plan.storage)
         else:  # a new sweep, or one whose driver stopped before the grid started: the cache keeps finished bases
             plan.storage.mkdir(parents=True, exist_ok=True)
             (plan.storage / STARTED).write_text(parent + "\n")
-            tuner = _tuner(plan, make_bases(spec, _say), parent)
+            bases = make_bases(spec, _say)
+            tuner = _tuner(plan, plan.storage, _tasks(plan, bases, parent, followers=False))
         pretrain_s = time.monotonic() - started
         started = time.monotonic()
-        results = tuner.fit()
+        results = list(tuner.fit())
+        if any(spec.reference_of(strategy) for strategy in spec.strategies):
+            results += _run_followers(plan, bases, parent, resume=resume)
         tune_s = time.monotonic() - started
         _delete_superseded_runs(client, experiment_id, parent)
         ended = [r.metrics.get(STATUS) for r in results if r.error is None]
@@ -247,23 +251,46 @@ def _trial_dirname(trial) -> str:
     return f"{trial.trial_id}-{trial_label(TrialTask.from_tune(trial.config).trial).replace('/', '-')}"
 
 
-def _tuner(plan: Plan, bases: dict, parent_run_id: str):
+FOLLOWERS = "followers"  # in the sweep's folder: the Tune experiment of the trials that follow a reference
+
+
+def _run_followers(plan: Plan, bases: dict | None, parent_run_id: str, *, resume: bool) -> list:
+    """The second phase: the matched trials that keep their reference trials' recorded rounds (each finds
+    its reference's finished run when it starts, so it runs after the first phase's Tuner is done)."""
+    experiment = plan.storage / FOLLOWERS
+    if resume and tune.Tuner.can_restore(str(experiment)):
+        tuner = _restore(plan, experiment)
+    else:
+        bases = bases if bases is not None else make_bases(plan.spec, _say)
+        tuner = _tuner(plan, experiment, _tasks(plan, bases, parent_run_id, followers=True))
+    _say("then the matched trials that keep their reference trials' recorded rounds, after them")
+    return list(tuner.fit())
+
+
+def _tasks(plan: Plan, bases: dict, parent_run_id: str, *, followers: bool) -> list[TrialTask]:
+    """The grid's tasks of one phase: the trials that follow a reference (``followers``), or all the others."""
     spec = plan.spec
-    tasks = [TrialTask(config, str(plan.storage), spec.resources).to_tune()
-             for config in spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)]
+    configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
+    return [TrialTask(config, str(plan.storage), spec.resources, spec.reference_of(config.strategy))
+            for config in configs if bool(spec.reference_of(config.strategy)) == followers]
+
+
+def _tuner(plan: Plan, experiment: Path, tasks: list[TrialTask]):
+    """A new Tuner of ``tasks``, its state in the folder ``experiment``."""
+    spec = plan.spec
     # Tune sees only a data-parallel trial's driver (no CPU): it must not start more than the workers fit.
     concurrent = plan.concurrency(ray.cluster_resources()) if spec.resources.data_parallel else None
     return tune.Tuner(
         _trainable(spec),
-        param_space={TASK: tune.grid_search(tasks)},
+        param_space={TASK: tune.grid_search([task.to_tune() for task in tasks])},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=concurrent or spec.max_concurrent_trials,
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=spec.name,
-            storage_path=str(plan.storage.parent),
+            name=experiment.name,
+            storage_path=str(experiment.parent),
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
@@ -272,8 +299,8 @@ def _tuner(plan: Plan, bases: dict, parent_run_id: str):
     )
 
 
-def _restore(plan: Plan):
-    return tune.Tuner.restore(str(plan.storage), trainable=_trainable(plan.spec), resume_errored=True)
+def _restore(plan: Plan, experiment: Path):
+    return tune.Tuner.restore(str(experiment), trainable=_trainable(plan.spec), resume_errored=True)
 
 
 def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> str:

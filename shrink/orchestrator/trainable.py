@@ -20,7 +20,7 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from shrink.experiment import DirectoryCheckpointer, TrialConfig, TrialDiverged, recording, run_trial
+from shrink.experiment import ConfigError, DirectoryCheckpointer, TrialConfig, TrialDiverged, recording, run_trial
 from shrink.experiment.recording import TrialEnd
 from shrink.orchestrator.spec import Resources
 
@@ -31,22 +31,42 @@ TASK = "task"  # the param_space key holding each trial's TrialTask
 
 @dataclass(frozen=True)
 class TrialTask:
-    """Everything a Tune trial is given: the trial, the sweep's Tune folder (``storage``) and what each of
-    its workers holds (``worker``: the sweep's resources)."""
+    """Everything a Tune trial is given: the trial, the sweep's Tune folder (``storage``), what each of its
+    workers holds (``worker``: the sweep's resources) and, for a matched trial that follows its reference's
+    rounds, the reference strategy (``reference``) whose finished trial of the same cell it reads."""
 
     trial: TrialConfig
     storage: str
     worker: Resources
+    reference: str | None = None
 
     def to_tune(self) -> dict:
         """Plain values for Tune's ``param_space`` (one grid point)."""
-        return {"trial": self.trial.to_dict(), "storage": self.storage, "worker": dataclasses.asdict(self.worker)}
+        return {"trial": self.trial.to_dict(), "storage": self.storage, "worker": dataclasses.asdict(self.worker),
+                "reference": self.reference}
 
     @classmethod
     def from_tune(cls, config: Mapping) -> "TrialTask":
         """The task of a Tune trial's ``config`` (the trainable's argument, or ``ray.tune.Trial.config``)."""
         task = config[TASK]
-        return cls(TrialConfig.from_dict(task["trial"]), task["storage"], Resources(**task["worker"]))
+        return cls(TrialConfig.from_dict(task["trial"]), task["storage"], Resources(**task["worker"]),
+                   task.get("reference"))
+
+    def resolved(self) -> TrialConfig:
+        """The trial, with ``reference_run`` set to its reference's finished run in the same sweep (looked up
+        now, when the reference phase is over: a reference that reran has a new run); ``ConfigError`` when
+        that trial has not finished (the matched trial errors, and ``--resume`` retries it)."""
+        if self.reference is None:
+            return self.trial
+        trial = self.trial
+        client = MlflowClient(tracking_uri=trial.tracking_uri)
+        experiment = client.get_experiment_by_name(trial.experiment_name)
+        run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id,
+                                          {**trial.flat(), "strategy": self.reference})
+        if run is None:
+            raise ConfigError(f"{trial.strategy} at {trial.compression:g}x, seed {trial.seed}: the {self.reference} "
+                              "trial it follows has not finished in this sweep", key="reference_run")
+        return dataclasses.replace(trial, reference_run=run.info.run_id)
 
 
 class ReportingCheckpointer:
@@ -90,12 +110,13 @@ def train(config: dict) -> None:
     Every report names the Ray node it comes from; the last one carries the final metrics and
     ``shrink_status``.
     """
-    trial = TrialTask.from_tune(config).trial
+    task = TrialTask.from_tune(config)
     checkpointer = ReportingCheckpointer()
-    finished = finished_run_metrics(trial) if tune.get_checkpoint() is None else None
+    finished = finished_run_metrics(task.trial) if tune.get_checkpoint() is None else None
     if finished is not None:
         result = final_result(finished)
     else:
+        trial = task.resolved()
         result = run_to_end(lambda: run_trial(trial, checkpointer=checkpointer, reporter=checkpointer.report))
     tune.report({**result, NODE: node_id()})
 

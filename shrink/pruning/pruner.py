@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from shrink.pruning.budget import check_compression, kept_count, prunable_layers
 from shrink.pruning.masks import apply_masks, get_masks
 from shrink.pruning.registry import ScoreContext, Strategy, get_strategy
+from shrink.pruning.rounds import PruningRound, round_at
 from shrink.pruning.select import proportional_counts, select_global, select_per_layer
 
 
@@ -56,12 +57,21 @@ class Pruner:
     round a matched strategy reproduces ``<s>``'s allocation of the dense base at that round's compression:
     the same for both families and every seed of a cell, and exactly ``<s>``'s when pruning is one-shot.
     ``<s>``'s scores on the reference model are taken once, when the pruner is made.
+
+    When ``<s>``'s own trial has run, its rounds (``reference_rounds``: what each of its rounds kept, layer
+    by layer, as the trial recorded them) are what a matched strategy keeps instead, round by round: the
+    paper's "same layerwise pruning proportions as the proposed technique" under any schedule (a sweep runs
+    such matched trials after their references).
     """
 
     def __init__(self, model: nn.Module, strategy: str, *, inputs: Tensor | None = None,
-                 targets: Tensor | None = None, prune_classifier: bool = False, seed: int | None = None):
+                 targets: Tensor | None = None, prune_classifier: bool = False, seed: int | None = None,
+                 reference_rounds: list[PruningRound] | None = None):
         self.model, self.strategy = model, get_strategy(strategy)
         self.prune_classifier, self.seed = prune_classifier, seed
+        if reference_rounds is not None and self.strategy.matched is None:
+            raise ValueError(f"strategy {self.strategy.name} is not a matched baseline: it takes no reference rounds")
+        self.reference_rounds = reference_rounds
         _generator(seed)  # a bad seed fails now
         if self.strategy.structure == "channels":
             if inputs is None:
@@ -84,22 +94,37 @@ class Pruner:
         if self.strategy.structure == "channels":
             return _prune_channels(self.model, self.strategy, compression, self.inputs, self.prune_classifier)
         keep = kept_count(self.model, self.layers, compression)
-        masks = _masks(self.strategy, self._context(), keep, self._matched_counts(keep)) if self.layers else {}
+        counts = self._matched_counts(compression, keep)
+        masks = _masks(self.strategy, self._context(), keep, counts) if self.layers else {}
         apply_masks(self.model, masks)
         return masks
 
     def _context(self) -> ScoreContext:
         return ScoreContext(self.model, self.layers, self.inputs, self.targets, _generator(self.seed))
 
-    def _matched_counts(self, keep: int) -> dict[str, int] | None:
-        """For a matched strategy, the per-layer counts its reference keeps of the reference model."""
+    def _matched_counts(self, compression: float, keep: int) -> dict[str, int] | None:
+        """For a matched strategy, the per-layer counts its reference trial kept at this round when given,
+        else those its reference keeps of the reference model."""
         reference = self.strategy.matched
         if reference is None:
             return None
+        if self.reference_rounds is not None:
+            return self._recorded_counts(compression, keep)
         if self._reference_scores is None:  # a layer-wise reference: the same fraction of every layer
             return proportional_counts({name: layer.weight.numel() for name, layer in self.layers.items()}, keep)
         kept = select_global(self._reference_scores, keep)
         return {name: int(mask.count_nonzero()) for name, mask in kept.items()}
+
+    def _recorded_counts(self, compression: float, keep: int) -> dict[str, int]:
+        """The reference trial's counts at ``compression``, checked to cover these layers and sum to ``keep``."""
+        kept = dict(round_at(self.reference_rounds, compression).kept)
+        if kept.keys() != self.layers.keys():
+            raise ValueError(f"the reference's round at compression {compression:g} is for layers {sorted(kept)}, "
+                             f"this model prunes {sorted(self.layers)}")
+        if sum(kept.values()) != keep:
+            raise ValueError(f"the reference kept {sum(kept.values())} weights at compression {compression:g}, "
+                             f"this model keeps {keep} there")
+        return kept
 
 
 def _prune_channels(model: nn.Module, strategy: Strategy, compression: float, inputs: Tensor,
