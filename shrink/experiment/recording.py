@@ -231,13 +231,14 @@ class TrialRecorder:
 
     @classmethod
     def reopen(cls, uri: str | None, run_id: str) -> "TrialRecorder":
-        """Continue an existing run (a resumed trial): mark it running again, drop an old failure."""
+        """Continue an existing run (a resumed trial): mark it running again, drop an old outcome."""
         uri = resolve_tracking_uri(uri)
         with _failing(uri, f"reopening run {run_id}"):
             client = _client(uri)
             run = client.get_run(run_id)
-            if Tag.FAILURE in run.data.tags:
-                client.delete_tag(run_id, Tag.FAILURE)
+            for tag in (Tag.STATUS, Tag.FAILURE):  # running again: neither failed nor finished
+                if tag in run.data.tags:
+                    client.delete_tag(run_id, tag)
             client.update_run(run_id, status="RUNNING")
         return cls(client, uri, run_id)
 

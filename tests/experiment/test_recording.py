@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from shrink.experiment import RecordingError
-from shrink.experiment.recording import TrialRecorder
+from shrink.experiment.recording import TrialRecorder, reference_rounds
+from shrink.pruning.rounds import PruningRound
 
 
 def test_a_run_is_created_reopened_and_finished_with_batched_writes(mlflow_uri, read_run, tmp_path):
@@ -14,8 +15,14 @@ def test_a_run_is_created_reopened_and_finished_with_batched_writes(mlflow_uri, 
     recorder.fail("Boom: out of luck")
     recorder = TrialRecorder.reopen(mlflow_uri, recorder.run_id)
     recorder.log_metrics({"val_top1": 0.75}, step=2)
-    recorder.log_artifacts(pd.DataFrame({"name": ["fc.weight"], "density": [0.25]}), {"seed": 3})
+    rounds = [PruningRound(2.0, {"fc.weight": 3}), PruningRound(4.0, {"fc.weight": 1})]
+    recorder.log_artifacts(pd.DataFrame({"name": ["fc.weight"], "density": [0.25]}), {"seed": 3}, rounds)
+    with pytest.raises(ValueError, match=f"^reference_run {recorder.run_id} has not finished \\(status running\\)$"):
+        reference_rounds(mlflow_uri, recorder.run_id, {"a": 1})
     recorder.finish({"test_top1": 0.9})
+    assert reference_rounds(mlflow_uri, recorder.run_id, {"a": 1, "finetune.lr": 0.5}) == rounds
+    with pytest.raises(ValueError, match=f"^reference_run {recorder.run_id} is another trial: a=1$"):
+        reference_rounds(mlflow_uri, recorder.run_id, {"a": 2, "finetune.lr": 0.5})
 
     run, history = read_run(recorder.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "r"
