@@ -109,8 +109,7 @@ def test_a_driver_killed_while_bases_are_made_resumes_with_the_finished_ones(tmp
     import time
     from pathlib import Path
 
-    from helpers import digits_sweep
-    from helpers import end_processes_with_env
+    from helpers import digits_sweep, end_processes_with_env
 
     root = Path(__file__).resolve().parents[2]
     path = digits_sweep(tmp_path, name="phoenix")
