@@ -56,7 +56,7 @@ def main() -> None:
 def run(folder: Path, epochs: int) -> None:
     from shrink.experiment import ensure_experiment, pretrain, run_trial
     from shrink.orchestrator import parse_spec, run_sweep
-    from shrink.orchestrator.spec import local_resources
+    from shrink.orchestrator.spec import BaseKey, local_resources
 
     cpus = int(local_resources()["CPU"])
 
@@ -67,7 +67,7 @@ def run(folder: Path, epochs: int) -> None:
     uri = f"sqlite:///{folder}/mlflow.db"
     ensure_experiment(uri, serial.experiment)
     base = pretrain("small-mlp", "digits", epochs=serial.pretrain_epochs, progress=None)
-    configs = serial.trial_configs({("small-mlp", 0): base}, tracking_uri=uri, parent_run_id=None)
+    configs = serial.trial_configs({BaseKey("small-mlp", 0): base}, tracking_uri=uri, parent_run_id=None)
     print(f"{len(configs)} trials of small-mlp on digits ({epochs} fine-tuning epochs each), {cpus} CPUs")
 
     times = []

@@ -265,7 +265,8 @@ def bases_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 @dataclass(frozen=True)
 class BaseRequest:
     """Which base is needed: ``model`` on ``dataset`` with its carve-out, from ``source`` (a ``base:``
-    value); ``epochs`` (the recipe's when None) and ``seed`` apply to pretrained bases only."""
+    value); ``epochs`` (the recipe's when None), ``seed`` and the recipe ``overrides`` (``(field, value)``
+    pairs, ``recipes.OVERRIDES``) apply to pretrained bases only."""
 
     model: str
     dataset: str
@@ -275,16 +276,25 @@ class BaseRequest:
     data_root: str | None = None
     val_fraction: float = 0.1
     split_seed: int = 0
+    overrides: tuple[tuple[str, object], ...] = ()
 
     @classmethod
-    def for_trial(cls, config: TrialConfig, *, epochs: int | None = None, seed: int = 0) -> "BaseRequest":
+    def for_trial(cls, config: TrialConfig, *, epochs: int | None = None, seed: int = 0,
+                  overrides: tuple[tuple[str, object], ...] = ()) -> "BaseRequest":
         """The base a trial of ``config`` prunes when it names none by path (pretrained: seed ``seed``)."""
         return cls(config.model, config.dataset, config.base, epochs=epochs, seed=seed, data_root=config.data_root,
-                   val_fraction=config.val_fraction, split_seed=config.split_seed)
+                   val_fraction=config.val_fraction, split_seed=config.split_seed, overrides=overrides)
 
     def __str__(self) -> str:
-        made = f"pretrain seed {self.seed}" if self.origin.kind == PRETRAIN else self.source
+        changed = "".join(f", {name} {value}" for name, value in self.overrides)
+        made = f"pretrain seed {self.seed}{changed}" if self.origin.kind == PRETRAIN else self.source
         return f"{self.model} on {self.dataset} ({made})"
+
+    def recipe(self) -> Recipe:
+        """The recipe a pretrained base is trained with."""
+        from shrink import datasets
+
+        return recipe_for(datasets.info(self.dataset).family, self.epochs, self.overrides)
 
     @property
     def origin(self) -> BaseSource:
@@ -299,7 +309,9 @@ class BaseRequest:
         check_names(dataset=self.dataset, model=self.model)
         check_carve(self.val_fraction, self.split_seed)
         if self.origin.kind == PRETRAIN:
-            recipe_for(datasets.info(self.dataset).family, self.epochs)
+            self.recipe()
+        elif self.overrides:
+            raise ConfigError(f"base {self.source} was trained elsewhere: its recipe cannot be set", key="base")
         self.origin.check(self.model, self.dataset)
         self.origin.check_data(self.model, self.dataset, self.data_root, weights)
 
@@ -314,8 +326,7 @@ class BaseRequest:
         data = f"val{self.val_fraction:g}s{self.split_seed}_data{datasets.fingerprint(self.dataset, self.data_root)}"
         origin = self.origin
         if origin.kind == PRETRAIN:
-            recipe = recipe_for(datasets.info(self.dataset).family, self.epochs)
-            made = f"{recipe.name}_seed{self.seed}"
+            made = f"{self.recipe().name}_seed{self.seed}"
         else:
             label = f"torchvision-{origin.published(self.model).name}" if origin.kind == "torchvision" else "file"
             made = f"{label}-{hashlib.sha256(weights).hexdigest()[:12]}"
@@ -400,7 +411,7 @@ def _pretrain(request: BaseRequest, entry: Path, device: str | None, threads: in
 
     model, dataset, seed = request.model, request.dataset, request.seed
     family = datasets.info(dataset).family
-    recipe = recipe_for(family, request.epochs)
+    recipe = request.recipe()
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
     splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed)

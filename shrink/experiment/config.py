@@ -87,6 +87,7 @@ class TrialConfig:
     val_fraction: float = 0.1  # share of the official training set held out for validation
     split_seed: int = 0  # seeds the train/val carve-out
     base: str = "pretrain"  # where the base comes from: pretrain, torchvision[:<WEIGHTS>], a state-dict file
+    base_name: str | None = None  # the sweep's name for this base setting (sweep files' bases:), recorded
     base_path: str | None = None  # base checkpoint (default: made from `base`, or the cached one)
     base_sha256: str | None = None  # its expected hash (default: from the sidecar beside it)
     prune_batch_size: int = 256  # training examples that data-driven strategies score on

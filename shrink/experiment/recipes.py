@@ -67,12 +67,37 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def recipe_for(family: str, epochs: int | None = None) -> Recipe:
-    """The recipe of ``family``, with ``epochs`` overridden when given."""
+# What a base's recipe may override, and each value's check (the recipe name's hash covers every value, so
+# an override names another recipe and another cached base).
+OVERRIDES = {
+    "optimizer": (lambda v: v in ("adam", "sgd"), "'adam' or 'sgd'"),
+    "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "batch_size": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "nesterov": (lambda v: isinstance(v, bool), "true or false"),
+    "weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "schedule": (lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),
+}
+
+
+def recipe_for(family: str, epochs: int | None = None, overrides: tuple[tuple[str, object], ...] = ()) -> Recipe:
+    """The recipe of ``family``, with ``epochs`` and the ``(field, value)`` ``overrides`` when given."""
     if family not in RECIPES:
         raise ConfigError(f"no training recipe for dataset family {family!r}; known: {', '.join(RECIPES)}")
-    if epochs is None:
-        return RECIPES[family]
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
-    return dataclasses.replace(RECIPES[family], epochs=epochs)
+    if epochs is not None and not (_whole(epochs) and epochs >= 1):
+        raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}", key="epochs")
+    for name, value in overrides:
+        if name not in OVERRIDES:
+            raise ConfigError(f"recipe field {name!r} cannot be overridden; known: {', '.join(OVERRIDES)}", key=name)
+        ok, allowed = OVERRIDES[name]
+        if not ok(value):
+            raise ConfigError(f"{name} must be {allowed}, got {value!r}", key=name)
+    return dataclasses.replace(RECIPES[family], **dict(overrides), **({"epochs": epochs} if epochs is not None else {}))
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

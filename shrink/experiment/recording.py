@@ -65,7 +65,7 @@ SCORE_FIELDS = ("top1", "top5", "loss", "n")
 TRIAL_TAGS = ("base_sha256", "base_source", "split_hash", "git_commit", "versions", "device", "hardware", "amp",
               "channels_last", "workers")
 # The params that tell a sweep's trials apart (the sweep fixes every other field for all of its trials).
-SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed")
+SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed", "base_name")
 INTERRUPTED = "interrupted: the sweep's driver stopped"
 
 

@@ -28,7 +28,7 @@ def make_bases(spec: SweepSpec, say: Callable[[str], None]) -> dict[tuple, BaseC
     """
     bases, missing = {}, {}
     for key in spec.bases():
-        request = spec.base_request(*key)
+        request = spec.base_request(key)
         weights = request.weights()  # bytes of a torchvision or file base, read here (None: pretrain)
         found = find_base(request, weights)
         if found is None:

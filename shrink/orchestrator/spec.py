@@ -15,6 +15,10 @@ required; everything else has a default::
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
     base: pretrain                   # or torchvision[:<WEIGHTS>], or a state-dict file; or a mapping by
                                      # model ({resnet18: torchvision:IMAGENET1K_V1}, others: pretrain)
+    # bases:                         # instead of base: several named bases, crossed with the grid
+    #   - {name: lr-high, lr: 0.1}   #   pretrained (seed, epochs and recipe fields may be set: lr, ...)
+    #   - {name: lr-low, lr: 0.01, seed: 1}
+    #   - {name: published, base: torchvision}   # or any base: value
     finetune: {epochs: 2, patience: 1, lr: 1.0e-3}   # any fine-tuning field, the rest from presets
     resources: {cpus: 1, gpus: 0}    # per trial; a fraction of a GPU lets trials share one
     # resources: {workers: 8, cpus: 8, gpus: 1}   # one trial = 8 data-parallel workers (Ray Train, DDP),
@@ -44,6 +48,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 import yaml
@@ -66,11 +71,12 @@ PER_TRIAL = "per-trial"
 
 _SWEPT = {"model": "models", "strategy": "strategies", "compression": "compressions", "seed": "seeds"}
 _SET_BY_SWEEP = {
-    "base", "base_path", "base_sha256", "device", "threads", "workers", "tracking_uri", "experiment_name",
-    "parent_run_id", "sweep",
+    "base", "base_name", "base_path", "base_sha256", "device", "threads", "workers", "tracking_uri",
+    "experiment_name", "parent_run_id", "sweep", "reference_run",
 }
 _SPEC_KEYS = {
-    "name", "dataset", "models", "strategies", "methods", "compressions", "seeds", "pretrain", "base", "finetune",
+    "name", "dataset", "models", "strategies", "methods", "compressions", "seeds", "pretrain", "base", "bases",
+    "finetune",
     "resources", "max_concurrent_trials", "retries", "tracking_uri", "experiment", "storage_path", "pip",
 }
 _REQUIRED = ("dataset", "models", "strategies", "compressions", "seeds")
@@ -141,6 +147,55 @@ class Pip:
         return env
 
 
+class BaseKey(NamedTuple):
+    """Which base a trial prunes: its model, the base seed (None for a base trained elsewhere, one per model
+    whatever the seeds) and the name of the sweep's base setting (None without ``bases:``)."""
+
+    model: str
+    seed: int | None
+    name: str | None = None
+
+
+class GridPoint(NamedTuple):
+    """One trial of the grid."""
+
+    model: str
+    strategy: str
+    compression: float
+    seed: int
+    base: str | None = None  # the name of its base setting (``bases:``), None without
+
+
+@dataclass(frozen=True)
+class SweepBase:
+    """One base setting, crossed with the grid: ``source`` maps each model to its ``base:`` value; a
+    pretrained base has a ``seed`` (an int, or PER_TRIAL: each trial's own), the recipe's ``epochs`` (None:
+    the preset's) and recipe ``overrides`` (``(field, value)`` pairs). ``name`` is what every trial records
+    (``base_name``); None for a sweep without ``bases:``, whose one setting is ``base:`` and ``pretrain:``."""
+
+    name: str | None
+    source: Mapping[str, str]
+    seed: int | str = 0
+    epochs: int | None = None
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    def source_of(self, model: str) -> BaseSource:
+        return BaseSource.parse(self.source.get(model, PRETRAIN))
+
+    def key(self, model: str, seed: int) -> BaseKey:
+        if self.source_of(model).trained_elsewhere:
+            return BaseKey(model, None, self.name)
+        return BaseKey(model, seed if self.seed == PER_TRIAL else self.seed, self.name)
+
+    def describe(self, model: str) -> str:
+        source = self.source_of(model)
+        if source.trained_elsewhere:
+            return str(source)
+        seed = "per-trial seeds" if self.seed == PER_TRIAL else f"seed {self.seed}"
+        return ", ".join([f"pretrain {seed}", f"epochs {self.epochs or 'preset'}",
+                          *(f"{name} {value}" for name, value in self.overrides)])
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep: the grid, the trial every grid point varies, and how to run it."""
@@ -154,9 +209,7 @@ class SweepSpec:
     # The grid's first trial: the settings every trial shares (fine-tuning, carve-out, data root, device,
     # threads, workers); :meth:`trial_configs` replaces the swept fields, the base and the recording ones.
     template: TrialConfig
-    pretrain_epochs: int | None = None
-    base_seed: int | str = 0  # an int, or PER_TRIAL
-    base: Mapping = field(default_factory=dict)  # model -> its base: value (absent: pretrain)
+    base_settings: tuple[SweepBase, ...] = (SweepBase(None, {}),)  # crossed with the grid
     resources: Resources = Resources()
     max_concurrent_trials: int | None = None
     retries: int = 2
@@ -170,33 +223,33 @@ class SweepSpec:
     @property
     def size(self) -> int:
         """Number of trials in the grid."""
-        return len(self.models) * len(self.strategies) * len(self.compressions) * len(self.seeds)
+        return (len(self.models) * len(self.base_settings) * len(self.strategies) * len(self.compressions)
+                * len(self.seeds))
 
-    def base_source(self, model: str) -> BaseSource:
-        """Where ``model``'s base comes from (the ``base:`` key; pretrain when it does not name the model)."""
-        return BaseSource.parse(self.base.get(model, PRETRAIN))
+    def base_setting(self, name: str | None = None) -> SweepBase:
+        """The base setting called ``name`` (None: the one of a sweep without ``bases:``)."""
+        return next(setting for setting in self.base_settings if setting.name == name)
 
-    def base_seed_for(self, seed: int) -> int:
-        """The seed of the pretrained base that a trial with ``seed`` prunes."""
-        return seed if self.base_seed == PER_TRIAL else self.base_seed
+    def base_source(self, model: str, name: str | None = None) -> BaseSource:
+        """Where ``model``'s base of setting ``name`` comes from (pretrain unless ``base:`` names the model)."""
+        return self.base_setting(name).source_of(model)
 
-    def base_request(self, model: str, base_seed: int | None) -> BaseRequest:
-        """The base that ``model``'s trials with base seed ``base_seed`` prune (a key of :meth:`bases`)."""
-        trial = dataclasses.replace(self.template, model=model, base=str(self.base_source(model)))
-        return BaseRequest.for_trial(trial, epochs=self.pretrain_epochs, seed=base_seed or 0)
+    def base_request(self, key: BaseKey) -> BaseRequest:
+        """The base a key of :meth:`bases` names."""
+        setting = self.base_setting(key.name)
+        trial = dataclasses.replace(self.template, model=key.model, base=str(setting.source_of(key.model)))
+        return BaseRequest.for_trial(trial, epochs=setting.epochs, seed=key.seed or 0, overrides=setting.overrides)
 
-    def base_key(self, model: str, seed: int) -> tuple[str, int | None]:
-        """Which base a trial of ``model`` with ``seed`` prunes: ``(model, base seed)``, the seed ``None``
-        for a base trained elsewhere (one per model, whatever the seeds)."""
-        return (model, None) if self.base_source(model).trained_elsewhere else (model, self.base_seed_for(seed))
-
-    def bases(self) -> list[tuple[str, int | None]]:
+    def bases(self) -> list[BaseKey]:
         """The bases to make (pretrain, or take from torchvision or a file) before fan-out, in grid order."""
-        return list(dict.fromkeys(self.base_key(m, s) for m in self.models for s in self.seeds))
+        return list(dict.fromkeys(setting.key(m, s) for m in self.models for setting in self.base_settings
+                                  for s in self.seeds))
 
-    def grid(self) -> list[tuple[str, str, float, int]]:
-        """Every (model, strategy, compression, seed) of the sweep, model-major."""
-        return list(itertools.product(self.models, self.strategies, self.compressions, self.seeds))
+    def grid(self) -> list[GridPoint]:
+        """Every trial of the sweep, model-major, then by base setting, strategy, compression and seed."""
+        return [GridPoint(model, strategy, compression, seed, setting.name)
+                for model, setting, strategy, compression, seed in itertools.product(
+                    self.models, self.base_settings, self.strategies, self.compressions, self.seeds)]
 
     def reference_of(self, strategy: str) -> str | None:
         """The strategy whose own trials a matched ``strategy`` follows under a schedule: it keeps, at every
@@ -213,40 +266,52 @@ class SweepSpec:
         ``bases`` maps each pair of :meth:`bases` to its ``BaseCheckpoint`` (``path``, ``sha256``).
         """
         configs = []
-        for model, strategy, compression, seed in self.grid():
-            base = bases[self.base_key(model, seed)]
+        for point in self.grid():
+            setting = self.base_setting(point.base)
+            base = bases[setting.key(point.model, point.seed)]
             configs.append(dataclasses.replace(
-                self.template, model=model, strategy=strategy, compression=compression, seed=seed,
-                base=str(self.base_source(model)), base_path=str(base.path), base_sha256=base.sha256,
-                tracking_uri=tracking_uri, experiment_name=self.experiment, parent_run_id=parent_run_id,
-                sweep=self.name))
+                self.template, model=point.model, strategy=point.strategy, compression=point.compression,
+                seed=point.seed, base=str(setting.source_of(point.model)), base_name=point.base,
+                base_path=str(base.path), base_sha256=base.sha256, tracking_uri=tracking_uri,
+                experiment_name=self.experiment, parent_run_id=parent_run_id, sweep=self.name))
         return configs
 
     def describe(self) -> str:
         """The grid, its bases and each trial's resources, one trial per table row."""
+        named = self.base_settings[0].name is not None
         axes = " x ".join(f"{len(values)} {one if len(values) == 1 else many}" for one, many, values in (
-            ("model", "models", self.models), ("strategy", "strategies", self.strategies),
-            ("compression", "compressions", self.compressions), ("seed", "seeds", self.seeds)))
-        rows = [("#", "model", "strategy", "compression", "seed")] + [
-            (str(i), m, s, f"{c:g}", str(seed)) for i, (m, s, c, seed) in enumerate(self.grid(), start=1)
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+            ("model", "models", self.models), *([("base", "bases", self.base_settings)] if named else []),
+            ("strategy", "strategies", self.strategies), ("compression", "compressions", self.compressions),
+            ("seed", "seeds", self.seeds)))
+        header = ("#", "model", *(["base"] if named else []), "strategy", "compression", "seed")
+        rows = [header] + [(str(i), p.model, *([p.base] if named else []), p.strategy, f"{p.compression:g}",
+                            str(p.seed)) for i, p in enumerate(self.grid(), start=1)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         return "\n".join([
             f"sweep {self.name}: {self.size} trials on {self.dataset} ({axes})",
-            "bases: " + ", ".join(f"{m} seed {s}" if s is not None else f"{m} {self.base_source(m)}"
-                                  for m, s in self.bases())
-            + (f" (pretrain epochs: {self.pretrain_epochs or 'preset'})"
-               if any(s is not None for _, s in self.bases()) else ""),
+            "bases: " + self.describe_bases(),
             f"each trial: {self.resources.describe()}; retries {self.retries}",
             "methods: " + (", ".join(self.methods) + " (the checklist asks for their matched baselines)"
                            if self.methods else "none (no matched baselines needed)"),
             *([f"then, after their references: {followers} trials of "
                + ", ".join(s for s in self.strategies if self.reference_of(s))
                + f" (under schedule {self.template.schedule}, each keeps its reference trial's per-layer counts)"]
-              if (followers := sum(1 for _, s, _, _ in self.grid() if self.reference_of(s))) else []),
+              if (followers := sum(1 for point in self.grid() if self.reference_of(point.strategy))) else []),
             *([f"installed on the cluster (pip): {', '.join(self.pip.packages)}"] if self.pip.packages else []),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
+
+    def describe_bases(self) -> str:
+        """Each base before fan-out: ``small-mlp seed 0 (pretrain epochs: 3)``; with ``bases:``, each named
+        setting's (``lr-low: small-mlp pretrain seed 1, epochs preset, lr 0.01``)."""
+        if self.base_settings[0].name is None:
+            keys = self.bases()
+            return (", ".join(f"{k.model} seed {k.seed}" if k.seed is not None else f"{k.model} {self.base_source(k.model)}"
+                              for k in keys)
+                    + (f" (pretrain epochs: {self.base_settings[0].epochs or 'preset'})"
+                       if any(k.seed is not None for k in keys) else ""))
+        return "; ".join(f"{setting.name}: " + ", ".join(f"{model} {setting.describe(model)}" for model in self.models)
+                         for setting in self.base_settings)
 
     def resolved_storage_path(self) -> Path:
         """Absolute folder holding Ray Tune's state of every sweep (the sweep's own is ``/<name>``)."""
@@ -258,8 +323,10 @@ class SweepSpec:
 
 
 def trial_label(config: TrialConfig) -> str:
-    """Short human name of one trial: ``small-mlp/global-magnitude/x16/s1``."""
-    return f"{config.model}/{config.strategy}/x{config.compression:g}/s{config.seed}"
+    """Short human name of one trial: ``small-mlp/global-magnitude/x16/s1`` (``.../s1@<base name>`` with
+    named bases)."""
+    base = f"@{config.base_name}" if config.base_name else ""
+    return f"{config.model}/{config.strategy}/x{config.compression:g}/s{config.seed}{base}"
 
 
 def presets() -> list[str]:
@@ -306,9 +373,9 @@ def check_data(spec: SweepSpec) -> None:
         datasets.locate(spec.dataset, root=spec.template.data_root)
     except datasets.DatasetNotFound as error:
         raise SpecError(str(error)) from None
-    for model, seed in spec.bases():
+    for key in spec.bases():
         try:
-            spec.base_request(model, seed).check()
+            spec.base_request(key).check()
         except ConfigError as error:
             raise SpecError(str(error)) from None
 
@@ -385,9 +452,7 @@ class _Reader:
             compressions=compressions,
             seeds=seeds,
             template=self.template(dataset, model_names[0], strategies[0], compressions[0], seeds[0], resources),
-            pretrain_epochs=epochs,
-            base_seed=base_seed,
-            base=self.base(model_names),
+            base_settings=self.base_settings(model_names, epochs, base_seed),
             resources=resources,
             max_concurrent_trials=self.optional_int("max_concurrent_trials", minimum=1),
             retries=self.optional_int("retries", minimum=0, default=2),
@@ -494,13 +559,50 @@ class _Reader:
                 raise self.fail(key, f"{value!r} is listed twice")
             seen.add(value)
 
-    def base(self, model_names: tuple[str, ...]) -> dict[str, str]:
-        """``base:``, one value for every model or a mapping by model (checked for each model by :meth:`preflight`)."""
-        raw = self.raw.get("base", PRETRAIN)
+    def base_settings(self, model_names: tuple[str, ...], epochs: int | None,
+                      seed: int | str) -> tuple[SweepBase, ...]:
+        """``bases:``, the named base settings crossed with the grid, else the one of ``base:`` and ``pretrain:``."""
+        if "bases" not in self.raw:
+            return (SweepBase(None, self.base("base", self.raw.get("base", PRETRAIN), model_names), seed, epochs),)
+        if "base" in self.raw:
+            raise self.fail("base", "is given by each entry of bases: (give one or the other)")
+        if "seed" in self.mapping("pretrain"):
+            raise self.fail("pretrain.seed", "is given by each entry of bases: (give one or the other)")
+        entries = self.raw["bases"]
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            raise self.fail("bases", f"{entries!r} is not a non-empty list of mappings ({{name: ..., base: ...}})")
+        settings = tuple(self.named_base(f"bases[{i}]", entry, model_names, epochs) for i, entry in enumerate(entries))
+        self.unique("bases", [setting.name for setting in settings])
+        return settings
+
+    def named_base(self, key: str, entry: dict, model_names: tuple[str, ...], epochs: int | None) -> SweepBase:
+        """One entry of ``bases:``: a name, a ``base:`` value and, for a pretrained base, its seed, epochs and
+        recipe fields (checked against the dataset family's recipe)."""
+        from shrink.experiment.recipes import recipe_for
+
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise self.fail(f"{key}.name", f"{name!r} is not a name (letters, digits, '_', '.', '-')")
+        source = self.base(f"{key}.base", entry.pop("base", PRETRAIN), model_names)
+        seed, epochs = entry.pop("seed", 0), entry.pop("epochs", epochs)
+        overrides = tuple(sorted(entry.items()))
+        if (seed or overrides) and any(BaseSource.parse(v).trained_elsewhere for v in source.values()):
+            raise self.fail(key, f"base {name!r} is trained elsewhere: seed and recipe fields apply to pretrain only")
+        if not _is_int(seed, minimum=0):
+            raise self.fail(f"{key}.seed", f"{seed!r} is not a whole number >= 0")
+        try:
+            recipe_for(datasets.info(self.raw["dataset"]).family, epochs, overrides)
+        except ConfigError as error:
+            raise self.fail(f"{key}.{error.key}", str(error)) from None
+        return SweepBase(name, source, seed, epochs, overrides)
+
+    def base(self, key: str, raw, model_names: tuple[str, ...]) -> dict[str, str]:
+        """A ``base:`` value, one for every model or a mapping by model (checked for each model by :meth:`preflight`)."""
         if isinstance(raw, dict):
             unknown = sorted(set(raw) - set(model_names), key=str)
             if unknown:
-                raise self.fail("base", f"{unknown[0]!r} is not one of the sweep's models ({', '.join(model_names)})")
+                raise self.fail(key, f"{unknown[0]!r} is not one of the sweep's models ({', '.join(model_names)})")
             values = {model: raw.get(model, PRETRAIN) for model in model_names}
         else:
             values = dict.fromkeys(model_names, raw)
@@ -619,14 +721,13 @@ class _Reader:
                 raise self.fail("strategies", f"{strategy} under schedule {spec.template.schedule!r} keeps, at every "
                                 f"round, the per-layer counts of {reference}'s own trial: add {reference} to "
                                 "strategies, or prune one-shot")
-        for model in spec.models:
-            for strategy in spec.strategies:
-                trial = dataclasses.replace(spec.template, model=model, strategy=strategy,
-                                            compression=max(spec.compressions), base=spec.base[model])
-                try:
-                    preflight(trial)
-                except ConfigError as error:
-                    raise self.trial_error(error) from None
+        for setting, model, strategy in itertools.product(spec.base_settings, spec.models, spec.strategies):
+            trial = dataclasses.replace(spec.template, model=model, strategy=strategy,
+                                        compression=max(spec.compressions), base=str(setting.source_of(model)))
+            try:
+                preflight(trial)
+            except ConfigError as error:
+                raise self.trial_error(error) from None
 
     def trial_error(self, error: ConfigError) -> SpecError:
         """A trial's ``ConfigError`` as this file's: prefixed with the file and the sweep key of the field at

@@ -11,6 +11,7 @@ from helpers import RESNET18_FILE, fake_published_weights, write_imagenet
 from shrink import models
 from shrink.cli import main
 from shrink.orchestrator import parse_spec
+from shrink.orchestrator.spec import BaseKey
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +92,7 @@ def test_the_readme_imagenet_sweep_is_a_valid_sweep_file():
     readme = (ROOT / "README.md").read_text()
     text = re.search(r"cat > imagenet.yaml <<'YAML'\n(.*?)YAML\n", readme, re.S).group(1)
     spec = parse_spec(text, origin="imagenet.yaml")
-    assert (spec.size, dict(spec.base), spec.bases()) == (90, {"resnet18": "torchvision:IMAGENET1K_V1"},
-                                                          [("resnet18", None)])
+    assert (spec.size, dict(spec.base_setting().source), spec.bases()) == (
+        90, {"resnet18": "torchvision:IMAGENET1K_V1"}, [BaseKey("resnet18", None)])
     preset = (ROOT / "shrink" / "orchestrator" / "presets" / "imagenet-resnet18.yaml").read_text()
     assert "base: torchvision:IMAGENET1K_V1\n" in preset

@@ -8,7 +8,7 @@ import pytest
 from helpers import digits_sweep_text
 from shrink.experiment import FinetuneConfig
 from shrink.orchestrator import SpecError, load_spec, parse_spec, presets
-from shrink.orchestrator.spec import CLUSTER_JOB_ENV, check_data, check_resources
+from shrink.orchestrator.spec import CLUSTER_JOB_ENV, BaseKey, check_data, check_resources
 
 BASELINES = ("global-magnitude", "layer-magnitude", "global-gradient", "layer-gradient", "random")
 
@@ -23,7 +23,7 @@ def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
     assert demo.compressions == (1, 2, 4, 8, 16, 32)
     assert demo.seeds == (0, 1, 2)
     assert demo.size == 90
-    assert demo.bases() == [("lenet-300-100", 0)]
+    assert demo.bases() == [BaseKey("lenet-300-100", 0)]
     assert demo.resources.cpus == 1 and demo.resources.gpus == 0
     assert demo.methods == ()  # the paper's five are baselines: no proposed method
 
@@ -41,7 +41,7 @@ def test_grid_expands_to_one_trial_config_per_point():
     spec = parse_spec(DIGITS)
     assert spec.strategies == ("global-magnitude", "random")  # ShrinkBench alias resolved
     base = SimpleNamespace(path=Path("/bases/b.pt"), sha256="a" * 64)
-    configs = spec.trial_configs({("small-mlp", 0): base}, tracking_uri="sqlite:////x.db", parent_run_id="p1")
+    configs = spec.trial_configs({BaseKey("small-mlp", 0): base}, tracking_uri="sqlite:////x.db", parent_run_id="p1")
     assert [(c.strategy, c.compression, c.seed) for c in configs] == [
         ("global-magnitude", 2, 0), ("global-magnitude", 2, 1), ("global-magnitude", 4, 0),
         ("global-magnitude", 4, 1), ("random", 2, 0), ("random", 2, 1), ("random", 4, 0), ("random", 4, 1),
@@ -57,8 +57,8 @@ def test_grid_expands_to_one_trial_config_per_point():
 
 def test_per_trial_bases_give_each_seed_its_own_base():
     spec = parse_spec(DIGITS + "pretrain: {seed: per-trial, epochs: 3}\n")
-    assert spec.bases() == [("small-mlp", 0), ("small-mlp", 1)]
-    assert spec.pretrain_epochs == 3
+    assert spec.bases() == [BaseKey("small-mlp", 0), BaseKey("small-mlp", 1)]
+    assert spec.base_setting().epochs == 3
     bases = {key: SimpleNamespace(path=Path(f"/b{key[1]}.pt"), sha256=str(key[1]) * 64) for key in spec.bases()}
     configs = spec.trial_configs(bases, tracking_uri="sqlite:////x.db", parent_run_id=None)
     assert {(c.seed, c.base_path) for c in configs} == {(0, "/b0.pt"), (1, "/b1.pt")}
