@@ -1,11 +1,14 @@
-"""Summary over seeds: exact means, sample stds and standard errors against a hand computation."""
+"""Summary over seeds: exact means, sample stds, standard errors and t-intervals against a hand computation
+and scipy."""
 
 import math
 
 import pytest
 from report_sweeps import small_sweep, table, trial
+from scipy import stats
 
-from shrink.report.aggregate import GROUP, STATS, SUMMARY_METRICS, dense_controls, summarize
+from shrink.report.aggregate import GROUP, SUMMARY_METRICS, dense_controls, summarize
+from shrink.report.intervals import STATS
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,18 @@ def test_dense_control_spread_is_over_distinct_bases_not_trials():
     assert row["dense_test_top1_mean"] == pytest.approx(0.98, abs=1e-12)
     assert row["dense_test_top1_std"] == pytest.approx(0.01, abs=1e-12)
     assert row["dense_test_top1_stderr"] == pytest.approx(0.01 / math.sqrt(3), abs=1e-12)
+
+
+def test_summary_intervals_are_scipys_t_intervals_of_each_mean(summary):
+    # global-magnitude 4x: 0.90, 0.92, 0.97; the same interval from scipy's one-sample t-test.
+    expected = stats.ttest_1samp([0.90, 0.92, 0.97], 0).confidence_interval(0.95)
+    row = summary.loc[("global-magnitude", 4.0)]
+    assert (row["test_top1_ci_low"], row["test_top1_ci_high"]) == pytest.approx((expected.low, expected.high),
+                                                                                rel=1e-12)
+    delta = stats.ttest_1samp([0.90 - 0.98, 0.92 - 0.98, 0.97 - 0.98], 0).confidence_interval(0.95)
+    assert (row["delta_top1_ci_low"], row["delta_top1_ci_high"]) == pytest.approx((delta.low, delta.high), rel=1e-12)
+    # Equal values: a zero-width interval; one trial: none.
+    assert (summary.loc[("global-magnitude", 1.0), "test_top1_ci_low"],
+            summary.loc[("global-magnitude", 1.0), "test_top1_ci_high"]) == pytest.approx((0.98, 0.98))
+    single = summarize(table([trial("random", 2, 0, 0.5)])).iloc[0]
+    assert math.isnan(single["test_top1_ci_low"]) and math.isnan(single["test_top1_ci_high"])
