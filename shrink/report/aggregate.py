@@ -2,12 +2,13 @@
 
 import pandas as pd
 
+from shrink.report.control import CONTROL_DELTAS
 from shrink.report.intervals import describe
 
 GROUP = ["dataset", "model", "strategy", "compression"]
 STATUSES = ("finished", "failed", "running")
 SUMMARY_METRICS = (
-    "test_top1", "test_top5", "delta_top1", "delta_top5", "dense_test_top1",
+    "test_top1", "test_top5", "delta_top1", "delta_top5", *CONTROL_DELTAS, "dense_test_top1",
     "compression_ratio", "theoretical_speedup", "measured_speedup", "epochs_run", "wall_time_s",
 )
 

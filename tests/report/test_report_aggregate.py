@@ -93,3 +93,10 @@ def test_summary_intervals_are_scipys_t_intervals_of_each_mean(summary):
             summary.loc[("global-magnitude", 1.0), "test_top1_ci_high"]) == pytest.approx((0.98, 0.98))
     single = summarize(table([trial("random", 2, 0, 0.5)])).iloc[0]
     assert math.isnan(single["test_top1_ci_low"]) and math.isnan(single["test_top1_ci_high"])
+
+
+def test_summary_means_of_the_difference_from_the_fine_tuned_control(summary):
+    # random 4x: 0.5, 0.7, 0.6 against controls of 0.98 at every seed.
+    row = summary.loc[("random", 4.0)]
+    assert row["delta_top1_vs_control_mean"] == pytest.approx(0.6 - 0.98, abs=1e-12)
+    assert row["delta_top1_vs_control_std"] == pytest.approx(0.1, abs=1e-12)
