@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from shrink.experiment.sources import PRETRAIN
+from shrink.report.comparisons import default_methods
 
 MIN_POINTS = 5  # pruned operating points (compression > 1) per strategy
 MIN_SEEDS = 3
@@ -113,13 +114,6 @@ def _removes_channels(strategy: str) -> bool:
         return pruning.get_strategy(strategy).structure == "channels"
     except ValueError:  # a plug-in not installed here: taken as a weight strategy
         return False
-
-
-def default_methods(strategies) -> tuple[str, ...]:
-    """The proposed methods of a sweep that recorded none: its strategies that are not built-in baselines."""
-    from shrink import pruning  # imports torch: only for sweeps recorded before methods were
-
-    return tuple(s for s in sorted(set(strategies)) if not pruning.is_baseline(s))
 
 
 def _recorded(columns, what):
