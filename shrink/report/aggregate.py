@@ -13,14 +13,28 @@ SUMMARY_METRICS = (
 )
 
 
+def pareto(summary: pd.DataFrame) -> pd.Series:
+    """Whether each summary row is Pareto-optimal in its (dataset, model): a pruned point (compression > 1)
+    that no other pruned point beats in mean achieved compression and mean test top-1 together (at least
+    as good in both, better in one). Rows without finished trials are never optimal."""
+    optimal = pd.Series(False, index=summary.index)
+    points = summary[(summary["compression"] > 1)].dropna(subset=["compression_ratio_mean", "test_top1_mean"])
+    for _, group in points.groupby(["dataset", "model"], sort=False):
+        c, a = group["compression_ratio_mean"].to_numpy(), group["test_top1_mean"].to_numpy()
+        no_worse = (c[None, :] >= c[:, None]) & (a[None, :] >= a[:, None])
+        better = (c[None, :] > c[:, None]) | (a[None, :] > a[:, None])
+        optimal[group.index] = ~(no_worse & better).any(axis=1)
+    return optimal
+
+
 def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     """The summary table over seeds.
 
     Columns: the group keys ``dataset, model, strategy, compression``; ``count`` (finished
     trials, the ones averaged), ``failed`` and ``running`` (counted, never averaged); then
     ``<metric>_mean``, ``_std``, ``_stderr``, ``_ci_low`` and ``_ci_high`` (the 95% t-interval of the
-    mean; see :func:`~shrink.report.intervals.describe`) for each of :data:`SUMMARY_METRICS`. Groups
-    whose trials all failed keep a row with NaN statistics.
+    mean; see :func:`~shrink.report.intervals.describe`) for each of :data:`SUMMARY_METRICS`; last
+    ``pareto`` (see :func:`pareto`). Groups whose trials all failed keep a row with NaN statistics.
     """
     counts = (
         trials.groupby([*GROUP, "status"], sort=True, dropna=False).size()
@@ -31,7 +45,8 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     finished = trials[trials["status"] == "finished"]
     summary = counts.join(describe(finished, GROUP, SUMMARY_METRICS), how="left")
     summary.columns.name = None
-    return summary.reset_index().astype({"count": "int64", "failed": "int64", "running": "int64"})
+    summary = summary.reset_index().astype({"count": "int64", "failed": "int64", "running": "int64"})
+    return summary.assign(pareto=pareto(summary))
 
 
 def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:

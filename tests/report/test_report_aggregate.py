@@ -1,5 +1,5 @@
 """Summary over seeds: exact means, sample stds, standard errors and t-intervals against a hand computation
-and scipy."""
+and scipy; the Pareto mark."""
 
 import math
 
@@ -21,7 +21,7 @@ def test_one_row_per_group_with_fixed_columns(summary):
                                    ("random", 1.0), ("random", 2.0), ("random", 4.0)]
     columns = list(summarize(table(small_sweep())).columns)
     assert columns[:7] == [*GROUP, "count", "failed", "running"]
-    assert columns[7:] == [f"{m}_{s}" for m in SUMMARY_METRICS for s in STATS]
+    assert columns[7:] == [*(f"{m}_{s}" for m in SUMMARY_METRICS for s in STATS), "pareto"]
 
 
 def test_mean_sample_std_and_stderr_match_hand_computation(summary):
@@ -100,3 +100,15 @@ def test_summary_means_of_the_difference_from_the_fine_tuned_control(summary):
     row = summary.loc[("random", 4.0)]
     assert row["delta_top1_vs_control_mean"] == pytest.approx(0.6 - 0.98, abs=1e-12)
     assert row["delta_top1_vs_control_std"] == pytest.approx(0.1, abs=1e-12)
+
+
+def test_pareto_optimal_points_are_those_no_other_beats_in_compression_and_top1():
+    # Achieved compression and top-1 per (strategy, nominal compression), one seed each:
+    # a 2x (2.0, 0.95), a 4x (4.0, 0.90), b 2x (2.1, 0.94): not beaten by a's 2x, which compresses less;
+    # b 4x (3.9, 0.89): a's 4x compresses more and scores higher; c 2x (2.0, 0.95): ties a's 2x, both optimal.
+    points = {("a", 2): (2.0, 0.95), ("a", 4): (4.0, 0.90), ("b", 2): (2.1, 0.94), ("b", 4): (3.9, 0.89),
+              ("c", 2): (2.0, 0.95), ("a", 1): (1.0, 0.99)}
+    trials = table([trial(s, c, 0, top1, compression_ratio=ratio) for (s, c), (ratio, top1) in points.items()])
+    optimal = summarize(trials).set_index(["strategy", "compression"])["pareto"]
+    assert dict(optimal) == {("a", 1.0): False, ("a", 2.0): True, ("a", 4.0): True, ("b", 2.0): True,
+                             ("b", 4.0): False, ("c", 2.0): True}
