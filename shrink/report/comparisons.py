@@ -145,6 +145,12 @@ def _tests(point: pd.DataFrame, methods: tuple[str, ...]):
             yield metric, method, baseline, compare_arms(values[method], values[baseline])
 
 
+def where(rows: pd.DataFrame) -> str:
+    """Where comparison ``rows`` are, for a sentence: ``<baseline> at 2x, 4x and <baseline> at 8x``."""
+    return " and ".join(f"{baseline} at {', '.join(f'{c:g}x' for c in group['compression'])}"
+                        for baseline, group in rows.groupby("baseline", sort=True))
+
+
 def compare(trials: pd.DataFrame, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The comparisons table of the finished trials at every compression > 1 (see :data:`COLUMNS`).
 
