@@ -248,14 +248,16 @@ TRACKING_URI_OPTION = click.option(
               help="Output directory [default: shrink-out/report/<sweep>].")
 @click.option("--literature", is_flag=True,
               help="Overlay published results (Blalock et al. 2020) on matching figures.")
+@click.option("--error-bars", type=click.Choice(["std", "ci"]), default="std", show_default=True,
+              help="What the figures' bars show: the sample std over seeds, or the 95% t-interval of the mean.")
 @TRACKING_URI_OPTION
-def report(sweep, out_dir, literature, tracking_uri):
-    """Tables, figures, report.md and the checklist of SWEEP (default: the newest sweep)."""
+def report(sweep, out_dir, literature, error_bars, tracking_uri):
+    """Tables, comparisons, figures, report.md and the checklist of SWEEP (default: the newest sweep)."""
     from shrink.report import SweepNotFound, build_report, format_checklist
 
     try:
         result = build_report(sweep, tracking_uri=tracking_uri, out_dir=out_dir,
-                              literature=literature, log=click.echo)
+                              literature=literature, error_bars=error_bars, log=click.echo)
     except SweepNotFound as e:
         raise click.ClickException(str(e)) from e
     click.echo(format_checklist(result.checks))

@@ -1,24 +1,30 @@
 """Aggregate the per-trial table over seeds: one row per (dataset, model, strategy, compression)."""
 
-import numpy as np
 import pandas as pd
+
+from shrink.report.control import CONTROL_DELTAS
+from shrink.report.intervals import describe
 
 GROUP = ["dataset", "model", "strategy", "compression"]
 STATUSES = ("finished", "failed", "running")
 SUMMARY_METRICS = (
-    "test_top1", "test_top5", "delta_top1", "delta_top5", "dense_test_top1",
+    "test_top1", "test_top5", "delta_top1", "delta_top5", *CONTROL_DELTAS, "dense_test_top1",
     "compression_ratio", "theoretical_speedup", "measured_speedup", "epochs_run", "wall_time_s",
 )
-STATS = ("mean", "std", "stderr")
 
 
-def _stats(finished: pd.DataFrame, keys: list[str], metrics) -> pd.DataFrame:
-    """``<metric>_mean``, ``_std`` (sample, ddof=1: NaN for one trial) and ``_stderr`` per group."""
-    grouped = finished.groupby(keys, sort=True, dropna=False)[list(metrics)]
-    mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
-    stderr = std / np.sqrt(count)
-    parts = {f"{m}_{s}": table[m] for m in metrics for s, table in zip(STATS, (mean, std, stderr))}
-    return pd.DataFrame(parts, index=mean.index)
+def pareto(summary: pd.DataFrame) -> pd.Series:
+    """Whether each summary row is Pareto-optimal in its (dataset, model): a pruned point (compression > 1)
+    that no other pruned point beats in mean achieved compression and mean test top-1 together (at least
+    as good in both, better in one). Rows without finished trials are never optimal."""
+    optimal = pd.Series(False, index=summary.index)
+    points = summary[(summary["compression"] > 1)].dropna(subset=["compression_ratio_mean", "test_top1_mean"])
+    for _, group in points.groupby(["dataset", "model"], sort=False):
+        c, a = group["compression_ratio_mean"].to_numpy(), group["test_top1_mean"].to_numpy()
+        no_worse = (c[None, :] >= c[:, None]) & (a[None, :] >= a[:, None])
+        better = (c[None, :] > c[:, None]) | (a[None, :] > a[:, None])
+        optimal[group.index] = ~(no_worse & better).any(axis=1)
+    return optimal
 
 
 def summarize(trials: pd.DataFrame) -> pd.DataFrame:
@@ -26,8 +32,9 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
 
     Columns: the group keys ``dataset, model, strategy, compression``; ``count`` (finished
     trials, the ones averaged), ``failed`` and ``running`` (counted, never averaged); then
-    ``<metric>_mean``, ``<metric>_std`` and ``<metric>_stderr`` (std / sqrt(count)) for each of
-    :data:`SUMMARY_METRICS`. Groups whose trials all failed keep a row with NaN statistics.
+    ``<metric>_mean``, ``_std``, ``_stderr``, ``_ci_low`` and ``_ci_high`` (the 95% t-interval of the
+    mean; see :func:`~shrink.report.intervals.describe`) for each of :data:`SUMMARY_METRICS`; last
+    ``pareto`` (see :func:`pareto`). Groups whose trials all failed keep a row with NaN statistics.
     """
     counts = (
         trials.groupby([*GROUP, "status"], sort=True, dropna=False).size()
@@ -36,9 +43,10 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
         .rename(columns={"finished": "count"})
     )
     finished = trials[trials["status"] == "finished"]
-    summary = counts.join(_stats(finished, GROUP, SUMMARY_METRICS), how="left")
+    summary = counts.join(describe(finished, GROUP, SUMMARY_METRICS), how="left")
     summary.columns.name = None
-    return summary.reset_index().astype({"count": "int64", "failed": "int64", "running": "int64"})
+    summary = summary.reset_index().astype({"count": "int64", "failed": "int64", "running": "int64"})
+    return summary.assign(pareto=pareto(summary))
 
 
 def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:
@@ -48,7 +56,8 @@ def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:
     mean of its finished trials, which agree): the spread is over bases, never over trials, which
     would repeat each base as often as its trials finished (pseudo-replication, narrower bands).
     Columns: ``dataset, model, count`` (finished trials), ``bases`` (distinct base checkpoints) and
-    mean/std/stderr over the bases of ``dense_test_top1`` and ``dense_test_top5``.
+    the :func:`~shrink.report.intervals.describe` statistics over the bases of ``dense_test_top1`` and
+    ``dense_test_top5``.
     """
     finished = trials[trials["status"] == "finished"]
     keys = ["dataset", "model"]
@@ -56,4 +65,4 @@ def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:
     head = pd.DataFrame({"count": grouped.size(), "bases": grouped["base_sha256"].nunique()})
     metrics = ["dense_test_top1", "dense_test_top5"]
     per_base = finished.groupby([*keys, "base_sha256"], sort=True, dropna=False)[metrics].mean().reset_index()
-    return head.join(_stats(per_base, keys, metrics)).reset_index()
+    return head.join(describe(per_base, keys, metrics)).reset_index()

@@ -10,6 +10,8 @@ import pandas as pd
 
 from shrink.experiment.sources import PRETRAIN
 from shrink.pruning.names import matched_names
+from shrink.report.comparisons import ALPHA, compare, default_methods, where
+from shrink.report.control import finetuned_controls
 
 MIN_POINTS = 5  # pruned operating points (compression > 1) per strategy
 MIN_SEEDS = 3
@@ -115,13 +117,6 @@ def _removes_channels(strategy: str) -> bool:
         return False
 
 
-def default_methods(strategies) -> tuple[str, ...]:
-    """The proposed methods of a sweep that recorded none: its strategies that are not built-in baselines."""
-    from shrink import pruning  # imports torch: only for sweeps recorded before methods were
-
-    return tuple(s for s in sorted(set(strategies)) if not pruning.is_baseline(s))
-
-
 def _recorded(columns, what):
     def check(finished):
         lacking = finished[columns].isna().any(axis=1).sum()
@@ -175,8 +170,68 @@ def _held_out(finished):
     return True, "every base was pretrained by shrink without the validation carve-out"
 
 
-def _checks(methods: tuple[str, ...]) -> tuple:
-    """(name, check) of every item; ``methods`` are the proposed methods the matched item asks about."""
+def _finetuned_control(finished):
+    """Whether each base has converged: the fine-tuned control (compression 1) must not beat it beyond its
+    interval, or every pruned point's Δ top-1 against the base also counts the extra training."""
+    controls = {(c.dataset, c.model): c for c in finetuned_controls(finished)}
+    problems, notes = [], []
+    for key, _ in _pairs(finished):
+        control = controls.get(key)
+        if control is None:
+            problems.append(f"{_label(key)}: no compression-1 trials; add compression 1 to the grid for the "
+                            "fine-tuned control")
+        elif control.converged is None:
+            problems.append(f"{_label(key)}: one base and seed at compression 1, no interval to tell whether "
+                            f"the base converged (control {control.described()})")
+        elif not control.converged:
+            problems.append(f"{_label(key)}: base not converged: the fine-tuned control beats it by "
+                            f"{control.described()}; read delta_top1_vs_control, not delta_top1")
+        else:
+            notes.append(f"{_label(key)} gains {control.described()}")
+    return not problems, "; ".join(problems) or ("the fine-tuned control (compression 1) does not beat the base "
+                                                 "beyond its interval: " + "; ".join(notes))
+
+
+def _one_base(finished) -> list[str]:
+    """Advice for each (dataset, model) whose comparisons all rest on one base checkpoint."""
+    bases = finished.groupby(["dataset", "model"], sort=True)["base_sha256"].unique()
+    return [f"{_label(key)} rests on one base ({hashes[0][:12]}): the order of strategies can change with "
+            "the base (Blalock et al. 2020, Figure 8); train one base per seed to see it hold across bases"
+            for key, hashes in bases.items() if len(hashes) == 1]
+
+
+def _claim(method: str, rows: pd.DataFrame) -> tuple[bool, str]:
+    """Whether ``method``'s comparisons on test top-1 (``rows``) back an advantage, and where."""
+    better = rows[rows["verdict"] == "better"]
+    unsure = rows[(rows["mean_diff"] > 0) & rows["verdict"].isin(["indistinguishable", "untested"])]
+    caveat = f"; ahead only within noise, or untested, against {where(unsure)}" if len(unsure) else ""
+    if rows.empty:
+        return False, f"{method}: no comparison (no baseline finished at its compressions > 1)"
+    if better.empty:
+        return False, f"{method}: no advantage with p_holm < {ALPHA:g}{caveat}"
+    return True, f"{method} is better than {where(better)} (p_holm < {ALPHA:g}){caveat}"
+
+
+def _advantage(methods, comparisons):
+    """A proposed method's claimed advantage passes only where a comparison finds it better after the
+    Holm-Bonferroni correction (p_holm < ALPHA), on test top-1."""
+    def check(finished):
+        if not methods:
+            return True, ("no proposed methods, so no advantage claimed; comparisons.parquet compares every pair "
+                          "of strategies")
+        present = [m for m in methods if m in set(finished["strategy"])]
+        if not present:
+            return True, f"no finished trials of the proposed methods ({', '.join(methods)}): nothing to back"
+        top1 = comparisons[comparisons["metric"] == "test_top1"]
+        claims = [_claim(method, top1[top1["method"] == method]) for method in present]
+        reasons = [text for ok, text in claims if not ok] + [text for ok, text in claims if ok]
+        return all(ok for ok, _ in claims), "; ".join([*reasons, *_one_base(finished)])
+    return check
+
+
+def _checks(methods: tuple[str, ...], comparisons: pd.DataFrame) -> tuple:
+    """(name, check) of every item; ``methods`` are the proposed methods the matched and advantage items
+    ask about, ``comparisons`` the table of :func:`~shrink.report.comparisons.compare`."""
     return (
         ("operating points", _operating_points),
         ("seeds", _seeds),
@@ -189,20 +244,26 @@ def _checks(methods: tuple[str, ...]) -> tuple:
         ("library and hardware", _recorded(["versions", "hardware"], "versions and hardware")),
         ("same base checkpoint", _same_base),
         ("validation held out", _held_out),
+        ("fine-tuned control", _finetuned_control),
+        ("significant advantage", _advantage(methods, comparisons)),
     )
 
 
-def run_checklist(trials: pd.DataFrame, methods: tuple[str, ...] | None = None) -> list[CheckItem]:
+def run_checklist(trials: pd.DataFrame, methods: tuple[str, ...] | None = None,
+                  comparisons: pd.DataFrame | None = None) -> list[CheckItem]:
     """Audit the per-trial table (see :func:`shrink.report.runs.trials_frame`) against the
     checklist; every item fails when no trial finished. ``methods`` are the sweep's proposed
-    methods, the only strategies that need matched baselines (None, for a sweep that did not
-    record them: its strategies that are not built-in baselines)."""
+    methods, the only strategies that need matched baselines and claim an advantage (None, for a sweep
+    that did not record them: its strategies that are not built-in baselines); ``comparisons`` is their
+    :func:`~shrink.report.comparisons.compare` table when already computed."""
     finished = trials[trials["status"] == "finished"]
     if finished.empty:
-        return [CheckItem(name, False, "no finished trials") for name, _ in _checks(())]
+        return [CheckItem(name, False, "no finished trials") for name, _ in _checks((), pd.DataFrame())]
     if methods is None:
         methods = default_methods(finished["strategy"])
-    return [CheckItem(name, *check(finished)) for name, check in _checks(tuple(methods))]
+    if comparisons is None:
+        comparisons = compare(finished, tuple(methods))
+    return [CheckItem(name, *check(finished)) for name, check in _checks(tuple(methods), comparisons)]
 
 
 def format_checklist(items: list[CheckItem]) -> str:

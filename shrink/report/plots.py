@@ -1,11 +1,13 @@
 """Tradeoff figures: test top-1 against compression ratio, theoretical speedup and measured speedup.
 
 One figure per (dataset, model), PNG and SVG, drawn with matplotlib's object API (no pyplot,
-no global backend switch). The measured-speedup panel is drawn only when some strategy's measured
-speedup differs from 1x beyond its spread (:func:`measured_speedup_differs`): masked weights run on
-dense kernels, so for unstructured pruning every point sits at about 1x and the panel would be a
-vertical pile. With published results, a second row plots the change in top-1
-from each dense baseline, where the papers' points sit beside shrink's.
+no global backend switch). Error bars show the sample std over seeds (the default, as the paper asks)
+or the 95% t-interval of the mean (``--error-bars ci``); the dense band the same over bases. The
+measured-speedup panel is drawn only when some strategy's measured speedup differs from 1x beyond its
+spread (:func:`measured_speedup_differs`): masked weights run on dense kernels, so for unstructured
+pruning every point sits at about 1x and the panel would be a vertical pile. With published results, a
+second row plots the change in top-1 from each dense baseline, where the papers' points sit beside
+shrink's.
 """
 
 import math
@@ -45,6 +47,7 @@ MATCHED_STYLES = {"random-matched": ("x", ":"), "magnitude-matched": ("+", "--")
 # busy 2-core machine, measured 0.85-1.30x with 3 seeds (differences up to 0.15 beyond twice their std).
 TIMING_NOISE = 0.25
 PAPER_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p", "d", "8")
+ERROR_BARS = {"std": "sample std", "ci": "95% t-interval of the mean"}  # what the bars (and the band) can show
 
 
 def strategy_style(strategy: str) -> dict:
@@ -84,20 +87,42 @@ def _log2_axis(ax, values) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _dense_band(ax, centre: float, spread: float) -> None:
-    spread = 0.0 if math.isnan(spread) else spread
-    ax.axhspan(centre - spread, centre + spread, color="0.85", zorder=0)
+def _spread(rows, y: str, error_bars: str) -> tuple:
+    """(below, above) the mean of ``y``: the sample std, or the distance to each end of the 95% t-interval;
+    0 where undefined (one seed)."""
+    if error_bars == "std":
+        std = rows[f"{y}_std"]
+        return std, std
+    mean = rows[f"{y}_mean"]
+    return mean - rows[f"{y}_ci_low"], rows[f"{y}_ci_high"] - mean
+
+
+def _dense_band(ax, centre: float, below: float, above: float) -> None:
+    below, above = (0.0 if math.isnan(v) else v for v in (below, above))
+    ax.axhspan(centre - below, centre + above, color="0.85", zorder=0)
     ax.axhline(centre, color="0.45", linestyle="--", linewidth=1, zorder=1)
 
 
-def _curves(ax, points: pd.DataFrame, x: str, y: str) -> None:
-    """One line per strategy: mean of ``y`` with sample-std error bars, in percent."""
+def _curves(ax, points: pd.DataFrame, x: str, y: str, error_bars: str) -> None:
+    """One line per strategy: mean of ``y`` with ``error_bars`` (see :data:`ERROR_BARS`), in percent."""
     for strategy, curve in points.groupby("strategy", sort=True):
         curve = curve.dropna(subset=[x, f"{y}_mean"]).sort_values(x)
+        below, above = _spread(curve, y, error_bars)
         ax.errorbar(
-            curve[x], 100 * curve[f"{y}_mean"], yerr=100 * curve[f"{y}_std"].fillna(0),
+            curve[x], 100 * curve[f"{y}_mean"], yerr=[100 * below.fillna(0), 100 * above.fillna(0)],
             capsize=3, markersize=6, linewidth=1.5, **strategy_style(strategy),
         )
+
+
+def _band_label(control: pd.Series, error_bars: str) -> str:
+    """The dense control's legend entry: mean ± std, or mean and 95% t-interval, over its bases."""
+    mean, bases = 100 * control["dense_test_top1_mean"], _count(int(control["bases"]), "base")
+    if error_bars == "std":
+        std = 100 * control["dense_test_top1_std"]
+        return f"dense control: {mean:.2f}{'' if math.isnan(std) else f' ± {std:.2f}'} % (over {bases})"
+    low, high = 100 * control["dense_test_top1_ci_low"], 100 * control["dense_test_top1_ci_high"]
+    interval = "" if math.isnan(low) else f", 95% CI {low:.2f}-{high:.2f}"
+    return f"dense control: {mean:.2f} % (over {bases}{interval})"
 
 
 def _paper_legend(papers: pd.DataFrame) -> dict[str, Line2D]:
@@ -133,10 +158,12 @@ def measured_speedup_differs(points: pd.DataFrame) -> bool:
     return bool(((mean - 1).abs() > spread).any())
 
 
-def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame | None = None) -> Figure:
+def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame | None = None,
+                error_bars: str = "std") -> Figure:
     """The figure of one (dataset, model): ``points`` are its summary rows, ``control`` its row
-    of :func:`~shrink.report.aggregate.dense_controls`, ``papers`` its published results. Panels:
-    top-1 against compression and theoretical speedup, and against measured speedup when
+    of :func:`~shrink.report.aggregate.dense_controls`, ``papers`` its published results, ``error_bars``
+    a key of :data:`ERROR_BARS` (for the points and the dense band alike). Panels: top-1 against
+    compression and theoretical speedup, and against measured speedup when
     :func:`measured_speedup_differs`."""
     rows = 1 if papers is None or papers.empty else 2
     panels = [("compression_ratio_mean", COMPRESSION_LABEL), ("theoretical_speedup_mean", SPEEDUP_LABEL)]
@@ -146,24 +173,24 @@ def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame |
     axes = fig.subplots(rows, len(panels), squeeze=False)
     if rows == 2 and len(panels) == 3:
         fig.delaxes(axes[1][2])  # papers report no measured speedups
-    dense, spread = 100 * control["dense_test_top1_mean"], 100 * control["dense_test_top1_std"]
+    dense = 100 * control["dense_test_top1_mean"]
+    below, above = (100 * v for v in _spread(control, "dense_test_top1", error_bars))
     for ax, (x, label) in zip(axes[0], panels):
-        _dense_band(ax, dense, spread)
-        _curves(ax, points, x, "test_top1")
+        _dense_band(ax, dense, below, above)
+        _curves(ax, points, x, "test_top1", error_bars)
         _log2_axis(ax, points[x])
         ax.set_xlabel(label)
         ax.set_ylabel(TOP1_LABEL)
     handles = [
         Line2D([], [], label=s, **strategy_style(s)) for s in sorted(points["strategy"].unique())
-    ] + [Patch(color="0.85", label=f"dense control: {dense:.2f}{'' if math.isnan(spread) else f' ± {spread:.2f}'} % "
-                                    f"(over {_count(int(control['bases']), 'base')})")]
+    ] + [Patch(color="0.85", label=_band_label(control, error_bars))]
     if rows == 2:
         legend = _paper_legend(papers)
         for ax, x, ours, label in zip(axes[1], ("compression", "speedup"),
                                       ("compression_ratio_mean", "theoretical_speedup_mean"),
                                       (COMPRESSION_LABEL, SPEEDUP_LABEL)):
-            _dense_band(ax, 0.0, spread)
-            _curves(ax, points, ours, "delta_top1")
+            _dense_band(ax, 0.0, below, above)
+            _curves(ax, points, ours, "delta_top1", error_bars)
             _papers(ax, papers, x, legend)
             _log2_axis(ax, [*points[ours], *papers[x]])
             ax.set_xlabel(label)
@@ -171,10 +198,9 @@ def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame |
         fig.legend(handles=list(legend.values()), loc="outside right lower", fontsize="small",
                    title="published: own baseline, own FLOP count")
     fig.legend(handles=handles, loc="outside right upper", title="strategy")
-    fig.suptitle(
-        f"{control['dataset']} / {control['model']}: mean ± sample std over seeds "
-        f"({int(control['count'])} finished trials)"
-    )
+    shown = "mean ± sample std" if error_bars == "std" else "mean and 95% t-interval of the mean"
+    fig.suptitle(f"{control['dataset']} / {control['model']}: {shown} over seeds "
+                 f"({int(control['count'])} finished trials)")
     return fig
 
 
@@ -191,9 +217,9 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
 
 
 def plot_sweep(summary: pd.DataFrame, controls: pd.DataFrame, out_dir: Path,
-               literature: pd.DataFrame | None = None) -> list[Path]:
-    """Draw and save one figure per (dataset, model) of ``controls``; returns the files written
-    (``<dataset>_<model>.png`` and ``.svg`` for each)."""
+               literature: pd.DataFrame | None = None, error_bars: str = "std") -> list[Path]:
+    """Draw and save one figure per (dataset, model) of ``controls`` with ``error_bars`` (see
+    :data:`ERROR_BARS`); returns the files written (``<dataset>_<model>.png`` and ``.svg`` for each)."""
     paths = []
     for _, control in controls.iterrows():
         key = (control["dataset"], control["model"])
@@ -201,6 +227,6 @@ def plot_sweep(summary: pd.DataFrame, controls: pd.DataFrame, out_dir: Path,
         papers = None
         if literature is not None:
             papers = literature[(literature["dataset"] == key[0]) & (literature["model"] == key[1])]
-        fig = plot_figure(points, control, papers)
+        fig = plot_figure(points, control, papers, error_bars)
         paths += save_figure(fig, Path(out_dir) / f"{_slug(key[0])}_{_slug(key[1])}")
     return paths

@@ -14,6 +14,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from shrink.experiment import recording
+from shrink.report.control import CONTROL_DELTAS, with_control_deltas
 
 # A row's trial, in the report's sort order (a sweep's trials differ in recording.SWEEP_TRIAL_KEY).
 TRIAL_COLUMNS = ("dataset", "model", "strategy", "compression", "seed")
@@ -24,7 +25,7 @@ FINAL_METRICS = (
     "nonzero_macs", "theoretical_speedup", "measured_speedup", "measured_speedup_b1", "epochs_run",
     "best_epoch", "stopped_early", "wall_time_s",
 )
-COLUMNS = ("run_id", *TRIAL_COLUMNS, "status", "failure", *FINAL_METRICS, *recording.TRIAL_TAGS)
+COLUMNS = ("run_id", *TRIAL_COLUMNS, "status", "failure", *FINAL_METRICS, *CONTROL_DELTAS, *recording.TRIAL_TAGS)
 SORT_KEYS = [*TRIAL_COLUMNS, "run_id"]
 PAGE_SIZE = 1000  # runs per search request (MLflow allows up to 50,000; larger is not faster)
 
@@ -167,7 +168,8 @@ def trials_frame(runs: list) -> pd.DataFrame:
 
     Columns: ``run_id``, the trial identity (``dataset, model, strategy, compression, seed``),
     ``status`` (``finished``, ``failed`` or ``running``) and ``failure``, the final metrics
-    (NaN where a trial did not log them), the ``shrink.*`` tags without their prefix, then every
+    (NaN where a trial did not log them), the differences from the fine-tuned control
+    (:func:`~shrink.report.control.with_control_deltas`), the ``shrink.*`` tags without their prefix, then every
     other param as ``params.<name>`` (strings, as MLflow stores them). Rows are sorted by
     identity then run id, so the same runs always give the same table.
     """
@@ -178,9 +180,10 @@ def trials_frame(runs: list) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.astype({"compression": "float64", "seed": "Int64"})
     frame = frame.astype({name: "float64" for name in FINAL_METRICS})
-    strings = [c for c in columns if c not in ("compression", "seed", *FINAL_METRICS)]
+    strings = [c for c in columns if c not in ("compression", "seed", *FINAL_METRICS, *CONTROL_DELTAS)]
     frame = frame.astype({c: "str" for c in strings})
-    return frame.sort_values(SORT_KEYS, na_position="last", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(SORT_KEYS, na_position="last", kind="stable").reset_index(drop=True)
+    return with_control_deltas(frame)
 
 
 def load_trials(sweep: Sweep, progress=None) -> pd.DataFrame:

@@ -29,7 +29,7 @@ EPOCH_METRICS = ("train_loss", "val_top1", "val_top5", "val_loss", "epoch_time_s
 # store's address, and timings.
 TRIALS_VARYING = {"run_id", "params.tracking_uri", "params.parent_run_id", "wall_time_s", "latency_ms",
                   "dense_latency_ms", "measured_speedup", "measured_speedup_b1"}
-SUMMARY_VARYING = re.compile(r"(wall_time_s|measured_speedup)_(mean|std|stderr)")
+SUMMARY_VARYING = re.compile(r"(wall_time_s|measured_speedup)_(mean|std|stderr|ci_low|ci_high)")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,14 @@
-"""Summary over seeds: exact means, sample stds and standard errors against a hand computation."""
+"""Summary over seeds: exact means, sample stds, standard errors and t-intervals against a hand computation
+and scipy; the Pareto mark."""
 
 import math
 
 import pytest
 from report_sweeps import small_sweep, table, trial
+from scipy import stats
 
-from shrink.report.aggregate import GROUP, STATS, SUMMARY_METRICS, dense_controls, summarize
+from shrink.report.aggregate import GROUP, SUMMARY_METRICS, dense_controls, summarize
+from shrink.report.intervals import STATS
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +21,7 @@ def test_one_row_per_group_with_fixed_columns(summary):
                                    ("random", 1.0), ("random", 2.0), ("random", 4.0)]
     columns = list(summarize(table(small_sweep())).columns)
     assert columns[:7] == [*GROUP, "count", "failed", "running"]
-    assert columns[7:] == [f"{m}_{s}" for m in SUMMARY_METRICS for s in STATS]
+    assert columns[7:] == [*(f"{m}_{s}" for m in SUMMARY_METRICS for s in STATS), "pareto"]
 
 
 def test_mean_sample_std_and_stderr_match_hand_computation(summary):
@@ -75,3 +78,37 @@ def test_dense_control_spread_is_over_distinct_bases_not_trials():
     assert row["dense_test_top1_mean"] == pytest.approx(0.98, abs=1e-12)
     assert row["dense_test_top1_std"] == pytest.approx(0.01, abs=1e-12)
     assert row["dense_test_top1_stderr"] == pytest.approx(0.01 / math.sqrt(3), abs=1e-12)
+
+
+def test_summary_intervals_are_scipys_t_intervals_of_each_mean(summary):
+    # global-magnitude 4x: 0.90, 0.92, 0.97; the same interval from scipy's one-sample t-test.
+    expected = stats.ttest_1samp([0.90, 0.92, 0.97], 0).confidence_interval(0.95)
+    row = summary.loc[("global-magnitude", 4.0)]
+    assert (row["test_top1_ci_low"], row["test_top1_ci_high"]) == pytest.approx((expected.low, expected.high),
+                                                                                rel=1e-12)
+    delta = stats.ttest_1samp([0.90 - 0.98, 0.92 - 0.98, 0.97 - 0.98], 0).confidence_interval(0.95)
+    assert (row["delta_top1_ci_low"], row["delta_top1_ci_high"]) == pytest.approx((delta.low, delta.high), rel=1e-12)
+    # Equal values: a zero-width interval; one trial: none.
+    assert (summary.loc[("global-magnitude", 1.0), "test_top1_ci_low"],
+            summary.loc[("global-magnitude", 1.0), "test_top1_ci_high"]) == pytest.approx((0.98, 0.98))
+    single = summarize(table([trial("random", 2, 0, 0.5)])).iloc[0]
+    assert math.isnan(single["test_top1_ci_low"]) and math.isnan(single["test_top1_ci_high"])
+
+
+def test_summary_means_of_the_difference_from_the_fine_tuned_control(summary):
+    # random 4x: 0.5, 0.7, 0.6 against controls of 0.98 at every seed.
+    row = summary.loc[("random", 4.0)]
+    assert row["delta_top1_vs_control_mean"] == pytest.approx(0.6 - 0.98, abs=1e-12)
+    assert row["delta_top1_vs_control_std"] == pytest.approx(0.1, abs=1e-12)
+
+
+def test_pareto_optimal_points_are_those_no_other_beats_in_compression_and_top1():
+    # Achieved compression and top-1 per (strategy, nominal compression), one seed each:
+    # a 2x (2.0, 0.95), a 4x (4.0, 0.90), b 2x (2.1, 0.94): not beaten by a's 2x, which compresses less;
+    # b 4x (3.9, 0.89): a's 4x compresses more and scores higher; c 2x (2.0, 0.95): ties a's 2x, both optimal.
+    points = {("a", 2): (2.0, 0.95), ("a", 4): (4.0, 0.90), ("b", 2): (2.1, 0.94), ("b", 4): (3.9, 0.89),
+              ("c", 2): (2.0, 0.95), ("a", 1): (1.0, 0.99)}
+    trials = table([trial(s, c, 0, top1, compression_ratio=ratio) for (s, c), (ratio, top1) in points.items()])
+    optimal = summarize(trials).set_index(["strategy", "compression"])["pareto"]
+    assert dict(optimal) == {("a", 1.0): False, ("a", 2.0): True, ("a", 4.0): True, ("b", 2.0): True,
+                             ("b", 4.0): False, ("c", 2.0): True}

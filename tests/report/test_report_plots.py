@@ -1,14 +1,15 @@
-"""Figure content: stable strategy styles, log2 ticks, std error bars, dense band, paper legend."""
+"""Figure content: stable strategy styles, log2 ticks, std or t-interval error bars, dense band, paper legend."""
 
 import math
 
 import pytest
 from matplotlib.collections import PathCollection
 from report_sweeps import table, trial
+from scipy import stats
 
 from shrink.report.aggregate import dense_controls, summarize
 from shrink.report.literature import load_literature
-from shrink.report.plots import STYLES, measured_speedup_differs, plot_figure, strategy_style
+from shrink.report.plots import ERROR_BARS, STYLES, measured_speedup_differs, plot_figure, strategy_style
 
 
 def test_styles_are_fixed_per_strategy_whatever_the_order():
@@ -105,3 +106,27 @@ def test_a_measured_speedup_within_twice_its_spread_does_not_count():
     noisy = table([trial("random", 4, seed, 0.9, measured_speedup=m) for seed, m in enumerate((1.18, 1.2, 1.22))])
     assert not measured_speedup_differs(summarize(noisy))
     assert measured_speedup_differs(summarize(tight))
+
+
+def test_ci_error_bars_are_scipys_t_intervals_and_the_band_the_dense_controls():
+    # top-1 0.90, 0.92, 0.97 on three bases at 97, 98 and 99%.
+    trials = table([trial("global-magnitude", c, seed, top1, dense=0.97 + 0.01 * seed, base=f"base{seed}")
+                    for c in (1, 2) for seed, top1 in enumerate((0.90, 0.92, 0.97))])
+    fig = plot_figure(summarize(trials), dense_controls(trials).iloc[0], error_bars="ci")
+    ax = fig.axes[0]
+    interval = stats.ttest_1samp([0.90, 0.92, 0.97], 0).confidence_interval(0.95)
+    bars = ax.containers[0].lines[2][0].get_segments()
+    assert [y for s in bars for y in (s[0][1], s[1][1])] == pytest.approx([100 * interval.low, 100 * interval.high] * 2)
+    dense = stats.ttest_1samp([0.97, 0.98, 0.99], 0).confidence_interval(0.95)
+    band = ax.patches[0]
+    assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((100 * dense.low, 100 * dense.high))
+    assert fig.legends[0].get_texts()[-1].get_text() == (
+        f"dense control: 98.00 % (over 3 bases, 95% CI {100 * dense.low:.2f}-{100 * dense.high:.2f})")
+    assert fig.get_suptitle().startswith("mnist / lenet-300-100: mean and 95% t-interval of the mean over seeds")
+
+
+def test_the_cli_offers_exactly_the_error_bars_the_figures_draw():
+    from shrink.cli import main
+
+    [option] = [p for p in main.commands["report"].params if p.name == "error_bars"]
+    assert list(option.type.choices) == list(ERROR_BARS) and option.default == "std"

@@ -1,10 +1,12 @@
 """`shrink report` on runs written by the real trial code: small-mlp on digits, 2 strategies x 2 seeds."""
 
+import math
 import statistics
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from scipy import stats
 
 from shrink.report import build_report
 
@@ -62,6 +64,21 @@ def test_report_reads_what_the_trials_recorded(real_sweep, tmp_path):
         assert row["test_top1_std"] == pytest.approx(statistics.stdev(top1), rel=1e-12, abs=1e-15)
         # small-mlp on 8x8 digits has 7,510 parameters; 4x keeps 1,878 of them.
         assert row["compression_ratio_mean"] == pytest.approx(7510 / 1878, rel=1e-12)
+
+    # The one pair of strategies (no methods recorded, both are baselines), paired on the shared base and seeds.
+    comparisons = pd.read_parquet(tmp_path / "comparisons.parquet").set_index("metric")
+    for metric in ("test_top1", "test_top5"):
+        row = comparisons.loc[metric]
+        method, baseline = ([results[s, seed][metric] for seed in SEEDS] for s in STRATEGIES)
+        assert (row["method"], row["baseline"], row["test"], row["n"]) == (*STRATEGIES, "paired", 2)
+        assert row["mean_diff"] == pytest.approx(statistics.mean(method) - statistics.mean(baseline), abs=1e-12)
+        differences = [m - b for m, b in zip(method, baseline)]
+        if max(differences) - min(differences) > 1e-9:
+            expected = stats.ttest_rel(method, baseline)
+            assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+            assert row["ci_low"] == pytest.approx(expected.confidence_interval().low, rel=1e-9)
+        else:  # equal differences (for example top-5 at 100% for both): no test
+            assert math.isnan(row["p_value"]) and row["verdict"] == "untested"
 
     text = (tmp_path / "report.md").read_text()
     assert f"`{base.sha256}`" in text and "| finetune.epochs | 1 |" in text

@@ -68,8 +68,8 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
         with urllib.request.urlopen(listing, timeout=10) as response:
             files = json.load(response)["files"]
         assert [f["path"] for f in files] == [
-            "report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg", "report/report.md",
-            "report/summary.json"]
+            "report/comparisons.json", "report/mnist_lenet-300-100.png", "report/mnist_lenet-300-100.svg",
+            "report/report.md", "report/summary.json"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker, started by this test
         proc.wait(timeout=30)
