@@ -236,6 +236,8 @@ def _print_epoch(epoch: int, metrics: dict) -> None:
 # --- shrink report, shrink check, shrink ui (shrink.report) ---
 
 SWEEP_ARGUMENT = click.argument("sweep", required=False)
+# `shrink report A B`: A's report combined with B's trials where their protocols match (shrink.report.protocol).
+SWEEPS_ARGUMENT = click.argument("sweeps", nargs=-1)
 TRACKING_URI_OPTION = click.option(
     "--tracking-uri", metavar="URI",
     help="MLflow tracking store [default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db].",
@@ -243,7 +245,7 @@ TRACKING_URI_OPTION = click.option(
 
 
 @main.command("report")
-@SWEEP_ARGUMENT
+@SWEEPS_ARGUMENT
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Output directory [default: shrink-out/report/<sweep>].")
 @click.option("--literature", is_flag=True,
@@ -251,13 +253,19 @@ TRACKING_URI_OPTION = click.option(
 @click.option("--error-bars", type=click.Choice(["std", "ci"]), default="std", show_default=True,
               help="What the figures' bars show: the sample std over seeds, or the 95% t-interval of the mean.")
 @TRACKING_URI_OPTION
-def report(sweep, out_dir, literature, error_bars, tracking_uri):
-    """Tables, comparisons, figures, report.md and the checklist of SWEEP (default: the newest sweep)."""
+def report(sweeps, out_dir, literature, error_bars, tracking_uri):
+    """Tables, comparisons, figures, report.md and the checklist of SWEEPS (default: the newest sweep).
+
+    Several sweeps (`shrink report A B`) make one report of A's trials and those of B, C, ... whose protocol
+    (carve-out, bases, fine-tuning, schedule, pruning batch, shrink version) is A's: a method added later is
+    compared with A's baselines without rerunning them. Trials that do not match are left out, each sweep
+    and field named in one line.
+    """
     from shrink.report import SweepNotFound, build_report, format_checklist
 
     try:
-        result = build_report(sweep, tracking_uri=tracking_uri, out_dir=out_dir,
-                              literature=literature, error_bars=error_bars, log=click.echo)
+        result = build_report(sweeps[0] if sweeps else None, also=sweeps[1:], tracking_uri=tracking_uri,
+                              out_dir=out_dir, literature=literature, error_bars=error_bars, log=click.echo)
     except SweepNotFound as e:
         raise click.ClickException(str(e)) from e
     click.echo(format_checklist(result.checks))
@@ -265,15 +273,17 @@ def report(sweep, out_dir, literature, error_bars, tracking_uri):
 
 
 @main.command("check")
-@SWEEP_ARGUMENT
+@SWEEPS_ARGUMENT
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any item fails.")
 @TRACKING_URI_OPTION
-def check(sweep, strict, tracking_uri):
-    """Audit SWEEP (default: the newest) against the paper's Appendix B checklist."""
+def check(sweeps, strict, tracking_uri):
+    """Audit SWEEPS (default: the newest; several combine as in `shrink report`) against the paper's Appendix
+    B checklist."""
     from shrink.report import SweepNotFound, check_sweep, format_checklist
 
     try:
-        _, items = check_sweep(sweep, tracking_uri=tracking_uri, log=click.echo)
+        _, items = check_sweep(sweeps[0] if sweeps else None, also=sweeps[1:], tracking_uri=tracking_uri,
+                               log=click.echo)
     except SweepNotFound as e:
         raise click.ClickException(str(e)) from e
     click.echo(format_checklist(items))

@@ -193,6 +193,52 @@ def _comparisons(comparisons: pd.DataFrame) -> str:
     return "\n\n".join(["## Comparisons", intro, table, *_method_sentences(comparisons)])
 
 
+def _combined(others: tuple[Sweep, ...], refused: tuple[str, ...]) -> list[str]:
+    """For a report of several sweeps: which, and what their protocols let in."""
+    if not others:
+        return []
+    lines = [f"Combined with sweep{'s' if len(others) > 1 else ''} "
+             + ", ".join(f"`{s.name}` (parent run `{s.run_id}`)" for s in others)
+             + ": their trials count where their protocol (carve-out, bases, fine-tuning recipe and variant, "
+               "schedule, pruning batch, shrink version) is the first sweep's; every cell counts once."]
+    lines += [f"- left out: {line}" for line in refused] or ["- nothing left out"]
+    return ["\n".join(lines)]
+
+
+def _number(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3g}"
+
+
+def _bases(analysis: Analysis) -> list[str]:
+    """The base as a factor: each cell's variance between and within bases, and the comparisons whose verdict
+    differs from one base to another (nothing for a sweep with one base)."""
+    variance, verdicts = analysis.base_variance, analysis.base_verdicts
+    if variance.empty and verdicts.empty:
+        return []
+    parts = ["## Bases", "Test top-1 of each cell split into the variance between the sweep's named bases and "
+             "within one (one-way random effects, method of moments; F test that the bases' means are equal), "
+             "in points squared. Also in `bases.parquet`; the figures `*_base-<name>` show each base alone."]
+    parts.append(_table(
+        ["dataset", "model", "strategy", "compression", "bases", "trials", "between", "within", "between share", "p"],
+        [[r["dataset"], r["model"], r["strategy"], f"{r['compression']:g}", r["bases"], r["n"],
+          _number(1e4 * r["between_var"]), _number(1e4 * r["within_var"]), _number(r["between_share"]),
+          _p(r["p_value"])]
+         for _, r in variance.iterrows()]))
+    differ = verdicts[~verdicts["agree"]]
+    if verdicts.empty:
+        parts.append("No comparison is made on two bases.")
+    elif differ.empty:
+        parts.append(f"Every one of the {len(verdicts)} comparisons made on each base alone has the same verdict "
+                     "on every base.")
+    else:
+        parts += [f"{len(differ)} of the {len(verdicts)} comparisons made on each base alone change their verdict "
+                  "with the base (`base_verdicts.parquet`): a claim resting on one base would not hold on another.",
+                  _table(["dataset", "model", "metric", "compression", "method", "baseline", "verdict by base"],
+                         [[r["dataset"], r["model"], r["metric"], f"{r['compression']:g}", r["method"],
+                           r["baseline"], r["verdicts"]] for _, r in differ.iterrows()])]
+    return ["\n\n".join(parts)]
+
+
 def _curves(curves: pd.DataFrame) -> str:
     intro = ("Area under test top-1 (%) against log2 compression (each doubling counts 1), one area per seed "
              "over the compressions > 1 that every strategy of the dataset and model reached and the seeds "
@@ -257,10 +303,12 @@ def _figures(analysis: Analysis, figures: list[Path], overlays: list[str] | None
 
 
 def render_report(sweep: Sweep, analysis: Analysis, checks: list[CheckItem], figures: list[Path],
-                  overlays: list[str] | None = None, error_bars: str = "std") -> str:
+                  overlays: list[str] | None = None, error_bars: str = "std", others: tuple[Sweep, ...] = (),
+                  refused: tuple[str, ...] = ()) -> str:
     """The Markdown report; ``figures`` are paths relative to the report's directory, ``overlays`` the
-    ``dataset/model`` figures with published results (None: not asked for) and ``error_bars`` what the
-    figures draw (a key of :data:`~shrink.report.plots.ERROR_BARS`)."""
+    ``dataset/model`` figures with published results (None: not asked for), ``error_bars`` what the
+    figures draw (a key of :data:`~shrink.report.plots.ERROR_BARS`), ``others`` the sweeps combined with
+    ``sweep`` and ``refused`` what the combination left out (``shrink.report.protocol``)."""
     trials = analysis.trials
     counts = trials["status"].value_counts()
     parts = [
@@ -269,12 +317,14 @@ def render_report(sweep: Sweep, analysis: Analysis, checks: list[CheckItem], fig
         f"{datetime.fromtimestamp(sweep.start_time / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC) in "
         f"`{sweep.tracking_uri}`: {len(trials)} trials, {counts.get('finished', 0)} finished, "
         f"{counts.get('failed', 0)} failed, {counts.get('running', 0)} running.",
+        *_combined(others, refused),
         _methods(sweep),
         _setup(trials, analysis.controls),
         _results(analysis.summary),
         _finetuned(analysis.controls, analysis.finetuned),
         _comparisons(analysis.comparisons),
         _curves(analysis.curves),
+        *_bases(analysis),
         *_figures(analysis, figures, overlays, error_bars),
         "## Checklist (Blalock et al. 2020, Appendix B)",
         _table(["item", "result", "why"], [[i.name, "PASS" if i.passed else "FAIL", i.reason] for i in checks]),

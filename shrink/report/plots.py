@@ -159,10 +159,11 @@ def measured_speedup_differs(points: pd.DataFrame) -> bool:
 
 
 def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame | None = None,
-                error_bars: str = "std") -> Figure:
+                error_bars: str = "std", base: str = "") -> Figure:
     """The figure of one (dataset, model): ``points`` are its summary rows, ``control`` its row
     of :func:`~shrink.report.aggregate.dense_controls`, ``papers`` its published results, ``error_bars``
-    a key of :data:`ERROR_BARS` (for the points and the dense band alike). Panels: top-1 against
+    a key of :data:`ERROR_BARS` (for the points and the dense band alike), ``base`` the name of the base
+    setting the points are of (empty: all the trials). Panels: top-1 against
     compression and theoretical speedup, and against measured speedup when
     :func:`measured_speedup_differs`."""
     rows = 1 if papers is None or papers.empty else 2
@@ -199,7 +200,7 @@ def plot_figure(points: pd.DataFrame, control: pd.Series, papers: pd.DataFrame |
                    title="published: own baseline, own FLOP count")
     fig.legend(handles=handles, loc="outside right upper", title="strategy")
     shown = "mean ± sample std" if error_bars == "std" else "mean and 95% t-interval of the mean"
-    fig.suptitle(f"{control['dataset']} / {control['model']}: {shown} over seeds "
+    fig.suptitle(f"{control['dataset']} / {control['model']}{f' on base {base}' if base else ''}: {shown} over seeds "
                  f"({int(control['count'])} finished trials)")
     return fig
 
@@ -217,9 +218,10 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
 
 
 def plot_sweep(summary: pd.DataFrame, controls: pd.DataFrame, out_dir: Path,
-               literature: pd.DataFrame | None = None, error_bars: str = "std") -> list[Path]:
+               literature: pd.DataFrame | None = None, error_bars: str = "std", base: str = "") -> list[Path]:
     """Draw and save one figure per (dataset, model) of ``controls`` with ``error_bars`` (see
-    :data:`ERROR_BARS`); returns the files written (``<dataset>_<model>.png`` and ``.svg`` for each)."""
+    :data:`ERROR_BARS`); returns the files written (``<dataset>_<model>.png`` and ``.svg`` for each,
+    ``<dataset>_<model>_base-<base>`` for the trials of one named ``base``)."""
     paths = []
     for _, control in controls.iterrows():
         key = (control["dataset"], control["model"])
@@ -227,6 +229,7 @@ def plot_sweep(summary: pd.DataFrame, controls: pd.DataFrame, out_dir: Path,
         papers = None
         if literature is not None:
             papers = literature[(literature["dataset"] == key[0]) & (literature["model"] == key[1])]
-        fig = plot_figure(points, control, papers, error_bars)
-        paths += save_figure(fig, Path(out_dir) / f"{_slug(key[0])}_{_slug(key[1])}")
+        fig = plot_figure(points, control, papers, error_bars, base)
+        suffix = f"_base-{_slug(base)}" if base else ""
+        paths += save_figure(fig, Path(out_dir) / f"{_slug(key[0])}_{_slug(key[1])}{suffix}")
     return paths

@@ -25,7 +25,8 @@ FINAL_METRICS = (
     "nonzero_macs", "theoretical_speedup", "measured_speedup", "measured_speedup_b1", "epochs_run",
     "best_epoch", "stopped_early", "wall_time_s",
 )
-COLUMNS = ("run_id", *TRIAL_COLUMNS, "status", "failure", *FINAL_METRICS, *CONTROL_DELTAS, *recording.TRIAL_TAGS)
+COLUMNS = ("run_id", *TRIAL_COLUMNS, "base_name", "status", "failure", *FINAL_METRICS, *CONTROL_DELTAS,
+           *recording.TRIAL_TAGS)
 SORT_KEYS = [*TRIAL_COLUMNS, "run_id"]
 PAGE_SIZE = 1000  # runs per search request (MLflow allows up to 50,000; larger is not faster)
 
@@ -155,18 +156,20 @@ def _row(run) -> dict:
         "strategy": params.get("strategy"),
         "compression": _number(params.get("compression")),
         "seed": _number(params.get("seed"), int),
+        "base_name": "" if params.get("base_name") in (None, "None") else params["base_name"],
         "status": status,
         "failure": failure,
         **{name: metrics.get(name) for name in FINAL_METRICS},
         **recording.trial_tag_values(run),
-        **{f"params.{k}": v for k, v in params.items() if k not in TRIAL_COLUMNS},
+        **{f"params.{k}": v for k, v in params.items() if k not in (*TRIAL_COLUMNS, "base_name")},
     }
 
 
 def trials_frame(runs: list) -> pd.DataFrame:
     """One row per trial run, in a fixed column and row order.
 
-    Columns: ``run_id``, the trial identity (``dataset, model, strategy, compression, seed``),
+    Columns: ``run_id``, the trial identity (``dataset, model, strategy, compression, seed``), ``base_name``
+    (the sweep's name for the trial's base setting, ``bases:``; empty without),
     ``status`` (``finished``, ``failed`` or ``running``) and ``failure``, the final metrics
     (NaN where a trial did not log them), the differences from the fine-tuned control
     (:func:`~shrink.report.control.with_control_deltas`), the ``shrink.*`` tags without their prefix, then every
