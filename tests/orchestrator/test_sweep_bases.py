@@ -7,6 +7,7 @@ import json
 
 from helpers import digits_sweep_text, fake_published_weights, write_imagenet
 from shrink.orchestrator import load_spec, parse_spec, run_sweep
+from shrink.orchestrator.spec import BaseKey
 from shrink.report import build_report
 from sweep_testing import sweep_runs, trial_runs
 
@@ -66,7 +67,7 @@ def test_published_weights_become_a_base_in_a_ray_task_offline(tmp_path, torch_h
     finally:
         ray.shutdown()
     [(key, base)] = bases.items()
-    assert key == ("resnet18", None)  # one base for both seeds: it was trained elsewhere
+    assert key == BaseKey("resnet18", None)  # one base for both seeds: it was trained elsewhere
     assert base.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert base.path.read_bytes() == weights.read_bytes()
     assert (base.source, base.trained_elsewhere, base.seed, base.recipe) == ("torchvision:IMAGENET1K_V1", True,
@@ -88,7 +89,7 @@ def test_bases_of_two_models_are_made_at_once_as_ray_tasks(tmp_path, ray_tmpdir,
     finally:
         ray.shutdown()
 
-    assert sorted(bases) == [("small-cnn", 0), ("small-mlp", 0)]
+    assert sorted(bases) == [BaseKey("small-cnn", 0), BaseKey("small-mlp", 0)]
     spans = [(base.sidecar.run.started_at, base.sidecar.run.finished_at) for base in bases.values()]
     (start_a, end_a), (start_b, end_b) = spans
     assert start_a < end_b and start_b < end_a, spans  # the two trainings overlapped in time
