@@ -2,11 +2,12 @@
 
 import pandas as pd
 
+from shrink.experiment.recording import Status
 from shrink.report.control import CONTROL_DELTAS
 from shrink.report.intervals import describe
 
 GROUP = ["dataset", "model", "strategy", "compression"]
-STATUSES = ("finished", "failed", "running")
+STATUSES = tuple(status.value for status in Status)
 SUMMARY_METRICS = (
     "test_top1", "test_top5", "delta_top1", "delta_top5", *CONTROL_DELTAS, "dense_test_top1",
     "compression_ratio", "theoretical_speedup", "measured_speedup", "epochs_run", "wall_time_s",
@@ -42,7 +43,7 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
         .reindex(columns=list(STATUSES), fill_value=0)
         .rename(columns={"finished": "count"})
     )
-    finished = trials[trials["status"] == "finished"]
+    finished = trials[trials["status"] == Status.FINISHED]
     summary = counts.join(describe(finished, GROUP, SUMMARY_METRICS), how="left")
     summary.columns.name = None
     summary = summary.reset_index().astype({"count": "int64", "failed": "int64", "running": "int64"})
@@ -59,7 +60,7 @@ def dense_controls(trials: pd.DataFrame) -> pd.DataFrame:
     the :func:`~shrink.report.intervals.describe` statistics over the bases of ``dense_test_top1`` and
     ``dense_test_top5``.
     """
-    finished = trials[trials["status"] == "finished"]
+    finished = trials[trials["status"] == Status.FINISHED]
     keys = ["dataset", "model"]
     grouped = finished.groupby(keys, sort=True, dropna=False)
     head = pd.DataFrame({"count": grouped.size(), "bases": grouped["base_sha256"].nunique()})

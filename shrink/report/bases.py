@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from shrink.experiment.recording import Status
 from shrink.report.comparisons import compare
 
 BASE = "base_name"  # the trials table's column: the name of the sweep's base setting ("" without bases:)
@@ -24,7 +25,7 @@ VERDICT_COLUMNS = ("dataset", "model", "metric", "compression", "method", "basel
 
 def named_bases(trials: pd.DataFrame) -> list[str]:
     """The base names of the finished trials, in name order; empty for a sweep without ``bases:``."""
-    finished = trials.loc[trials["status"] == "finished", BASE]
+    finished = trials.loc[trials["status"] == Status.FINISHED, BASE]
     return sorted(name for name in finished.unique() if name)
 
 
@@ -33,7 +34,7 @@ def variance_by_base(trials: pd.DataFrame, metric: str = "test_top1") -> pd.Data
     ``bases``, ``n`` (trials), ``mean``, ``between_var`` and ``within_var`` (see the module doc),
     ``between_share`` (between / (between + within); NaN when both are 0) and ``p_value`` (NaN when no base
     has two trials)."""
-    finished = trials[(trials["status"] == "finished") & (trials[BASE] != "")]
+    finished = trials[(trials["status"] == Status.FINISHED) & (trials[BASE] != "")]
     rows = [_decompose(cell, group, metric) for cell, group in finished.groupby(CELL, sort=True)
             if group[BASE].nunique() >= 2]
     return pd.DataFrame(rows, columns=list(VARIANCE_COLUMNS)).astype(

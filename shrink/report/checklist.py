@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from shrink.experiment.recording import Status
 from shrink.experiment.sources import PRETRAIN
 from shrink.pruning.names import matched_names
 from shrink.report.comparisons import ALPHA, compare, default_methods, where
@@ -256,7 +257,7 @@ def run_checklist(trials: pd.DataFrame, methods: tuple[str, ...] | None = None,
     methods, the only strategies that need matched baselines and claim an advantage (None, for a sweep
     that did not record them: its strategies that are not built-in baselines); ``comparisons`` is their
     :func:`~shrink.report.comparisons.compare` table when already computed."""
-    finished = trials[trials["status"] == "finished"]
+    finished = trials[trials["status"] == Status.FINISHED]
     if finished.empty:
         return [CheckItem(name, False, "no finished trials") for name, _ in _checks((), pd.DataFrame())]
     if methods is None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from shrink.experiment.recording import Status
 from shrink.pruning.names import is_baseline
 from shrink.report.intervals import t_interval
 
@@ -161,7 +162,7 @@ def compare(trials: pd.DataFrame, methods: tuple[str, ...] | None = None) -> pd.
     for the observed difference and spread). ``methods`` as in :func:`strategy_pairs`; None (a sweep that
     recorded none): :func:`default_methods`. Trials repeated in one cell (a sweep records one) are averaged.
     """
-    pruned = (trials["status"] == "finished") & (trials["compression"] > 1)
+    pruned = (trials["status"] == Status.FINISHED) & (trials["compression"] > 1)
     finished = trials.loc[pruned, ["dataset", "model", "compression", "strategy", *PAIR, *METRICS]]
     if methods is None:
         methods = default_methods(finished["strategy"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from shrink.experiment.recording import Status
 from shrink.report.intervals import describe
 
 CONTROL_DELTAS = ("delta_top1_vs_control", "delta_top5_vs_control")
@@ -20,7 +21,7 @@ SCORES = ("test_top1", "test_top5")  # what each of CONTROL_DELTAS subtracts, in
 
 
 def _finished_controls(trials: pd.DataFrame) -> pd.DataFrame:
-    finished = trials[trials["status"] == "finished"]
+    finished = trials[trials["status"] == Status.FINISHED]
     return finished[finished["compression"] == 1]
 
 

@@ -10,6 +10,7 @@ of every strategy at each of them.
 import numpy as np
 import pandas as pd
 
+from shrink.experiment.recording import Status
 from shrink.report.intervals import describe
 
 KEYS = ["dataset", "model", "strategy"]
@@ -42,7 +43,7 @@ def curve_areas(trials: pd.DataFrame) -> pd.DataFrame:
     compression and its number of ``points``, the number of ``seeds``, and the mean, sample std, standard
     error and 95% t-interval of the per-seed areas (top-1 as a fraction times doublings of compression).
     A (dataset, model) with fewer than two common compressions has no rows."""
-    pruned = (trials["status"] == "finished") & (trials["compression"] > 1)
+    pruned = (trials["status"] == Status.FINISHED) & (trials["compression"] > 1)
     finished = trials.loc[pruned, [*KEYS, *SEED, "compression", "test_top1"]].dropna(subset=["test_top1"])
     grids = [_grid(curves) for _, curves in finished.groupby(["dataset", "model"], sort=True)]
     grids = [g for g in grids if g["compression"].nunique() > 1]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shrink.experiment.recording import Status
 from shrink.experiment.sources import PRETRAIN
 from shrink.report.analysis import Analysis
 from shrink.report.checklist import CheckItem
@@ -50,7 +51,7 @@ def _settings(trials: pd.DataFrame, columns: list[str]) -> str:
 
 
 def _setup(trials: pd.DataFrame, controls: pd.DataFrame) -> str:
-    finished = trials[trials["status"] == "finished"]
+    finished = trials[trials["status"] == Status.FINISHED]
     rows = []
     for _, c in controls.iterrows():
         pair = finished[(finished["dataset"] == c["dataset"]) & (finished["model"] == c["model"])]
@@ -329,7 +330,7 @@ def render_report(sweep: Sweep, analysis: Analysis, checks: list[CheckItem], fig
         "## Checklist (Blalock et al. 2020, Appendix B)",
         _table(["item", "result", "why"], [[i.name, "PASS" if i.passed else "FAIL", i.reason] for i in checks]),
     ]
-    failed = trials[trials["status"] == "failed"]
+    failed = trials[trials["status"] == Status.FAILED]
     if len(failed):
         parts += ["## Failed trials", _table(
             ["run", "dataset", "model", "strategy", "compression", "seed", "reason"],

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from shrink.experiment.recording import Status
+
 # Trials-table columns (shrink.report.runs.trials_frame) that make a protocol; ``params.finetune.*`` are added.
 PROTOCOL = ("split_hash", "params.val_fraction", "params.split_seed", "base_sha256", "params.schedule",
             "params.schedule_rounds", "params.schedule_every", "params.prune_batch_size",
@@ -72,7 +74,7 @@ def combine(sweeps: list[tuple[str, pd.DataFrame]]) -> Combined:
 
 
 def _protocol(trials: pd.DataFrame) -> dict[str, frozenset]:
-    finished = trials[trials["status"] == "finished"]
+    finished = trials[trials["status"] == Status.FINISHED]
     return {field: frozenset(finished[field].astype(str)) for field in protocol_fields(trials) if field in finished}
 
 
