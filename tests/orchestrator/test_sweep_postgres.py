@@ -76,7 +76,7 @@ def test_a_sweep_through_mlflow_on_postgres_keeps_every_run_and_epoch_and_report
         assert points == {key: [1, 2, 3] for key in EPOCH_METRICS}
         written += len(EPOCH_METRICS) * epochs
         found += sum(map(len, points.values()))
-        assert {f.path for f in client.list_artifacts(run.info.run_id)} == {"config.json", "layers.csv"}
+        assert {f.path for f in client.list_artifacts(run.info.run_id)} == {"config.json", "layers.csv", "pruning_rounds.json"}
     with capsys.disabled():
         print(f"\npostgres: {len(runs)}/{outcome.total} runs found; per-epoch metric points written {written}, "
               f"found {found}")
