@@ -103,6 +103,7 @@ class TrialConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # bf16 autocast; default on for CUDA, off on CPU
     measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
+    latency_dir: str | None = None  # a sweep's: save the pair there for its exclusive timing phase, not time it now
     tracking_uri: str | None = None  # default: resolve_tracking_uri()
     experiment_name: str = DEFAULT_EXPERIMENT
     parent_run_id: str | None = None  # nests the trial's run under a sweep's run

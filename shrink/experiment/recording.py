@@ -32,6 +32,7 @@ class Tag:
     FAILURE = "shrink.failure"  # why a run failed
     PARENT = "mlflow.parentRunId"  # nests a trial's run under its sweep's run
     METHODS = "shrink.methods"  # a sweep's proposed methods (JSON list), which the checklist asks matched baselines for
+    LATENCY_WINDOW = "shrink.latency_window"  # when a sweep's exclusive phase timed the trial: "<start> <end>" (Unix s)
 
 
 class Kind(StrEnum):
@@ -158,6 +159,19 @@ def child_runs(client, experiment_id: str, parent_run_id: str, also: str = "") -
             return runs
 
 
+def record_latency(uri: str, run_id: str, metrics: dict, params: dict, window: tuple[float, float]) -> None:
+    """Log a finished trial's measured speedup, taken after it ended (``shrink.experiment.latency``): the
+    figures, the timing conditions as params, and when it was timed (tag :data:`Tag.LATENCY_WINDOW`, start
+    and end in Unix seconds). Logging it again with the same values changes nothing."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    with _failing(uri, f"logging the measured speedup (run {run_id})"):
+        _client(uri).log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                               params=[Param(k, v) for k, v in params.items()],
+                               tags=[RunTag(Tag.LATENCY_WINDOW, f"{window[0]:.3f} {window[1]:.3f}")])
+
+
 def find_finished_run(client, experiment_id: str, parent_run_id: str, params: dict):
     """The finished run of the trial with these (flat) ``params`` in the sweep under ``parent_run_id``,
     or None: trials are told apart by :data:`SWEEP_TRIAL_KEY`."""
@@ -253,6 +267,13 @@ class TrialRecorder:
                 metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
                 tags=[RunTag(k, v) for k, v in _strings(tags or {}).items()],
             )
+
+    def log_params(self, params: dict[str, str]) -> None:
+        """Params known only at the trial's end (how its speedup was timed)."""
+        from mlflow.entities import Param
+
+        with self._failing(f"logging {', '.join(sorted(params))}"):
+            self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
     def log_artifacts(self, layers: pd.DataFrame, config: dict, rounds: list) -> None:
         """The per-layer table as ``layers.csv``, the resolved config as ``config.json`` and what each pruning

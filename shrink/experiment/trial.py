@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shrink.experiment import finetuning, recording
+from shrink.experiment import finetuning, latency, recording
 from shrink.experiment.bases import BaseCheckpoint, resolve_base
 from shrink.experiment.checkpoint import Checkpointer
 from shrink.experiment.config import TrialConfig
@@ -44,8 +44,6 @@ REFERENCE_FIELDS = ("model", "dataset", "compression", "seed", "val_fraction", "
 RESUME_FIELDS = ("model", "dataset", "strategy", "compression", "seed", "val_fraction", "split_seed",
                  "base_sha256", "prune_batch_size", "prune_classifier", "schedule", "schedule_rounds",
                  "schedule_every", "finetune")
-# Measured speedup: batch sizes, untimed and timed forward passes of each model.
-LATENCY_BATCHES, LATENCY_WARMUP, LATENCY_REPEATS = (1, 64), 3, 10
 
 Reporter = Callable[[int, dict], None]
 
@@ -180,7 +178,7 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
         optimizer = make_optimizer(trial.model, trial.finetune if _rates(trial) is None else trial.base.recipe)
         summary, state = _prune(trial, prune_to, recorder) if saved is None else _resume(trial, saved, optimizer)
         _finetune(trial, prune_to, state, optimizer, recorder, summary, checkpointer, reporter, started)
-        final = _final_evaluation(trial, state, summary, started)
+        final = _final_evaluation(trial, state, summary, started, recorder)
         if ranks.primary:  # rank 0 measures and records; every rank returns what it returns
             recorder.log_artifacts(_layers(trial), trial.config.to_dict(), state.rounds)
             recorder.finish(final)
@@ -337,10 +335,12 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
             reporter(epoch.number, metrics)
 
 
-def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float) -> dict | None:
+def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float,
+                      recorder: TrialRecorder) -> dict | None:
     """Restore the best-validation weights, check the masks held, evaluate on the test split once, and
     measure size, multiply-adds and speedup (rank 0 only: the other ranks of a data-parallel trial return
-    None after the test evaluation they share in)."""
+    None after the test evaluation they share in). A sweep's trial saves its dense/pruned pair for the
+    sweep's timing phase instead of timing it (``shrink.experiment.latency``)."""
     from shrink import metrics
 
     model, example = trial.model, trial.example()
@@ -358,7 +358,7 @@ def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, st
         "size": size, "nonzero_size": nonzero, "compression_ratio": metrics.compression_ratio(model),
         "macs": total_macs, "nonzero_macs": nonzero_macs,
         "theoretical_speedup": metrics.theoretical_speedup(model, example),
-        **(_measured_speedup(trial, state.masks) if trial.config.measure_latency else {}),
+        **(_measured_speedup(trial, state.masks, recorder) if trial.config.measure_latency else {}),
         "epochs_run": state.epoch, "best_epoch": state.stopping.best_epoch,
         "stopped_early": int(state.epoch < trial.finetune.epochs),
         "wall_time_s": state.elapsed_s + time.perf_counter() - started,
@@ -414,25 +414,28 @@ def _pruner(trial: Trial) -> Callable[[float], dict]:
     return prune_to if ranks.size == 1 else prune_once
 
 
-def _measured_speedup(trial: Trial, masks: dict) -> dict:
-    """Dense over pruned median forward time at batch 64 (``measured_speedup``) and 1 (``_b1``), their
-    passes interleaved on the trial's device. The pruned model is what one would deploy: physically
-    smaller for channel strategies, the masked model (dense kernels, zeros) for weight strategies."""
-    from shrink import metrics, models, pruning
+def _measured_speedup(trial: Trial, masks: dict, recorder: TrialRecorder) -> dict:
+    """The dense base and the pruned model one would deploy (physically smaller for channel strategies,
+    the masked model, dense kernels and zeros, for weight strategies), timed now (the ``measured_speedup``
+    metrics returned, the ``latency.*`` conditions logged as params) or, in a sweep (``latency_dir``),
+    saved for its exclusive phase (nothing returned)."""
+    from shrink import models, pruning
 
     config, compute, val = trial.config, trial.compute, trial.splits.val
     deployed = trial.model
     if pruning.get_strategy(config.strategy).structure == "channels":
         check, _ = val.sample(min(8, len(val)), seed=config.seed, device=config.device)
-        deployed = compute.prepare(pruning.physically_prune(trial.model, masks, compute.inputs(check)))
+        deployed = pruning.physically_prune(trial.model, masks, compute.inputs(check))
     dense = models.create(config.model, num_classes=val.info.num_classes, input_shape=val.info.input_shape)
     dense.load_state_dict(trial.base.load())
-    timed = metrics.compare_latency({"dense": compute.prepare(dense), "pruned": deployed}, val.info.input_shape,
-                                    LATENCY_BATCHES, device=config.device, warmup=LATENCY_WARMUP,
-                                    repeats=LATENCY_REPEATS)
-    speedup = metrics.measured_speedup(timed["dense"], timed["pruned"])
-    return {"measured_speedup": speedup[64], "measured_speedup_b1": speedup[1],
-            "latency_ms": timed["pruned"][64].median_ms, "dense_latency_ms": timed["dense"][64].median_ms}
+    if config.latency_dir is not None:
+        pair = latency.LatencyPair(dense, copy.deepcopy(deployed).cpu(), val.info.input_shape, compute,
+                                   config.threads, recorder.uri, recorder.run_id)
+        latency.save_pair(pair, config.latency_dir)
+        return {}
+    timed = latency.time_pair(dense, deployed, val.info.input_shape, compute, latency.IN_TRIAL)
+    recorder.log_params(timed.conditions.params())
+    return timed.metrics
 
 
 def _layers(trial: Trial):
@@ -508,6 +511,9 @@ class _Silent:
         pass
 
     def log_artifacts(self, *args, **kwargs) -> None:
+        pass
+
+    def log_params(self, *args, **kwargs) -> None:
         pass
 
     def finish(self, *args, **kwargs) -> None:

@@ -54,9 +54,11 @@ def compare_latency(
     device: str | torch.device | None = None,
     warmup: int = 5,
     repeats: int = 20,
+    channels_last: bool = False,
 ) -> dict[str, dict[int, Latency]]:
     """:func:`latency` of several models on the same inputs, their passes interleaved (one pass of each
-    model per repeat), so that a slow phase of a shared machine slows them alike and their ratio holds."""
+    model per repeat), so that a slow phase of a shared machine slows them alike and their ratio holds.
+    ``channels_last``: image inputs in channels-last memory, as a trial that trains so feeds them."""
     shape = tuple(input_shape)
     if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ValueError(f"input_shape must be positive ints without the batch dimension, e.g. (3, 32, 32); got {input_shape}")
@@ -81,6 +83,8 @@ def compare_latency(
             results = {label: {} for label in placed}
             for batch in batch_sizes:
                 x = torch.randn((batch, *shape), generator=generator, device=target)
+                if channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 for _ in range(warmup):
                     for model in placed.values():
                         model(x)

@@ -6,6 +6,7 @@ sweep's parent run with the spec as ``sweep.yaml``, has every missing base made 
 run written by ``run_trial`` in a Ray worker.
 """
 
+import dataclasses
 import logging
 import socket
 import time
@@ -21,6 +22,7 @@ from shrink.experiment import recording
 from shrink.experiment.recording import TrialEnd
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 from shrink.orchestrator.base_tasks import make_bases
+from shrink.orchestrator.checkpoints import KeepLatestSaved
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
     SpecError,
@@ -32,6 +34,7 @@ from shrink.orchestrator.spec import (
     trial_label,
 )
 from shrink.orchestrator.ray_train import train_data_parallel
+from shrink.orchestrator.timing import LATENCY, time_saved_pairs
 from shrink.orchestrator.trainable import NODE, STATUS, TASK, TrialTask, train
 
 
@@ -50,6 +53,7 @@ class SweepOutcome:
     ray_start_s: float
     pretrain_s: float
     tune_s: float
+    latency_s: float  # the timing phase (shrink.orchestrator.timing)
 
     @property
     def unfinished(self) -> int:
@@ -67,7 +71,7 @@ class SweepOutcome:
             f"sweep {self.name}: {self.total} trials, {self.finished} finished, {self.failed} diverged, "
             f"{self.errored} errored, {self.unfinished} unfinished; on {self.nodes} nodes",
             f"wall time: Ray start {self.ray_start_s:.1f} s, bases {self.pretrain_s:.1f} s, "
-            f"trials {self.tune_s:.1f} s",
+            f"trials {self.tune_s:.1f} s, timing {self.latency_s:.1f} s",
             f"MLflow parent run {self.parent_run_id}; Ray Tune state {self.storage}",
         ]
         if self.unfinished or self.errored:
@@ -221,6 +225,9 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         if any(spec.reference_of(strategy) for strategy in spec.strategies):
             results += _run_followers(plan, bases, parent, resume=resume)
         tune_s = time.monotonic() - started
+        started = time.monotonic()
+        time_saved_pairs(plan.storage, spec.resources, _say)
+        latency_s = time.monotonic() - started
         _delete_superseded_runs(client, experiment_id, parent)
         ended = [r.metrics.get(STATUS) for r in results if r.error is None]
         outcome = SweepOutcome(
@@ -228,7 +235,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
             finished=ended.count(TrialEnd.FINISHED), failed=ended.count(TrialEnd.DIVERGED),
             errored=sum(1 for r in results if r.error is not None),
             nodes=len({r.metrics[NODE] for r in results if NODE in r.metrics}),
-            ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s,
+            ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s, latency_s=latency_s,
         )
         if outcome.ok:
             status = RunStatus.FINISHED
@@ -271,7 +278,9 @@ def _tasks(plan: Plan, bases: dict, parent_run_id: str, *, followers: bool) -> l
     """The grid's tasks of one phase: the trials that follow a reference (``followers``), or all the others."""
     spec = plan.spec
     configs = spec.trial_configs(bases, tracking_uri=plan.tracking_uri, parent_run_id=parent_run_id)
-    return [TrialTask(config, str(plan.storage), spec.resources, spec.reference_of(config.strategy))
+    latency_dir = str(plan.storage / LATENCY)  # each trial saves its pair there for the timing phase
+    return [TrialTask(dataclasses.replace(config, latency_dir=latency_dir if config.measure_latency else None),
+                      str(plan.storage), spec.resources, spec.reference_of(config.strategy))
             for config in configs if bool(spec.reference_of(config.strategy)) == followers]
 
 
@@ -292,9 +301,9 @@ def _tuner(plan: Plan, experiment: Path, tasks: list[TrialTask]):
             name=experiment.name,
             storage_path=str(experiment.parent),
             failure_config=tune.FailureConfig(max_failures=spec.retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # KeepLatestSaved deletes the old ones
             verbose=0,
-            callbacks=[Progress()],
+            callbacks=[Progress(), KeepLatestSaved()],
         ),
     )
 

@@ -63,6 +63,18 @@ def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_pa
         assert 0.5 < metrics["test_top1"] <= 1
         history = client.get_metric_history(run.info.run_id, "val_top1")
         assert [m.step for m in history] == list(range(1, int(metrics["epochs_run"]) + 1))
+    # Speedups were timed after every trial had ended (two ran at a time), one pair after another.
+    windows = sorted(tuple(map(float, run.data.tags["shrink.latency_window"].split())) for run in runs)
+    assert all(run.data.params["latency.phase"] == "exclusive" and run.data.params["latency.amp"] == "False"
+               and run.data.metrics["measured_speedup"] > 0 for run in runs)
+    assert windows[0][0] >= max(run.info.end_time for run in runs) / 1000
+    assert all(end <= start for (_, end), (start, _) in zip(windows, windows[1:])), windows
+    assert list((tmp_path / "ray" / "tiny" / "latency").rglob("*.pt")) == []
+    # Every epoch checkpointed; once the experiment state named the last, the older ones were deleted.
+    trial_folders = [folder for folder in (tmp_path / "ray" / "tiny").iterdir() if folder.is_dir()
+                     and folder.name != "latency"]
+    assert len(trial_folders) == 8
+    assert all(len(list(folder.glob("checkpoint_*"))) == 1 for folder in trial_folders)
 
 
 def test_a_diverging_trial_is_recorded_failed_and_not_retried(cluster, tmp_path):
