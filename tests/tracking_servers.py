@@ -104,6 +104,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def restart_postgres(server: PostgresServer) -> None:
+    """Restart a running :func:`postgres_server` in place (fast shutdown: open connections are cut)."""
+    bin_dir, user = postgres_bin(), _service_user()
+    _as(user, [bin_dir / "pg_ctl", "-D", server.folder / "data", "-l", server.log, "-m", "fast", "-w", "-t", "60",
+               "restart"], server.folder)  # -l: the new server must not hold our output pipe open
+
+
 @dataclass(frozen=True)
 class MlflowServer:
     """A running ``mlflow server``; ``url`` is the tracking URI of its clients."""
@@ -114,11 +121,12 @@ class MlflowServer:
 
 
 @contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, *, timeout_s: float = 180) -> Iterator[MlflowServer]:
+def mlflow_server(backend_uri: str, artifacts: Path, *, port: int | None = None,
+                  timeout_s: float = 180) -> Iterator[MlflowServer]:
     """Start ``mlflow server`` (one worker, no job runner: two light processes) on ``backend_uri``,
-    serving artifacts from ``artifacts``, on a free port of 127.0.0.1; wait until /health answers;
-    end its process group on exit."""
-    port = free_port()
+    serving artifacts from ``artifacts``, on ``port`` of 127.0.0.1 (default: a free one); wait until
+    /health answers; end its process group on exit."""
+    port = port or free_port()
     artifacts.mkdir(parents=True, exist_ok=True)
     log = artifacts.parent / f"mlflow-server-{port}.log"
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
@@ -150,9 +158,15 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
     raise RuntimeError(f"mlflow server at {url} not healthy after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def _end_group(process: subprocess.Popen, grace_s: float = 10) -> None:
+def kill_mlflow_server(server: MlflowServer) -> None:
+    """SIGKILL the server's whole process group at once, as a crash would (requests in flight are lost)."""
+    _end_group(server.process, signals=(signal.SIGKILL,))
+
+
+def _end_group(process: subprocess.Popen, grace_s: float = 10,
+               signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGKILL)) -> None:
     """SIGTERM the server's process group (it started its own session), SIGKILL after ``grace_s``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL also ends workers that outlive the leader
+    for sig in signals:  # SIGKILL also ends workers that outlive the leader
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
