@@ -157,18 +157,18 @@ class TrialConfig:
         return cls(**values, finetune=finetune)
 
     def to_dict(self) -> dict:
-        """Plain nested values; ``from_dict(to_dict())`` round-trips."""
-        return dataclasses.asdict(self)
+        """Plain nested values (a tuple as a list, as JSON has it); ``from_dict(to_dict())`` round-trips."""
+        return {**dataclasses.asdict(self), "control_for": list(self.control_for)}
 
     def flat(self) -> dict:
-        """Every field with nested ones flattened with dots (``finetune.lr``) and tuples as JSON lists: the
-        MLflow params."""
+        """Every field with nested ones flattened with dots (``finetune.lr``) and lists as JSON: the MLflow
+        params."""
         out = {}
         for key, value in self.to_dict().items():
             if isinstance(value, dict):
                 out.update({f"{key}.{k}": v for k, v in value.items()})
             else:
-                out[key] = json.dumps(list(value)) if isinstance(value, tuple) else value
+                out[key] = json.dumps(value) if isinstance(value, list) else value
         return out
 
     def resolved(self) -> TrialConfig:
