@@ -10,7 +10,8 @@ required; everything else has a default::
     methods: [my-method]             # the proposed methods among the strategies, whose matched baselines
                                      # the checklist asks for (default: every strategy that is not a
                                      # built-in baseline, see shrink.pruning.BASELINES; [] for none)
-    compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model
+    compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model; 1 is the dense control, trained
+                                     # once per model, base and seed and counted for every strategy
     seeds: [0, 1, 2]
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
     base: pretrain                   # or torchvision[:<WEIGHTS>], or a state-dict file; or a mapping by
