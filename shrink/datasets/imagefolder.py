@@ -120,6 +120,7 @@ class ImageFolderSplit(Split):
         self.samples = samples
         self.workers = workers
         self._loaders: dict[bool, _Loader] = {}
+        self._constants: dict[torch.device, tuple[Tensor, Tensor]] = {}  # mean and std on each device
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -199,11 +200,14 @@ class ImageFolderSplit(Split):
                 )
 
     def _normalize(self, x: Tensor) -> Tensor:
+        """``x`` normalized with the dataset's mean and std, made on its device once (each copy to a GPU
+        would wait for it)."""
         from shrink.datasets import images
 
-        mean = torch.tensor(self.info.mean, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.info.std, device=x.device).view(-1, 1, 1)
-        return images.normalize(x, mean, std)
+        if x.device not in self._constants:
+            self._constants[x.device] = tuple(torch.tensor(values, device=x.device).view(-1, 1, 1)
+                                              for values in (self.info.mean, self.info.std))
+        return images.normalize(x, *self._constants[x.device])
 
 
 class ImageFolderSource(Source):

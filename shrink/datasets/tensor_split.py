@@ -3,15 +3,49 @@
 Per batch: gather by a seeded permutation, augment with batched tensor ops, convert and normalize. No
 DataLoader and no worker processes. The tensor moves to a device once and stays cached there.
 (``index_select`` and ``gather``, not advanced indexing: on CPU uint8 the latter is 10-100x slower.)
+
+A training epoch never waits for the device: its permutation and every batch's augmentation numbers are
+drawn on the CPU when it starts, in the order a batch-by-batch draw would take them (so the batches are
+the same on every device, and as they were when each batch drew its own), and reach the device in one
+copy from pinned memory that does not block. With ``seed=None`` the draws come from torch's global
+generator, all of them before the epoch's first step.
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from shrink.datasets.base import WHOLE, DatasetInfo, Shard, Split, check_batch_size, check_sample_size
+
+
+@dataclass(frozen=True)
+class EpochDraws:
+    """What a training epoch draws, one row per global batch: the examples (``order``, steps x batch) and,
+    with augmentation, each example's window offsets (``top``, ``left``) and ``flip`` (None without flips)."""
+
+    order: Tensor
+    top: Tensor | None = None
+    left: Tensor | None = None
+    flip: Tensor | None = None
+
+    @property
+    def augmented(self) -> bool:
+        return self.top is not None
+
+    def to(self, device: torch.device) -> "EpochDraws":
+        """These draws on ``device``: one copy of them all (packed in one tensor), from pinned memory and
+        without blocking on a GPU."""
+        drawn = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        packed = torch.cat([t.to(torch.int64) for t in drawn.values()], dim=1)
+        if device.type == "cuda":
+            packed = packed.pin_memory()
+        moved = dict(zip(drawn, packed.to(device, non_blocking=True).split([t.shape[1] for t in drawn.values()], 1)))
+        if "flip" in moved:
+            moved["flip"] = moved["flip"].bool()
+        return EpochDraws(**moved)
 
 
 class TensorSplit(Split):
@@ -85,30 +119,36 @@ class TensorSplit(Split):
         """Global batches of one seeded permutation; ``part`` of each is this process's share."""
         images, labels, scale, shift = self._on(device)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(self), generator=generator).to(images.device)
-        for start in range(0, len(self) - batch_size + 1, batch_size):
-            idx = order[start : start + batch_size]
-            if self.crop_padding or self.hflip:
-                x = self._crop_flip(images, idx, generator, part)
-            else:
-                x = images.index_select(0, idx[part])
-            yield self._normalize(x, scale, shift), labels.index_select(0, idx[part])
+        draws = self._epoch_draws(len(self) // batch_size, batch_size, generator).to(images.device)
+        for step in range(len(draws.order)):
+            idx = draws.order[step, part]
+            x = self._crop_flip(images, idx, draws, step, part) if draws.augmented else images.index_select(0, idx)
+            yield self._normalize(x, scale, shift), labels.index_select(0, idx)
 
-    def _crop_flip(self, padded: Tensor, idx: Tensor, generator: torch.Generator | None, part: slice) -> Tensor:
-        """The ``part`` of the batch's padded images, then one gather of a random window per image, mirrored
-        where flipped. Offsets and flips are drawn for the whole batch (the generator advances alike in
-        every process of a data-parallel group) and then cut to ``part``."""
+    def _epoch_draws(self, steps: int, batch_size: int, generator: torch.Generator | None) -> "EpochDraws":
+        """The permutation and, batch after batch, each batch's window offsets (top, left) and flips, drawn
+        for whole global batches (the generator advances alike in every process of a data-parallel group)."""
+        order = torch.randperm(len(self), generator=generator)[: steps * batch_size].view(steps, batch_size)
+        if not (self.crop_padding or self.hflip):
+            return EpochDraws(order)
+        offsets, flips, high = [], [], 2 * self.crop_padding + 1
+        for _ in range(steps):
+            offsets += [torch.randint(0, high, (batch_size,), generator=generator) for _ in ("top", "left")]
+            if self.hflip:
+                flips.append(torch.rand(batch_size, generator=generator) < 0.5)
+        offsets = torch.stack(offsets).view(steps, 2, batch_size)
+        return EpochDraws(order, offsets[:, 0], offsets[:, 1], torch.stack(flips) if flips else None)
+
+    def _crop_flip(self, padded: Tensor, idx: Tensor, draws: "EpochDraws", step: int, part: slice) -> Tensor:
+        """The batch's padded images (``idx``: this process's ``part`` of it), then one gather of the
+        drawn window per image, mirrored where flipped."""
         _, height, width = self.info.input_shape
-        b, p, dev = len(idx), self.crop_padding, padded.device
+        b, dev = len(idx), padded.device
         channels, padded_height, padded_width = padded.shape[1:]
-        top = torch.randint(0, 2 * p + 1, (b, 1), generator=generator)[part].to(dev)
-        left = torch.randint(0, 2 * p + 1, (b, 1), generator=generator)[part].to(dev)
-        flip = (torch.rand(b, 1, generator=generator) < 0.5)[part].to(dev) if self.hflip else None
-        idx = idx[part]
-        b = len(idx)
+        top, left = draws.top[step, part, None], draws.left[step, part, None]
         cols = torch.arange(width, device=dev).expand(b, width)
-        if flip is not None:
-            cols = torch.where(flip, width - 1 - cols, cols)
+        if draws.flip is not None:
+            cols = torch.where(draws.flip[step, part, None], width - 1 - cols, cols)
         rows = top + torch.arange(height, device=dev)
         window = (rows[:, :, None] * padded_width + (left + cols)[:, None, :]).view(b, 1, height * width)
         images = padded.index_select(0, idx).view(b, channels, padded_height * padded_width)

@@ -4,6 +4,7 @@ and validation that fails with a one-line message before any expensive work star
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -108,6 +109,9 @@ class TrialConfig:
     experiment_name: str = DEFAULT_EXPERIMENT
     parent_run_id: str | None = None  # nests the trial's run under a sweep's run
     sweep: str | None = None  # the sweep's name, recorded as a tag
+    # A sweep's shared dense control (compression 1): the strategies whose compression-1 trial it is, recorded
+    # (shrink.experiment.recording.control_strategies) so that the report counts it for each; () otherwise.
+    control_for: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -122,6 +126,8 @@ class TrialConfig:
             (self.base_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", self.base_sha256) is not None,
              f"base_sha256 must be 64 lowercase hex digits, got {self.base_sha256!r}"),
             (self.base_sha256 is None or self.base_path is not None, "base_sha256 is set but base_path is not"),
+            (not self.control_for or self.compression == 1,
+             f"control_for names the strategies of a dense control, at compression 1, got {self.compression:g}"),
         ]
         _raise_first(checks)
         check_carve(self.val_fraction, self.split_seed)
@@ -142,6 +148,8 @@ class TrialConfig:
         if isinstance(finetune, dict):
             _reject_unknown(FinetuneConfig, finetune, "finetune.")
             finetune = FinetuneConfig(**finetune)
+        if isinstance(values.get("control_for"), list):  # JSON has no tuples
+            values["control_for"] = tuple(values["control_for"])
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                    and f.name not in values]
@@ -150,17 +158,18 @@ class TrialConfig:
         return cls(**values, finetune=finetune)
 
     def to_dict(self) -> dict:
-        """Plain nested values; ``from_dict(to_dict())`` round-trips."""
-        return dataclasses.asdict(self)
+        """Plain nested values (a tuple as a list, as JSON has it); ``from_dict(to_dict())`` round-trips."""
+        return {**dataclasses.asdict(self), "control_for": list(self.control_for)}
 
     def flat(self) -> dict:
-        """Every field with nested ones flattened with dots (``finetune.lr``): the MLflow params."""
+        """Every field with nested ones flattened with dots (``finetune.lr``) and lists as JSON: the MLflow
+        params."""
         out = {}
         for key, value in self.to_dict().items():
             if isinstance(value, dict):
                 out.update({f"{key}.{k}": v for k, v in value.items()})
             else:
-                out[key] = value
+                out[key] = json.dumps(value) if isinstance(value, list) else value
         return out
 
     def resolved(self) -> TrialConfig:
@@ -245,6 +254,10 @@ def _check_types(obj) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        if typing.get_origin(hints[f.name]) is tuple:  # tuple[str, ...]
+            if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{type(obj).__name__}.{f.name} must be a tuple of names, got {value!r}", key=f.name)
+            continue
         allowed = typing.get_args(hints[f.name]) if isinstance(hints[f.name], types.UnionType) else (hints[f.name],)
         allowed = tuple(type(None) if a is None else a for a in allowed)
         ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)

@@ -67,6 +67,8 @@ TRIAL_TAGS = ("base_sha256", "base_source", "split_hash", "git_commit", "version
               "channels_last", "workers")
 # The params that tell a sweep's trials apart (the sweep fixes every other field for all of its trials).
 SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed", "base_name")
+# The param of a sweep's shared dense control: the strategies whose compression-1 trial it is (JSON list).
+CONTROL_PARAM = "control_for"
 INTERRUPTED = "interrupted: the sweep's driver stopped"
 
 
@@ -146,6 +148,13 @@ def is_finished(run) -> bool:
 def sweep_trial_key(run) -> tuple:
     """The params that tell this run's trial apart from the other trials of its sweep."""
     return tuple(run.data.params.get(key) for key in SWEEP_TRIAL_KEY)
+
+
+def control_strategies(run) -> tuple[str, ...]:
+    """The strategies a sweep's shared dense control counts for; () for any other run (and for runs recorded
+    before controls were shared)."""
+    text = run.data.params.get(CONTROL_PARAM)
+    return tuple(json.loads(text)) if text else ()
 
 
 def child_runs(client, experiment_id: str, parent_run_id: str, also: str = "") -> list:

@@ -55,19 +55,24 @@ def evaluate(
 def count_correct(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device | str | None = None
 ) -> Counts:
-    """The :class:`Counts` behind :func:`evaluate` (zero counts for no batches)."""
+    """The :class:`Counts` behind :func:`evaluate` (zero counts for no batches). They add up on the device
+    and are read once at the end: a read per batch would make the CPU wait for the device at every batch.
+    (The summed loss adds each batch's float32 sum in float64, as Python's floats would.)"""
     if device is None:
         device = next(model.parameters(), torch.empty(0)).device
-    top1 = top5 = n = 0
-    loss = 0.0
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    hits1 = torch.zeros((), dtype=torch.int64, device=device)
+    hits5 = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
     with eval_mode(model), torch.no_grad():
         for inputs, targets in batches:
             inputs, targets = inputs.to(device), targets.to(device)
             logits = model(inputs)
-            loss += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
+            loss += F.cross_entropy(logits.float(), targets, reduction="sum").double()
             best = logits.topk(min(5, logits.shape[1]), dim=1).indices
             hits = best == targets[:, None]
-            top1 += int(hits[:, 0].sum())
-            top5 += int(hits.any(dim=1).sum())
+            hits1 += hits[:, 0].sum()
+            hits5 += hits.any(dim=1).sum()
             n += len(targets)
-    return Counts(top1, top5, loss, n)
+    summed, top1, top5 = torch.stack([loss, hits1.double(), hits5.double()]).tolist()  # counts below 2**53: exact
+    return Counts(int(top1), int(top5), summed, n)

@@ -10,7 +10,8 @@ required; everything else has a default::
     methods: [my-method]             # the proposed methods among the strategies, whose matched baselines
                                      # the checklist asks for (default: every strategy that is not a
                                      # built-in baseline, see shrink.pruning.BASELINES; [] for none)
-    compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model
+    compressions: [1, 2, 4, 8]       # ratios >= 1, reachable by every model; 1 is the dense control, trained
+                                     # once per model, base and seed and counted for every strategy
     seeds: [0, 1, 2]
     pretrain: {epochs: 10, seed: 0}  # one base per model; seed: per-trial trains one per trial seed
     base: pretrain                   # or torchvision[:<WEIGHTS>], or a state-dict file; or a mapping by
@@ -68,11 +69,12 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 CLUSTER_JOB_ENV = "SHRINK_CLUSTER_JOB"
 DEFAULT_PRESET = "demo"
 PER_TRIAL = "per-trial"
+CONTROL = "control"  # how --dry-run and the progress lines name a shared dense control
 
 _SWEPT = {"model": "models", "strategy": "strategies", "compression": "compressions", "seed": "seeds"}
 _SET_BY_SWEEP = {
     "base", "base_name", "base_path", "base_sha256", "device", "threads", "workers", "tracking_uri",
-    "experiment_name", "parent_run_id", "sweep", "reference_run",
+    "experiment_name", "parent_run_id", "sweep", "reference_run", "control_for",
 }
 _SPEC_KEYS = {
     "name", "dataset", "models", "strategies", "methods", "compressions", "seeds", "pretrain", "base", "bases",
@@ -157,13 +159,15 @@ class BaseKey(NamedTuple):
 
 
 class GridPoint(NamedTuple):
-    """One trial of the grid."""
+    """One point of the grid, or one trial that runs: a shared dense control runs as ``strategy`` and counts as
+    the compression-1 point of every strategy of ``control_for``."""
 
     model: str
     strategy: str
     compression: float
     seed: int
     base: str | None = None  # the name of its base setting (``bases:``), None without
+    control_for: tuple[str, ...] = ()  # a shared dense control's strategies; () for every other trial
 
 
 @dataclass(frozen=True)
@@ -222,9 +226,9 @@ class SweepSpec:
 
     @property
     def size(self) -> int:
-        """Number of trials in the grid."""
-        return (len(self.models) * len(self.base_settings) * len(self.strategies) * len(self.compressions)
-                * len(self.seeds))
+        """Number of trials that run (:meth:`trials`; the grid has a point more per strategy but one at
+        compression 1)."""
+        return len(self.trials())
 
     def base_setting(self, name: str | None = None) -> SweepBase:
         """The base setting called ``name`` (None: the one of a sweep without ``bases:``)."""
@@ -251,6 +255,24 @@ class SweepSpec:
                 for model, setting, strategy, compression, seed in itertools.product(
                     self.models, self.base_settings, self.strategies, self.compressions, self.seeds)]
 
+    def trials(self) -> list[GridPoint]:
+        """The trials that run, in :meth:`grid` order: at compression 1 nothing is pruned, so the points of
+        every strategy with the same model, base and seed are one trial, the shared dense control (at the
+        first of them), which runs as :meth:`control_strategy` and counts for each strategy."""
+        trials, controls = [], set()
+        for point in self.grid():
+            if point.compression != 1:
+                trials.append(point)
+            elif (key := (point.model, point.base, point.seed)) not in controls:
+                controls.add(key)
+                trials.append(point._replace(strategy=self.control_strategy(), control_for=self.strategies))
+        return trials
+
+    def control_strategy(self) -> str:
+        """The strategy a shared dense control runs as: the first that follows no reference (all prune
+        nothing at compression 1; a reference is needed only where pruning happens)."""
+        return next(s for s in self.strategies if self.reference_of(s) is None)
+
     def reference_of(self, strategy: str) -> str | None:
         """The strategy whose own trials a matched ``strategy`` follows under a schedule: it keeps, at every
         round, the per-layer counts that trial recorded, so it runs after it (a second phase of the sweep).
@@ -266,14 +288,15 @@ class SweepSpec:
         ``bases`` maps each pair of :meth:`bases` to its ``BaseCheckpoint`` (``path``, ``sha256``).
         """
         configs = []
-        for point in self.grid():
+        for point in self.trials():
             setting = self.base_setting(point.base)
             base = bases[setting.key(point.model, point.seed)]
             configs.append(dataclasses.replace(
                 self.template, model=point.model, strategy=point.strategy, compression=point.compression,
                 seed=point.seed, base=str(setting.source_of(point.model)), base_name=point.base,
                 base_path=str(base.path), base_sha256=base.sha256, tracking_uri=tracking_uri,
-                experiment_name=self.experiment, parent_run_id=parent_run_id, sweep=self.name))
+                experiment_name=self.experiment, parent_run_id=parent_run_id, sweep=self.name,
+                control_for=point.control_for))
         return configs
 
     def describe(self) -> str:
@@ -283,12 +306,18 @@ class SweepSpec:
             ("model", "models", self.models), *([("base", "bases", self.base_settings)] if named else []),
             ("strategy", "strategies", self.strategies), ("compression", "compressions", self.compressions),
             ("seed", "seeds", self.seeds)))
+        trials = self.trials()
         header = ("#", "model", *(["base"] if named else []), "strategy", "compression", "seed")
-        rows = [header] + [(str(i), p.model, *([p.base] if named else []), p.strategy, f"{p.compression:g}",
-                            str(p.seed)) for i, p in enumerate(self.grid(), start=1)]
+        rows = [header] + [(str(i), p.model, *([p.base] if named else []),
+                            f"{CONTROL} ({p.strategy})" if p.control_for else p.strategy, f"{p.compression:g}",
+                            str(p.seed)) for i, p in enumerate(trials, start=1)]
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        controls = sum(1 for point in trials if point.control_for)
         return "\n".join([
-            f"sweep {self.name}: {self.size} trials on {self.dataset} ({axes})",
+            f"sweep {self.name}: {len(trials)} trials on {self.dataset} ({axes})",
+            *([f"dense controls: {controls} trials at compression 1, one per model, base and seed, each counted "
+               f"for all {len(self.strategies)} strategies (the report's {len(self.grid())} grid points)"]
+              if controls and len(self.strategies) > 1 else []),
             "bases: " + self.describe_bases(),
             f"each trial: {self.resources.describe()}; retries {self.retries}",
             "methods: " + (", ".join(self.methods) + " (the checklist asks for their matched baselines)"
@@ -296,7 +325,7 @@ class SweepSpec:
             *([f"then, after their references: {followers} trials of "
                + ", ".join(s for s in self.strategies if self.reference_of(s))
                + f" (under schedule {self.template.schedule}, each keeps its reference trial's per-layer counts)"]
-              if (followers := sum(1 for point in self.grid() if self.reference_of(point.strategy))) else []),
+              if (followers := sum(1 for point in trials if self.reference_of(point.strategy))) else []),
             *([f"installed on the cluster (pip): {', '.join(self.pip.packages)}"] if self.pip.packages else []),
             *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows),
         ])
@@ -324,9 +353,10 @@ class SweepSpec:
 
 def trial_label(config: TrialConfig) -> str:
     """Short human name of one trial: ``small-mlp/global-magnitude/x16/s1`` (``.../s1@<base name>`` with
-    named bases)."""
+    named bases; ``small-mlp/control/x1/s1`` for a shared dense control)."""
     base = f"@{config.base_name}" if config.base_name else ""
-    return f"{config.model}/{config.strategy}/x{config.compression:g}/s{config.seed}{base}"
+    strategy = CONTROL if config.control_for else config.strategy
+    return f"{config.model}/{strategy}/x{config.compression:g}/s{config.seed}{base}"
 
 
 def presets() -> list[str]:

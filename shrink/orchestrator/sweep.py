@@ -222,7 +222,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         pretrain_s = time.monotonic() - started
         started = time.monotonic()
         results = list(tuner.fit())
-        if any(spec.reference_of(strategy) for strategy in spec.strategies):
+        if any(spec.reference_of(point.strategy) for point in spec.trials()):  # compression-1 points follow none
             results += _run_followers(plan, bases, parent, resume=resume)
         tune_s = time.monotonic() - started
         started = time.monotonic()

@@ -10,7 +10,12 @@ mask is False. So:
 - training keeps them exact with ``keep_masked(model, optimizer)``: an optimizer step post-hook multiplies
   every masked parameter by its mask after each step, so whatever the update rule does with stale
   momentum, Adam moments or weight decay, a pruned weight is exactly zero whenever the model is used. The
-  hook looks the masks up at every step, so pruning again later is picked up;
+  hook multiplies with one foreach op over a list of (parameter, mask) pairs, the masks in their
+  parameters' dtype (one dtype per list is what foreach's fused path takes; it costs a float copy of each
+  mask), which it builds again at the first step after masks were attached or detached anywhere
+  (:func:`apply_masks`, :func:`remove_masks`, :func:`load_pruned`): pruning again later is picked up, and a
+  step walks no modules and launches no kernel per tensor (a mask buffer written in place some other way,
+  as ``load_state_dict`` does, is seen once one of those runs);
 - a fresh model has no mask buffers: ``load_pruned(model, state_dict)`` registers them from the state
   dict, then loads it strictly.
 
@@ -26,6 +31,17 @@ from torch.utils.hooks import RemovableHandle
 MASK_SUFFIX = "_mask"
 
 
+class _MaskChanges:
+    """How many times masks were attached or detached, anywhere: a :func:`keep_masked` hook lists its
+    model's masks again when this has moved since it last did."""
+
+    count = 0
+
+    @classmethod
+    def note(cls) -> None:
+        cls.count += 1
+
+
 def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
     """Attach boolean masks (keyed by parameter name) as buffers beside their parameters and zero the
     masked-out entries. The masks are attached as given (moved to the parameter's device if needed),
@@ -39,6 +55,7 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
                 f"mask for {name} must be bool of shape {tuple(params[name].shape)}, "
                 f"got {mask.dtype} of shape {tuple(mask.shape)}"
             )
+    _MaskChanges.note()
     with torch.no_grad():
         for name, mask in masks.items():
             module_name, _, attr = name.rpartition(".")
@@ -57,20 +74,37 @@ def keep_masked(model: nn.Module, optimizer: Optimizer) -> RemovableHandle:
 
     Masks now and returns the hook's handle; ``handle.remove()`` stops the enforcement.
     """
-
-    def remask(*_) -> None:
-        with torch.no_grad():
-            for param, mask in _masked_parameters(model).values():
-                _zero_masked(param, mask)
-
+    remask = _Remask(model)
     remask()
     return optimizer.register_step_post_hook(remask)
+
+
+class _Remask:
+    """Multiplies every masked parameter of ``model`` by its mask with one foreach op, over (parameter,
+    mask) lists made again only after masks changed (:class:`_MaskChanges`)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.listed_at: int | None = None
+        self.params: list[Tensor] = []
+        self.masks: list[Tensor] = []
+
+    def __call__(self, *_) -> None:
+        if self.listed_at != _MaskChanges.count:
+            self.listed_at = _MaskChanges.count
+            pairs = list(_masked_parameters(self.model).values())
+            self.params = [param for param, _ in pairs]
+            self.masks = [mask.to(param.dtype) for param, mask in pairs]
+        if self.params:
+            with torch.no_grad():
+                torch._foreach_mul_(self.params, self.masks)
 
 
 def remove_masks(model: nn.Module) -> dict[str, Tensor]:
     """Detach every mask from the model (the pruned weights stay zero) and return them by parameter name:
     the model is then a plain dense one, for example before its zero channels are physically removed."""
     masks = get_masks(model)
+    _MaskChanges.note()
     for name in masks:
         module_name, _, attr = name.rpartition(".")
         delattr(model.get_submodule(module_name), attr + MASK_SUFFIX)

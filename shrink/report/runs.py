@@ -145,6 +145,12 @@ def _number(text: str | None, kind=float):
     return kind(float(text)) if text not in (None, "") else None
 
 
+def _rows(run) -> list[dict]:
+    """A run's table rows: one, or a shared dense control's one per strategy it counts for."""
+    row = _row(run)
+    return [{**row, "strategy": strategy} for strategy in recording.control_strategies(run)] or [row]
+
+
 def _row(run) -> dict:
     """A run's table row: identity, status, final metrics, shrink tags, other params."""
     params, metrics = run.data.params, run.data.metrics
@@ -161,12 +167,14 @@ def _row(run) -> dict:
         "failure": failure,
         **{name: metrics.get(name) for name in FINAL_METRICS},
         **recording.trial_tag_values(run),
-        **{f"params.{k}": v for k, v in params.items() if k not in (*TRIAL_COLUMNS, "base_name")},
+        **{f"params.{k}": v for k, v in params.items()
+           if k not in (*TRIAL_COLUMNS, "base_name", recording.CONTROL_PARAM)},
     }
 
 
 def trials_frame(runs: list) -> pd.DataFrame:
-    """One row per trial run, in a fixed column and row order.
+    """One row per trial of the grid (a run, or a shared dense control's run once per strategy it counts for),
+    in a fixed column and row order.
 
     Columns: ``run_id``, the trial identity (``dataset, model, strategy, compression, seed``), ``base_name``
     (the sweep's name for the trial's base setting, ``bases:``; empty without),
@@ -177,7 +185,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
     identity then run id, so the same runs always give the same table.
     """
     with _gc_paused():
-        rows = [_row(run) for run in runs]
+        rows = [row for run in runs for row in _rows(run)]
     extra = sorted({key for row in rows for key in row} - set(COLUMNS))
     columns = [*COLUMNS, *extra]
     frame = pd.DataFrame(rows, columns=columns)

@@ -102,6 +102,20 @@ def test_crop_and_flip_give_every_padded_window_and_both_mirrors_uniformly():
     assert ((tops > 0.083) & (tops < 0.139)).all()  # 1/9 each, within 4 standard deviations
 
 
+def test_an_epoch_takes_its_draws_in_batch_order_as_each_batch_drawing_its_own_would():
+    # The epoch draws everything when it starts (one copy to the device), in this order: the permutation,
+    # then per batch the tops, the lefts and the flips. So batch k is what drawing at batch k gave.
+    s = split(coded_image().expand(12, 3, 8, 8).contiguous(), crop_padding=2, hflip=True)
+    generator = torch.Generator().manual_seed(7)
+    torch.randperm(12, generator=generator)
+    padded = F.pad(coded_image(), (2, 2, 2, 2)).float()
+    for x, _ in s.batches(4, train=True, seed=7):
+        tops, lefts = (torch.randint(0, 5, (4,), generator=generator).tolist() for _ in "tl")
+        flips = (torch.rand(4, generator=generator) < 0.5).tolist()
+        expected = [padded[:, t : t + 8, l : l + 8] for t, l in zip(tops, lefts)]
+        assert torch.equal(x.round(), torch.stack([w.flip(-1) if f else w for w, f in zip(expected, flips)]))
+
+
 def test_augmentation_is_reproducible_with_seed():
     s = split(coded_image().expand(64, 3, 8, 8).contiguous(), crop_padding=4, hflip=True)
     a = torch.cat([x for x, _ in s.batches(16, train=True, seed=9)])

@@ -26,10 +26,17 @@ def test_from_dict_round_trips_and_flattens_with_dots():
     flat = config.flat()
     assert flat["finetune.lr"] == 0.5 and flat["finetune.epochs"] == 3 and flat["seed"] == 7
     assert "finetune" not in flat
-    assert len(flat) == 29 + 10  # 29 top-level fields besides finetune (base, base_name, workers, measure_latency, latency_dir, reference_run included), 10 finetune fields
+    assert len(flat) == 30 + 10  # 30 top-level fields besides finetune (base, base_name, workers, measure_latency,
+    # latency_dir, reference_run, control_for included), 10 finetune fields
     assert flat["base"] == "pretrain"
     assert (flat["schedule"], flat["schedule_rounds"], flat["schedule_every"], flat["finetune.variant"]) == (
         "one-shot", 1, 0, None)
+    assert flat["control_for"] == "[]"
+    # A sweep's shared dense control names its strategies: a tuple, a JSON list in MLflow (and from JSON).
+    control = TrialConfig.from_dict({**BASE, "compression": 1, "control_for": ["global-magnitude", "random"]})
+    assert control.control_for == ("global-magnitude", "random")
+    assert TrialConfig.from_dict(control.to_dict()) == control
+    assert control.flat()["control_for"] == '["global-magnitude", "random"]'
 
 
 def test_finetune_may_name_the_variant_alone():
@@ -54,6 +61,8 @@ def test_finetune_may_name_the_variant_alone():
     ({**BASE, "finetune": "rewind"}, "finetune.variant must be one of continue, lr-rewind, weight-rewind, scratch"),
     ({**BASE, "schedule": "gradual", "schedule_rounds": 4}, "'every' (steps between events) is for schedule 'gradual'"),
     ({**BASE, "schedule": "iterative"}, "schedule 'iterative' needs rounds >= 2, got 1"),
+    ({**BASE, "control_for": ["random"]}, "control_for names the strategies of a dense control, at compression 1, got 4"),
+    ({**BASE, "compression": 1, "control_for": "random"}, "TrialConfig.control_for must be a tuple of names, got 'random'"),
 ])
 def test_bad_values_fail_with_one_line_that_names_the_field(values, message):
     with pytest.raises(ConfigError) as caught:

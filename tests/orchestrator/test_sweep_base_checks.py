@@ -93,6 +93,6 @@ def test_the_readme_imagenet_sweep_is_a_valid_sweep_file():
     text = re.search(r"cat > imagenet.yaml <<'YAML'\n(.*?)YAML\n", readme, re.S).group(1)
     spec = parse_spec(text, origin="imagenet.yaml")
     assert (spec.size, dict(spec.base_setting().source), spec.bases()) == (
-        90, {"resnet18": "torchvision:IMAGENET1K_V1"}, [BaseKey("resnet18", None)])
+        78, {"resnet18": "torchvision:IMAGENET1K_V1"}, [BaseKey("resnet18", None)])
     preset = (ROOT / "shrink" / "orchestrator" / "presets" / "imagenet-resnet18.yaml").read_text()
     assert "base: torchvision:IMAGENET1K_V1\n" in preset

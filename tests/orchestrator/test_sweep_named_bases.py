@@ -30,6 +30,12 @@ def test_named_bases_cross_the_grid_and_each_trial_records_its_base():
         ("fast", 0, "/fast.pt"), ("fast", 1, "/fast.pt"), ("slow", 0, "/slow.pt"), ("slow", 1, "/slow.pt")]
     lines = spec.describe().splitlines()
     assert lines[0] == "sweep tiny: 4 trials on digits (1 model x 2 bases x 1 strategy x 1 compression x 2 seeds)"
+    # With compression 1 and two strategies, each base and seed has its own dense control, shared by both.
+    dense = parse_spec(TWO.replace("compressions: [4]", "compressions: [1, 4]").replace("[global-magnitude]",
+                                                                                        "[global-magnitude, random]"))
+    assert (len(dense.grid()), dense.size) == (16, 12)
+    assert [(p.base, p.seed) for p in dense.trials() if p.control_for] == [("fast", 0), ("fast", 1), ("slow", 0),
+                                                                          ("slow", 1)]
     assert lines[1] == ("bases: fast: small-mlp pretrain seed 0, epochs 3, lr 0.01; "
                         "slow: small-mlp pretrain seed 1, epochs 3, lr 0.0001")
 

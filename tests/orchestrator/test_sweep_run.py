@@ -4,6 +4,7 @@ One cluster serves the module: a head with no CPUs (so that every trial runs on 
 two worker nodes of one CPU each; the node-removal test adds and removes a third.
 """
 
+import json
 import re
 import threading
 import time
@@ -13,14 +14,16 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from shrink.orchestrator import load_spec, run_sweep
+from shrink.report.runs import trials_frame
 from helpers import digits_sweep
 from sweep_testing import checkpointed_trial_on, identity, local_cluster, sweep_runs, trial_runs
 
 # small-mlp on 1x8x8 digits: 64x100 + 100 and 100x10 + 10 parameters.
 SIZE = 7510
 # nonzero = round(SIZE / compression), halves up: 3755 at 2x, 1877.5 -> 1878 at 4x.
-NONZERO = {2.0: 3755, 4.0: 1878}
-GRID = sorted((s, c, seed) for s in ("global-magnitude", "random") for c in ("2.0", "4.0") for seed in ("0", "1"))
+NONZERO = {1.0: SIZE, 2.0: 3755, 4.0: 1878}
+STRATEGIES = ("global-magnitude", "random")
+GRID = sorted((s, c, seed) for s in STRATEGIES for c in ("2.0", "4.0") for seed in ("0", "1"))
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +33,14 @@ def cluster(ray_tmpdir):
 
 
 def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_path, capsys):
-    path = digits_sweep(tmp_path)
+    # 2 strategies x compressions 1 and 2 x 2 seeds: 8 grid points, 6 trials (one dense control per seed).
+    path = digits_sweep(tmp_path, compressions="[1, 2]")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     outcome = run_sweep(load_spec(path), address=cluster.address)
 
-    assert (outcome.total, outcome.finished, outcome.failed, outcome.errored) == (8, 8, 0, 0)
+    assert (outcome.total, outcome.finished, outcome.failed, outcome.errored) == (6, 6, 0, 0)
     assert outcome.nodes == 2
-    assert "8/8 done: 8 finished, 0 failed | 0 running | 0 pending" in capsys.readouterr().out
+    assert "6/6 done: 6 finished, 0 failed | 0 running | 0 pending" in capsys.readouterr().out
 
     [parent] = sweep_runs(uri)
     assert parent.info.run_id == outcome.parent_run_id
@@ -46,7 +50,15 @@ def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_pa
     assert Path(spec_copy).read_text() == path.read_text()
 
     runs = trial_runs(uri, parent.info.run_id)
-    assert sorted(identity(run) for run in runs) == GRID
+    grid = sorted((s, c, seed) for s in STRATEGIES for c in ("1.0", "2.0") for seed in ("0", "1"))
+    assert sorted(identity(run) for run in runs) == [point for point in grid if point[:2] != ("random", "1.0")]
+    controls = {run.data.params["seed"]: run for run in runs if run.data.params["compression"] == "1.0"}
+    assert {seed: json.loads(run.data.params["control_for"]) for seed, run in controls.items()} == {
+        "0": list(STRATEGIES), "1": list(STRATEGIES)}
+    # The report counts each control for both strategies: a row per grid point.
+    rows = trials_frame(runs)
+    assert sorted(zip(rows["strategy"], rows["compression"].map(str), rows["seed"].map(str))) == grid
+    assert sorted(rows[rows["compression"] == 1]["run_id"]) == sorted(2 * [run.info.run_id for run in controls.values()])
     bases = {run.data.tags["shrink.base_sha256"] for run in runs}
     assert len(bases) == 1
     client = MlflowClient(uri)
@@ -73,7 +85,7 @@ def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_pa
     # Every epoch checkpointed; once the experiment state named the last, the older ones were deleted.
     trial_folders = [folder for folder in (tmp_path / "ray" / "tiny").iterdir() if folder.is_dir()
                      and folder.name != "latency"]
-    assert len(trial_folders) == 8
+    assert len(trial_folders) == 6
     assert all(len(list(folder.glob("checkpoint_*"))) == 1 for folder in trial_folders)
 
 

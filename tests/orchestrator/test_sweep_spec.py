@@ -22,16 +22,17 @@ def test_presets_are_the_demo_and_the_papers_appendix_c_setups():
     assert demo.strategies == BASELINES
     assert demo.compressions == (1, 2, 4, 8, 16, 32)
     assert demo.seeds == (0, 1, 2)
-    assert demo.size == 90
+    # 90 grid points; at compression 1 the five strategies share one dense control per seed: 78 trials run.
+    assert (len(demo.grid()), demo.size) == (90, 78)
     assert demo.bases() == [BaseKey("lenet-300-100", 0)]
     assert demo.resources.cpus == 1 and demo.resources.gpus == 0
     assert demo.methods == ()  # the paper's five are baselines: no proposed method
 
     cifar = load_spec(preset="cifar10-resnet56")
-    assert (cifar.dataset, cifar.models, cifar.size) == ("cifar10", ("resnet56",), 90)
+    assert (cifar.dataset, cifar.models, cifar.size) == ("cifar10", ("resnet56",), 78)
     assert cifar.template.finetune == FinetuneConfig(optimizer="adam", lr=3e-4, batch_size=64, epochs=30)
     imagenet = load_spec(preset="imagenet-resnet18")
-    assert (imagenet.dataset, imagenet.models, imagenet.size) == ("imagenet", ("resnet18",), 90)
+    assert (imagenet.dataset, imagenet.models, imagenet.size) == ("imagenet", ("resnet18",), 78)
     assert imagenet.template.finetune == FinetuneConfig(optimizer="sgd", lr=1e-3, momentum=0.9, nesterov=True,
                                                         batch_size=256, epochs=20)
     assert imagenet.strategies == cifar.strategies == BASELINES
@@ -53,6 +54,39 @@ def test_grid_expands_to_one_trial_config_per_point():
     assert (first.tracking_uri, first.experiment_name, first.parent_run_id, first.sweep) == (
         "sqlite:////x.db", "shrink", "p1", "tiny")
     assert first.finetune == FinetuneConfig(epochs=2, lr=0.001)
+
+
+def test_compression_1_runs_once_per_seed_as_a_dense_control_shared_by_every_strategy():
+    spec = parse_spec(DIGITS.replace("compressions: [2, 4]", "compressions: [1, 2]"))
+    assert (len(spec.grid()), spec.size) == (8, 6)
+    base = SimpleNamespace(path=Path("/bases/b.pt"), sha256="a" * 64)
+    configs = spec.trial_configs({BaseKey("small-mlp", 0): base}, tracking_uri="sqlite:////x.db", parent_run_id=None)
+    both = ("global-magnitude", "random")
+    assert [(c.strategy, c.compression, c.seed, c.control_for) for c in configs] == [
+        ("global-magnitude", 1, 0, both), ("global-magnitude", 1, 1, both),
+        ("global-magnitude", 2, 0, ()), ("global-magnitude", 2, 1, ()), ("random", 2, 0, ()), ("random", 2, 1, ()),
+    ]
+    assert configs[0].flat()["control_for"] == '["global-magnitude", "random"]'
+    assert configs[2].flat()["control_for"] == "[]"
+    lines = spec.describe().splitlines()
+    assert lines[:2] == [
+        "sweep tiny: 6 trials on digits (1 model x 2 strategies x 2 compressions x 2 seeds)",
+        "dense controls: 2 trials at compression 1, one per model, base and seed, each counted for all 2 "
+        "strategies (the report's 8 grid points)"]
+    assert lines[6:8] == ["1  small-mlp  control (global-magnitude)  1            0",
+                          "2  small-mlp  control (global-magnitude)  1            1"]
+    # Under a schedule a matched strategy follows its reference, but not at compression 1, where nothing is
+    # pruned: its point there is the control's, which runs in the first phase as the first strategy that
+    # follows none.
+    matched = parse_spec(DIGITS.replace("[GlobalMagWeight, random]", "[random-matched:global-magnitude, "
+                                        "global-magnitude]").replace("compressions: [2, 4]", "compressions: [1, 2]")
+                         + "schedule: iterative\nschedule_rounds: 2\n")
+    assert [(p.strategy, p.compression, p.seed, bool(p.control_for)) for p in matched.trials()] == [
+        ("global-magnitude", 1, 0, True), ("global-magnitude", 1, 1, True),
+        ("random-matched:global-magnitude", 2, 0, False), ("random-matched:global-magnitude", 2, 1, False),
+        ("global-magnitude", 2, 0, False), ("global-magnitude", 2, 1, False)]
+    assert ("then, after their references: 2 trials of random-matched:global-magnitude (under schedule iterative, "
+            "each keeps its reference trial's per-layer counts)") in matched.describe().splitlines()
 
 
 def test_per_trial_bases_give_each_seed_its_own_base():

@@ -1,10 +1,14 @@
 """Reading a sweep's runs from MLflow into the per-trial table."""
 
+import copy
+import json
 import math
 
+import pandas as pd
 import pytest
-from report_sweeps import BASE, FAILURE, TOP1, trial, write_sweep
+from report_sweeps import BASE, FAILURE, TOP1, small_sweep, table, trial, write_sweep
 
+from shrink.report.analysis import analyse
 from shrink.report.runs import COLUMNS, SweepNotFound, find_sweep, list_sweeps, load_trials
 
 
@@ -44,6 +48,27 @@ def test_trial_table_has_one_row_per_trial_in_a_fixed_order(store):
     assert keys == sorted(keys)
     assert keys[:3] == [("global-magnitude", 1.0, 0), ("global-magnitude", 1.0, 1), ("global-magnitude", 1.0, 2)]
     assert str(trials["seed"].dtype) == "Int64" and trials["compression"].dtype == "float64"
+
+
+def test_a_shared_dense_control_counts_as_each_strategys_compression_1_trial():
+    # The small sweep's compression-1 trials (0.98 for both strategies and every seed, as one dense model
+    # fine-tuned alike gives), recorded as one shared control run per seed: the same tables.
+    separate = small_sweep()
+    shared = [t for t in copy.deepcopy(separate) if t["params"]["compression"] != "1" or t["params"]["strategy"] != "random"]
+    for control in shared[:3]:  # global-magnitude's, seeds 0, 1, 2
+        control["params"]["control_for"] = json.dumps(["global-magnitude", "random"])
+    mine, theirs = table(shared), table(separate)
+    assert (len(shared), len(mine), len(theirs)) == (16, 19, 19)
+    controls = mine[mine["compression"] == 1]
+    assert list(zip(controls["strategy"], controls["seed"], controls["run_id"])) == [
+        ("global-magnitude", 0, "run0000"), ("global-magnitude", 1, "run0001"), ("global-magnitude", 2, "run0002"),
+        ("random", 0, "run0000"), ("random", 1, "run0001"), ("random", 2, "run0002")]
+    assert list(mine.columns) == list(theirs.columns)  # control_for is no setting of the report's
+    pd.testing.assert_frame_equal(mine.drop(columns="run_id"), theirs.drop(columns="run_id"))
+    ours, others = analyse(mine, None), analyse(theirs, None)
+    for name in ("summary", "controls", "comparisons", "curves"):
+        pd.testing.assert_frame_equal(getattr(ours, name), getattr(others, name))
+    assert ours.finetuned == others.finetuned
 
 
 def test_trial_values_come_from_params_tags_and_metrics(store):
