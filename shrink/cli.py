@@ -358,7 +358,7 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
 @main.command()
 @click.option("--address", metavar="HOST:PORT",
               help="Check every node of the running Ray cluster there ('auto': the one on this node), one Ray task "
-                   "per node holding its GPUs.")
+                   "per node (it holds no resources: it runs beside trials).")
 @click.option("--cluster", "cluster_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list of {node, report, problems} instead of text.")

@@ -1,9 +1,11 @@
 """``shrink doctor --address`` and the GPU preflight of a sweep: ``probe_node`` as one Ray task per node.
 
-Each task is pinned to its node (``NodeAffinitySchedulingStrategy``, not soft) and holds all the node's
-GPUs and no CPU: Ray hides the GPUs from a task that asks for none, and a task that holds them sees them
-as a trial does. A node whose task does not end within ``TIMEOUT_S`` (its GPUs held by other work, or a
-worker that cannot start) is reported as such.
+Each task is pinned to its node (``NodeAffinitySchedulingStrategy``, not soft) and holds no resource, so
+it runs beside trials on a busy cluster; it sees every GPU of its node because Ray leaves
+``CUDA_VISIBLE_DEVICES`` alone for a task without GPUs (``RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=0``, set for
+the task in case the cluster sets it otherwise). Holding the GPUs instead would wait for every running
+trial to end. A node whose task does not end within ``TIMEOUT_S`` (a worker that cannot start) is
+reported as such.
 """
 
 import ray
@@ -12,7 +14,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from shrink.experiment.node import NodeCheck, NodeReport, node_problems, probe_node
 from shrink.orchestrator.spec import SpecError, SweepSpec
 
-TIMEOUT_S = 300.0
+TIMEOUT_S = 120.0
+SEES_ALL_GPUS = {"env_vars": {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}}
 
 
 def probe_nodes(*, gpu_nodes_only: bool = False, decodes_jpeg: bool = True,
@@ -28,14 +31,14 @@ def probe_nodes(*, gpu_nodes_only: bool = False, decodes_jpeg: bool = True,
         gpus = node["Resources"].get("GPU", 0.0)
         name = f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})"
         affinity = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-        task = probe.options(num_cpus=0, num_gpus=gpus, scheduling_strategy=affinity).remote(name, gpus)
+        task = probe.options(num_cpus=0, scheduling_strategy=affinity, runtime_env=SEES_ALL_GPUS).remote(name, gpus)
         pending[task] = name
     done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
     checks = []
     for task, name in pending.items():
         if task not in done:
-            checks.append(NodeCheck(name, None, (f"the probe did not end within {timeout_s:g} s: the node's GPUs "
-                                                 "are held by other work, or its Ray worker cannot start",)))
+            checks.append(NodeCheck(name, None, (f"the probe did not end within {timeout_s:g} s: its Ray worker "
+                                                 "cannot start there (see the node's raylet log)",)))
             continue
         try:
             report = ray.get(task)

@@ -110,5 +110,6 @@ def test_doctor_here_runs_without_ray_mlflow_or_yaml_and_says_cpu_only():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("node ") and lines[1].startswith(f"  python {platform.python_version()}, torch {torch.__version__}, ")
+    assert lines[0].startswith("node ")
+    assert lines[1].startswith(f"  python {platform.python_version()}, torch {torch.__version__}, ")
     assert "  CUDA not available; CPU only" in lines and lines[-3:] == ["  ok", "", "1 node, no problems"]
