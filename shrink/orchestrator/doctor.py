@@ -33,6 +33,8 @@ def probe_nodes(*, gpu_nodes_only: bool = False, decodes_jpeg: bool = True,
         affinity = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
         task = probe.options(num_cpus=0, scheduling_strategy=affinity, runtime_env=SEES_ALL_GPUS).remote(name, gpus)
         pending[task] = name
+    if not pending:
+        return []
     done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
     checks = []
     for task, name in pending.items():

@@ -113,3 +113,16 @@ def test_doctor_here_runs_without_ray_mlflow_or_yaml_and_says_cpu_only():
     assert lines[0].startswith("node ")
     assert lines[1].startswith(f"  python {platform.python_version()}, torch {torch.__version__}, ")
     assert "  CUDA not available; CPU only" in lines and lines[-3:] == ["  ok", "", "1 node, no problems"]
+
+
+def test_doctor_json_here_and_the_exclusive_options():
+    from click.testing import CliRunner
+
+    from shrink.cli import main
+
+    result = CliRunner().invoke(main, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    [node] = json.loads(result.output)
+    assert node["problems"] == [] and node["report"]["torch"] == torch.__version__ and node["report"]["gpus"] == []
+    both = CliRunner().invoke(main, ["doctor", "--address", "auto", "--cluster", __file__])
+    assert both.exit_code == 2 and "--cluster and --address exclude each other" in both.output
