@@ -13,6 +13,7 @@ def main() -> None:
 
     \b
     Typical flow:
+      shrink doctor --address HOST:PORT                    # what a trial will find on each node
       shrink pretrain --model resnet20 --dataset cifar10   # train the shared base once
       shrink sweep sweep.yaml                              # fan trials out with Ray Tune
       shrink report                                        # tables, plots, checklist

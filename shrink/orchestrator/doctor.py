@@ -25,7 +25,7 @@ def probe_nodes(*, gpu_nodes_only: bool = False, decodes_jpeg: bool = True,
     nodes = [node for node in ray.nodes() if node["Alive"]]
     if gpu_nodes_only:
         nodes = [node for node in nodes if node["Resources"].get("GPU", 0)]
-    probe = ray.remote(_probe)
+    probe = ray.remote(max_calls=1)(_probe)  # its worker exits after it, freeing its CUDA contexts
     pending = {}
     for node in nodes:
         gpus = node["Resources"].get("GPU", 0.0)
