@@ -26,3 +26,21 @@ def test_the_peak_table_knows_the_names_torch_gives_hopper_gpus():
     names = ["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H200", "NVIDIA H200 NVL",
              "NVIDIA A100-SXM4-80GB", "NVIDIA A10", "Tesla T4"]
     assert [ddp.peak_bf16_tflops(name) for name in names] == [989.4, 756.5, 835.5, 989.4, 835.5, 312.0, 125.0, None]
+
+
+def test_what_the_gpu_bench_calls_runs_without_ray_mlflow_yaml_or_torch_pruning():
+    """The GPU bench machine has none of them: weight strategies prune there, the loop and latency import."""
+    program = ("import sys; sys.modules.update(ray=None, mlflow=None, yaml=None, torch_pruning=None)\n"
+               "from shrink import datasets, models, pruning\n"
+               "from shrink.experiment import FINETUNE_PRESETS\n"
+               "from shrink.experiment.loop import Compute, make_optimizer, train_epoch\n"
+               "from shrink.experiment.trial import _get_rng\n"
+               "from shrink.metrics import compare_latency\n"
+               "masks = pruning.prune(models.create('small-mlp', num_classes=10), 'global-magnitude', 4.0)\n"
+               "print(sum(int(m.sum()) for m in masks.values()))\n")
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    # small-mlp on 28x28 inputs: 79,510 parameters, 19,878 of them left at 4x; the classifier (1,010) and
+    # fc1's bias (100) are not pruned, so fc1.weight keeps 19,878 - 1,110
+    assert done.stdout == "18768\n"
