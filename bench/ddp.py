@@ -31,9 +31,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's shrink, not an installed one
 
 RESNET18_GMACS = 1.82
-# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) of common training GPUs, by name fragment.
-PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100": 756.5, "A100": 312.0, "L40S": 362.1,
-                    "A10": 125.0, "V100": 125.0}
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) of common training GPUs, by a fragment of the name
+# torch reports; the first fragment found wins. The SXM H100 calls itself "NVIDIA H100 80GB HBM3", the SXM
+# H200 "NVIDIA H200"; the PCIe and NVL boards say so.
+PEAK_BF16_TFLOPS = {"H200 NVL": 835.5, "H200": 989.4, "H100 NVL": 835.5, "H100 PCIe": 756.5, "H100": 989.4,
+                    "A100": 312.0, "L40S": 362.1, "A10": 125.0, "V100": 125.0}
+
+
+def peak_bf16_tflops(name: str) -> float | None:
+    """The dense bf16 peak of the GPU torch names ``name``; None when the table does not know it."""
+    return next((peak for fragment, peak in PEAK_BF16_TFLOPS.items() if fragment in name), None)
 BATCH = 64
 
 
@@ -116,7 +123,7 @@ def gpu_part(args) -> None:
 
     device = "cuda"
     name = torch.cuda.get_device_name()
-    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    peak = args.peak_tflops or peak_bf16_tflops(name)
     model = models.create("resnet18", num_classes=1000).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
     x = torch.randn(args.gpu_batch, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)

@@ -13,6 +13,7 @@ def main() -> None:
 
     \b
     Typical flow:
+      shrink doctor --address HOST:PORT                    # what a trial will find on each node
       shrink pretrain --model resnet20 --dataset cifar10   # train the shared base once
       shrink sweep sweep.yaml                              # fan trials out with Ray Tune
       shrink report                                        # tables, plots, checklist
@@ -110,6 +111,13 @@ def _library_errors() -> tuple[type[Exception], ...]:
     return (datasets.DatasetNotFound, datasets.DatasetFormatError, experiment.CheckpointMismatch,
             experiment.TrialDiverged, experiment.RecordingError, experiment.MaskDrift,
             pruning.CompressionNotReached, pruning.RemovalMismatch)
+
+
+def _bad_input(error: Exception) -> click.ClickException:
+    """A refusal before anything started: one line, exit status 2."""
+    failure = click.ClickException(str(error))
+    failure.exit_code = 2
+    return failure
 
 
 def _stderr_line(line: str) -> None:
@@ -341,10 +349,69 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
     try:
         status = orchestrator.launch_sweep(request, echo=click.echo)
     except orchestrator.SpecError as error:
-        failure = click.ClickException(str(error))
-        failure.exit_code = 2
-        raise failure from None
+        raise _bad_input(error) from None
     except orchestrator.ClusterError as error:
         raise click.ClickException(str(error)) from None
     if status:
         raise SystemExit(status)
+
+
+@main.command()
+@click.option("--address", metavar="HOST:PORT",
+              help="Check every node of the running Ray cluster there ('auto': the one on this node), one Ray task "
+                   "per node (it holds no resources: it runs beside trials).")
+@click.option("--cluster", "cluster_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run as a Ray Job on the cluster this `ray up` file describes (brought up if needed).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of {node, report, problems} instead of text.")
+def doctor(address, cluster_file, as_json):
+    """Check what a trial will find on each node before a sweep fans out.
+
+    \b
+    Per node: Python, torch, torchvision and the CUDA torch was built with; the NVIDIA driver
+    against what that CUDA needs; each GPU's compute capability against torch.cuda.get_arch_list(),
+    bf16, hardware JPEG decoder and free memory, with a tiny bf16 channels-last conv
+    forward/backward and a one-image decode_jpeg run on it; MPS; host memory.
+
+    Without --address or --cluster it checks this machine without Ray (a CPU-only machine is fine:
+    it says so). Exits 1 when a node has a problem, each problem one line with its remedy. A sweep
+    that asks for GPUs runs the same checks after Ray starts and refuses to start (exit 2) if a node
+    with GPUs fails them.
+    """
+    import json
+
+    if cluster_file and address:
+        raise click.UsageError("--cluster and --address exclude each other: --cluster runs doctor with --address auto")
+    if cluster_file:
+        raise SystemExit(_doctor_on_cluster(cluster_file, as_json))
+    if address:
+        from shrink import orchestrator
+        from shrink.orchestrator.doctor import doctor_cluster
+
+        try:
+            checks = doctor_cluster(address)
+        except orchestrator.SpecError as error:
+            raise _bad_input(error) from None
+    else:
+        from shrink.experiment.node import check_here
+
+        checks = [check_here()]
+    if as_json:
+        click.echo(json.dumps([check.to_json() for check in checks], indent=2))
+    else:
+        from shrink.experiment.node import summary
+
+        click.echo("\n\n".join(check.describe() for check in checks) + "\n\n" + summary(checks))
+    if any(check.problems for check in checks):
+        raise SystemExit(1)
+
+
+def _doctor_on_cluster(cluster_file: Path, as_json: bool) -> int:
+    from shrink import orchestrator
+
+    try:
+        return orchestrator.run_on_cluster(cluster_file, ["--json"] if as_json else [], working_dir=Path.cwd(),
+                                           command="doctor")
+    except orchestrator.SpecError as error:
+        raise _bad_input(error) from None
+    except orchestrator.ClusterError as error:
+        raise click.ClickException(str(error)) from None

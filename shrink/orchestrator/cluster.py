@@ -39,8 +39,10 @@ class ClusterError(RuntimeError):
     """The cluster could not be brought up or reached; the message says what to check."""
 
 
-def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Path, pip: dict | None = None) -> int:
-    """Bring the cluster up if needed, run ``shrink sweep SWEEP_ARGS`` on it as a Ray Job; exit status.
+def run_on_cluster(cluster_file: Path, args: list[str], *, working_dir: Path, pip: dict | None = None,
+                   command: str = "sweep") -> int:
+    """Bring the cluster up if needed, run ``shrink COMMAND ARGS`` on it as a Ray Job (``sweep``, or
+    ``doctor``); exit status.
 
     ``pip``: the ``pip`` field of the job's Ray runtime environment (``Pip.runtime_env()``), or None."""
     config = check_cluster_file(cluster_file)
@@ -57,17 +59,18 @@ def run_on_cluster(cluster_file: Path, sweep_args: list[str], *, working_dir: Pa
                 f"the cluster's head {head} does not answer on dashboard port {port}: check "
                 f"`ray monitor {cluster_file}` and that port {port} is open to this machine"
             )
-    return submit_sweep(f"http://{head}:{port}", sweep_args, working_dir=working_dir, pip=pip)
+    return submit_sweep(f"http://{head}:{port}", args, working_dir=working_dir, pip=pip, command=command)
 
 
-def submit_sweep(address: str, sweep_args: list[str], *, working_dir: Path, pip: dict | None = None) -> int:
-    """Submit ``python -m shrink sweep SWEEP_ARGS --address auto`` to the job server at ``address``
+def submit_sweep(address: str, args: list[str], *, working_dir: Path, pip: dict | None = None,
+                 command: str = "sweep") -> int:
+    """Submit ``python -m shrink COMMAND ARGS --address auto`` to the job server at ``address``
     (``http://host:port``), uploading ``working_dir`` and installing ``pip`` (a runtime environment's
     ``pip`` field) for it; stream its logs and return its exit status."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
-    entrypoint = shlex.join(["python", "-m", "shrink", "sweep", *sweep_args, "--address", "auto"])
+    entrypoint = shlex.join(["python", "-m", "shrink", command, *args, "--address", "auto"])
     runtime_env = {"working_dir": str(working_dir), "excludes": EXCLUDES, "env_vars": {CLUSTER_JOB_ENV: "1"}}
     if pip:
         runtime_env["pip"] = pip

@@ -23,6 +23,7 @@ from shrink.experiment.recording import TrialEnd
 from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
 from shrink.orchestrator.base_tasks import make_bases
 from shrink.orchestrator.checkpoints import KeepLatestSaved
+from shrink.orchestrator.doctor import check_gpu_nodes
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
     SpecError,
@@ -158,7 +159,8 @@ def check_address(address: str) -> None:
         ) from None
 
 
-def _quiet() -> dict:
+def quiet() -> dict:
+    """``ray.init``'s arguments that keep Ray's own logging to warnings."""
     return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
 
 
@@ -178,15 +180,17 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     if address is None:
         available = local_resources()
         ray.init(address="local", num_cpus=int(available["CPU"]), num_gpus=int(available["GPU"]),
-                 include_dashboard=False, **_quiet())
+                 include_dashboard=False, **quiet())
     else:
-        ray.init(address=address, **_quiet())
+        ray.init(address=address, **quiet())
     ray_start_s = time.monotonic() - started
     try:
         if address is not None:
             check_data(spec)
             nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
             check_resources(spec, ray.cluster_resources(), f"the cluster at {address}", nodes)
+        if spec.resources.gpus:  # Ray counts GPUs that torch may not reach: every trial would fail
+            check_gpu_nodes(spec)
         _say(f"ray: started in {ray_start_s:.1f} s; {plan.concurrency(ray.cluster_resources())} trials at a time")
         return _run(plan, resume=resume, ray_start_s=ray_start_s)
     finally:

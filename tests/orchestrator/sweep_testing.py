@@ -55,14 +55,15 @@ def checkpointed_trial_on(node, storage: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def local_cluster(cpus_per_node: int, nodes: int = 2):
-    """A Ray cluster on this machine: a head without CPUs (the driver's) and ``nodes`` nodes for trials."""
+def local_cluster(cpus_per_node: int, nodes: int = 2, gpus_per_node: int = 0):
+    """A Ray cluster on this machine: a head without CPUs (the driver's) and ``nodes`` nodes for trials
+    (with ``gpus_per_node``, GPUs that Ray counts and torch here cannot reach)."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
         for _ in range(nodes):
-            cluster.add_node(num_cpus=cpus_per_node)
+            cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
         cluster.wait_for_nodes()
         yield cluster
     finally:

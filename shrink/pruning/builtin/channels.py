@@ -7,7 +7,6 @@ paper: ``channel-l1`` and ``channel-l2`` are per layer as in Li et al., ``channe
 Liu et al. See ``shrink.pruning.channels`` for the slices removed with each channel and the tolerance.
 """
 
-from shrink.pruning.channels import channel_masks
 from shrink.pruning.registry import MaskFn, ScoreContext, register_strategy
 
 TRACE_EXAMPLES = 8  # examples of the batch used to trace the model and check the masks
@@ -22,6 +21,8 @@ _SCOPES = {"global": "ranked over the whole network", "layer": "the same fractio
 
 def _channel_strategy(criterion: str, scope: str) -> MaskFn:
     def masks(ctx: ScoreContext, compression: float):
+        from shrink.pruning.channels import channel_masks  # torch-pruning: only channel strategies need it
+
         return channel_masks(ctx.model, ctx.inputs[:TRACE_EXAMPLES], compression, criterion=criterion, scope=scope)
 
     return masks
