@@ -70,7 +70,7 @@ class RunRecord:
 
     device: str
     hardware: str
-    amp: bool
+    amp: str  # the AmpMode: "bf16", "fp16" or "off"
     channels_last: bool
     versions: dict  # library versions, as runtime.versions() reads them
     git_commit: str | None
@@ -78,8 +78,16 @@ class RunRecord:
     finished_at: float
 
     @classmethod
+    def from_record(cls, record: dict) -> "RunRecord":
+        """The record's fields (``amp`` true/false, as sidecars wrote it before fp16 existed, read as bf16/off)."""
+        values = {f.name: record.get(f.name) for f in dataclasses.fields(cls)}
+        if isinstance(values["amp"], bool):
+            values["amp"] = "bf16" if values["amp"] else "off"
+        return cls(**values)
+
+    @classmethod
     def now(cls, device: str, compute: Compute, started_at: float) -> "RunRecord":
-        return cls(device, hardware(device), compute.amp, compute.channels_last, json.loads(versions()), git_commit(),
+        return cls(device, hardware(device), str(compute.amp), compute.channels_last, json.loads(versions()), git_commit(),
                    started_at, time.time())
 
 
@@ -132,7 +140,7 @@ class Sidecar:
             **fixed,
             recipe=None if recipe is None else Recipe(**{f.name: recipe[f.name] for f in dataclasses.fields(Recipe)}),
             val=_scores(record["val"]), test=_scores(record["test"]),
-            run=RunRecord(**{f.name: record.get(f.name) for f in dataclasses.fields(RunRecord)}),
+            run=RunRecord.from_record(record),
             rewind=None if rewind is None else Rewind(**rewind),
         )
 

@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import subprocess
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 
@@ -33,6 +34,33 @@ def configure_torch(device: str, threads: int | None, deterministic: bool) -> No
         torch.use_deterministic_algorithms(deterministic)  # the first call imports inductor (~2 s)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = device.startswith("cuda") and not deterministic
+
+
+class AmpMode(StrEnum):
+    """A run's mixed precision, recorded as its ``shrink.amp`` tag (a base's sidecar: ``amp``)."""
+
+    OFF = "off"
+    BF16 = "bf16"  # bf16 autocast
+    FP16 = "fp16"  # fp16 autocast, the loss scaled by torch.amp.GradScaler
+
+
+# GPUs from this compute capability on (Ampere) compute bf16 in their tensor cores; older ones emulate it.
+BF16_CAPABILITY = (8, 0)
+
+
+def amp_mode(device_type: str, capability: tuple[int, int] | None) -> AmpMode:
+    """The autocast of a run with amp on, on a ``device_type`` device of compute ``capability`` (None on a
+    CPU): bf16 on the CPU and on GPUs of compute capability 8.0 and later, else fp16 with loss scaling (bf16
+    is emulated there, slower than fp32). bf16 keeps fp32's range, so it needs no loss scaling; fp16 does."""
+    if device_type == "cuda" and capability is not None and tuple(capability) < BF16_CAPABILITY:
+        return AmpMode.FP16
+    return AmpMode.BF16
+
+
+def device_amp(device: str) -> AmpMode:
+    """:func:`amp_mode` of ``device`` (``cpu``, ``cuda``, ``cuda:N``), asking CUDA for its capability."""
+    kind = torch.device(device).type
+    return amp_mode(kind, torch.cuda.get_device_capability(torch.device(device)) if kind == "cuda" else None)
 
 
 def default_device() -> str:

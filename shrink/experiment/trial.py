@@ -258,7 +258,7 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
         sweep=config.sweep, parent_run_id=config.parent_run_id, base_sha256=config.base_sha256,
         base_source=trial.base.source,
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
-        device=config.device, hardware=hardware(config.device), amp="bf16" if trial.compute.amp else "off",
+        device=config.device, hardware=hardware(config.device), amp=str(trial.compute.amp),
         channels_last=int(trial.compute.channels_last), workers=config.workers)
     return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
                                 params=config.flat(), tags=tags)
