@@ -24,7 +24,7 @@ from torch import nn
 
 from shrink.experiment import finetuning, recording
 from shrink.experiment.bases import BaseCheckpoint, resolve_base
-from shrink.experiment.checkpoint import Checkpointer
+from shrink.experiment.checkpoint import Checkpointer, restore_rng, rng_state
 from shrink.experiment.config import TrialConfig
 from shrink.experiment.data import Splits, load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
@@ -296,7 +296,7 @@ def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, F
 
     pruning.load_pruned(trial.model, saved.model)
     optimizer.load_state_dict(saved.optimizer)
-    _set_rng(saved.rng, trial.config.device)
+    restore_rng(saved.rng, trial.config.device)
     return saved.summary, saved.finetuning
 
 
@@ -331,7 +331,7 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
         recorder.log_metrics(metrics, step=epoch.number)
         if checkpointer is not None and trial.ranks.primary:
             saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
-                               optimizer.state_dict(), _get_rng(config.device), state)
+                               optimizer.state_dict(), rng_state(config.device), state)
             checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
         if reporter is not None:
             reporter(epoch.number, metrics)
@@ -524,15 +524,3 @@ def _run_name(config: TrialConfig) -> str:
 def _cpu_copy(tensors: dict) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
 
-
-def _get_rng(device: str) -> dict:
-    rng = {"cpu": torch.get_rng_state()}
-    if device.startswith("cuda"):
-        rng["cuda"] = torch.cuda.get_rng_state(torch.device(device))
-    return rng
-
-
-def _set_rng(rng: dict, device: str) -> None:
-    torch.set_rng_state(rng["cpu"])
-    if "cuda" in rng:
-        torch.cuda.set_rng_state(rng["cuda"], torch.device(device))
