@@ -4,7 +4,8 @@ A sweep's data-parallel trial is a Tune function trainable (:func:`train_data_pa
 and runs a ``ray.train.torch.TorchTrainer`` with the trial's own ``ScalingConfig``: N workers, each with
 the sweep's ``cpus`` and ``gpus`` (gloo on CPUs, NCCL on GPUs), placed by Ray wherever they fit (across
 nodes too). Every worker runs ``run_trial`` with its ``Ranks`` (see ``shrink.experiment.ranks`` for the
-semantics); what rank 0 reports reaches Tune through ``TuneReportCallback``: one report per epoch, then
+semantics); on GPUs its device is ``cuda``, which is the GPU Ray Train gave it (Ray makes it torch's
+current device), so a trial that names one GPU (``cuda:N``) is refused by ``preflight``; what rank 0 reports reaches Tune through ``TuneReportCallback``: one report per epoch, then
 the final metrics (the inner ``fit()`` result carries none, so nothing is read from it).
 
 A sweep's checkpoints are Ray Train's: rank 0 attaches each epoch's state to its report and Train keeps
@@ -120,8 +121,8 @@ def run_data_parallel_trial(config: TrialConfig, *, checkpoint_dir: str | None =
     per worker, default 1; one GPU each on CUDA). Checked by ``preflight`` and given its base by
     ``resolve_base`` here, once, before any worker starts; with ``checkpoint_dir`` it resumes from the state
     an earlier run of the same trial (data-parallel or not) saved there. Returns rank 0's final metrics."""
+    preflight(config)  # before resolving, which asks CUDA: a refused device is refused without a GPU too
     config = dataclasses.replace(config, threads=config.threads or 1).resolved()
-    preflight(config)
     worker = _per_worker(config)
     available = local_resources()
     if config.workers * worker.cpus > available["CPU"] or config.workers * worker.gpus > available["GPU"]:
