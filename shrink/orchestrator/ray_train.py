@@ -4,9 +4,10 @@ A sweep's data-parallel trial is a Tune function trainable (:func:`train_data_pa
 and runs a ``ray.train.torch.TorchTrainer`` with the trial's own ``ScalingConfig``: N workers, each with
 the sweep's ``cpus`` and ``gpus`` (gloo on CPUs, NCCL on GPUs), placed by Ray wherever they fit (across
 nodes too). Every worker runs ``run_trial`` with its ``Ranks`` (see ``shrink.experiment.ranks`` for the
-semantics); on GPUs its device is ``cuda``, which is the GPU Ray Train gave it (Ray makes it torch's
-current device), so a trial that names one GPU (``cuda:N``) is refused by ``preflight``; what rank 0 reports reaches Tune through ``TuneReportCallback``: one report per epoch, then
-the final metrics (the inner ``fit()`` result carries none, so nothing is read from it).
+semantics); what rank 0 reports reaches Tune through ``TuneReportCallback``: one report per epoch, then
+the final metrics (the inner ``fit()`` result carries none, so nothing is read from it). On GPUs a
+worker's device is ``cuda``: the GPU Ray Train gave it, which Ray makes torch's current device (so a trial
+naming one GPU, ``cuda:N``, is refused by ``preflight``).
 
 A sweep's checkpoints are Ray Train's: rank 0 attaches each epoch's state to its report and Train keeps
 the last one under ``<sweep storage>/train/<trial id>``. When a worker dies, ``fit()`` fails and so does
