@@ -24,12 +24,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# cuBLAS's setting for deterministic results: 8 workspaces of 4 MiB (its documented reproducible configuration).
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
+def prepare_cublas(device: str, deterministic: bool) -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for a deterministic run on CUDA, unless the environment sets it. Call it
+    before the process first uses CUDA (a run's first step, before any pretraining): cuBLAS and torch read
+    the setting once, when cuBLAS starts, so setting it later has no effect."""
+    if deterministic and device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+
+
 def configure_torch(device: str, threads: int | None, deterministic: bool) -> None:
-    """Set torch's thread count (CPU), and turn deterministic algorithms on or off for this run."""
+    """Set torch's thread count (CPU), turn deterministic algorithms on or off for this run, and let cuDNN
+    pick its fastest algorithms on CUDA unless deterministic (:func:`prepare_cublas` comes first)."""
     if threads and not device.startswith("cuda"):
         torch.set_num_threads(threads)
-    if deterministic and device.startswith("cuda"):
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if torch.are_deterministic_algorithms_enabled() != deterministic:
         torch.use_deterministic_algorithms(deterministic)  # the first call imports inductor (~2 s)
     torch.backends.cudnn.deterministic = deterministic

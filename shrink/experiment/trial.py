@@ -32,7 +32,8 @@ from shrink.experiment.loop import Compute, EarlyStopping, evaluate_split, make_
 from shrink.experiment.preflight import needs_recipe, preflight, schedule_events
 from shrink.experiment.ranks import ONE_PROCESS, Ranks
 from shrink.experiment.recording import TrialRecorder
-from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
+from shrink.experiment.runtime import (configure_torch, git_commit, hardware, prepare_cublas, seed_everything,
+                                      versions)
 from shrink.experiment.scheduling import ScheduledPruning
 from shrink.metrics import Scores
 from shrink.pruning.rounds import PruningRound
@@ -169,6 +170,7 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     """
     started = time.perf_counter()
     config = config.resolved()
+    prepare_cublas(config.device, config.deterministic)  # before anything uses CUDA
     saved = _load_saved(checkpointer, config)
     splits = _check_before_work(config, ranks)
     trial = _prepare(config, splits, ranks, _reference(config))

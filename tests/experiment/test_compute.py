@@ -1,4 +1,7 @@
-"""How a run computes: the mixed precision chosen per device, and fp16's loss scaling in the training step."""
+"""How a run computes: the mixed precision chosen per device, fp16's loss scaling in the training step, and torch's
+settings per device."""
+
+import os
 
 import pytest
 import torch
@@ -6,7 +9,7 @@ import torch
 from shrink import models
 from shrink.experiment.loop import Compute, make_optimizer, train_epoch
 from shrink.experiment.recipes import RECIPES
-from shrink.experiment.runtime import AmpMode, amp_mode
+from shrink.experiment.runtime import AmpMode, amp_mode, configure_torch, prepare_cublas
 
 
 @pytest.mark.parametrize("device_type, capability, mode", [
@@ -50,3 +53,29 @@ def test_the_autocast_and_the_loss_scaler_follow_the_mode():
     with Compute("cpu").autocast():
         assert not torch.is_autocast_enabled("cpu")
     assert not Compute("cpu").grad_scaler().is_enabled()
+
+
+def test_cublas_is_asked_for_deterministic_workspaces_on_cuda_only(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    prepare_cublas("cpu", deterministic=True)
+    prepare_cublas("cuda", deterministic=False)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    prepare_cublas("cuda:1", deterministic=True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the environment's own choice stays
+    prepare_cublas("cuda", deterministic=True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def test_torch_settings_per_device(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    threads = torch.get_num_threads()
+    configure_torch("cuda", threads + 1, deterministic=False)  # CUDA: threads untouched, cuDNN benchmarks
+    assert (torch.get_num_threads(), torch.backends.cudnn.benchmark) == (threads, True)
+    configure_torch("cuda", None, deterministic=True)  # deterministic: no benchmarking, deterministic kernels
+    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (False, True)
+    assert torch.are_deterministic_algorithms_enabled()
+    configure_torch("cpu", 1, deterministic=False)
+    assert (torch.get_num_threads(), torch.backends.cudnn.benchmark) == (1, False)
+    assert not torch.are_deterministic_algorithms_enabled()
