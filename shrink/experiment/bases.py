@@ -422,7 +422,7 @@ def _pretrain(request: BaseRequest, entry: Path, device: str | None, threads: in
     recipe = request.recipe()
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed)
+    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed, threads)
     if recipe.batch_size > len(splits.train):
         raise ConfigError(f"the {family} recipe's batch size {recipe.batch_size} exceeds the {len(splits.train)} "
                           f"training examples of {dataset}")
@@ -461,7 +461,7 @@ def _adopt(request: BaseRequest, entry: Path, weights: bytes, device: str | None
     source = request.origin.label(request.model)
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed)
+    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed, threads)
     started_at = time.time()
     start = time.perf_counter()
     info = splits.train.info

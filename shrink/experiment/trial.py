@@ -201,7 +201,7 @@ def _check_before_work(config: TrialConfig, ranks: Ranks) -> Splits:
     if ranks.size != config.workers:
         raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {ranks.size} "
                           "processes", key="workers")
-    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed)
+    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed, config.threads)
     preflight(config, splits)
     return splits
 
