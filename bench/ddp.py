@@ -31,9 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's shrink, not an installed one
 
 RESNET18_GMACS = 1.82
-# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) of common training GPUs, by name fragment.
-PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100": 756.5, "A100": 312.0, "L40S": 362.1,
-                    "A10": 125.0, "V100": 125.0}
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) of common training GPUs, by a fragment of the name
+# torch reports, the first match counting: the PCIe and NVL cards before the SXM ones, whose names carry no
+# form factor ("NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA GH200 480GB"). V100's is its fp16 peak (no bf16).
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.5), ("H100 NVL", 835.5), ("H200 NVL", 835.5), ("H100", 989.4),
+                    ("H200", 989.4), ("A100", 312.0), ("L40S", 362.1), ("A10", 125.0), ("V100", 125.0))
 BATCH = 64
 
 
@@ -108,6 +110,11 @@ def cpu_part(args) -> None:
     print(f"scaling efficiency:  {two / (2 * one):8.2f}  (rate(2) / (2 x rate(1)))")
 
 
+def peak_tflops(name: str) -> float | None:
+    """The dense bf16 peak of the GPU torch names ``name`` (:data:`PEAK_BF16_TFLOPS`), None when unknown."""
+    return next((peak for fragment, peak in PEAK_BF16_TFLOPS if fragment in name), None)
+
+
 def gpu_part(args) -> None:
     """resnet18 224x224 bf16 channels-last fine-tuning steps on one GPU, against the GPU's peak."""
     import torch.nn.functional as F
@@ -116,7 +123,7 @@ def gpu_part(args) -> None:
 
     device = "cuda"
     name = torch.cuda.get_device_name()
-    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    peak = args.peak_tflops or peak_tflops(name)
     model = models.create("resnet18", num_classes=1000).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
     x = torch.randn(args.gpu_batch, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
