@@ -79,7 +79,7 @@ class RunRecord:
 
     @classmethod
     def from_record(cls, record: dict) -> "RunRecord":
-        """The record's fields (``amp`` true/false, as sidecars wrote it before fp16 existed, read as bf16/off)."""
+        """The sidecar's fields (its ``amp`` true/false, as written before fp16 existed, read as bf16/off)."""
         values = {f.name: record.get(f.name) for f in dataclasses.fields(cls)}
         if isinstance(values["amp"], bool):
             values["amp"] = "bf16" if values["amp"] else "off"
@@ -87,8 +87,8 @@ class RunRecord:
 
     @classmethod
     def now(cls, device: str, compute: Compute, started_at: float) -> "RunRecord":
-        return cls(device, hardware(device), str(compute.amp), compute.channels_last, json.loads(versions()), git_commit(),
-                   started_at, time.time())
+        return cls(device, hardware(device), str(compute.amp), compute.channels_last, json.loads(versions()),
+                   git_commit(), started_at, time.time())
 
 
 @dataclass(frozen=True)

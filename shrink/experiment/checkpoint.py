@@ -48,7 +48,6 @@ class DirectoryCheckpointer:
         return f"DirectoryCheckpointer({str(self.path)!r})"
 
 
-
 def rng_state(device: str) -> dict[str, torch.Tensor]:
     """torch's random state that a trial on ``device`` draws from: the CPU generator's (``cpu``) and, on
     CUDA, the GPU's (``cuda``); :func:`restore_rng` sets it back, so a resumed trial draws what the

@@ -21,8 +21,8 @@ from shrink.pruning.schedules import Schedule
 
 def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
     """Raise :class:`ConfigError` unless ``config`` (resolved or not) can run: its names, fine-tuning, base
-    source, workers (their device and share of the batch), compression and schedule; with ``splits`` (the trial's data), also the batch sizes and the schedule's
-    events against the training split."""
+    source, workers (their device and share of the batch), compression and schedule; with ``splits`` (the
+    trial's data), also the batch sizes and the schedule's events against the training split."""
     from shrink import datasets
 
     strategy = check_names(dataset=config.dataset, model=config.model, strategy=config.strategy)

@@ -525,4 +525,3 @@ def _run_name(config: TrialConfig) -> str:
 
 def _cpu_copy(tensors: dict) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
-

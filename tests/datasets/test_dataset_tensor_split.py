@@ -141,4 +141,4 @@ def test_a_split_first_read_in_inference_mode_caches_ordinary_tensors_for_traini
     with torch.inference_mode():  # an evaluation is the first to move the split to the device
         next(s.batches(4, train=False))
     assert [t.is_inference() for t in s._on("cpu")] == [False] * 4
-    assert not any(t.is_inference() for batch in s.batches(4, train=True, seed=0) for t in batch)
+    assert not any(tensor.is_inference() for batch in s.batches(4, train=True, seed=0) for tensor in batch)

@@ -34,9 +34,8 @@ def test_a_state_dict_file_is_the_base_of_two_workers_whose_checkpoint_one_proce
 
     run = MlflowClient(tracking_uri=uri).get_run(pair["run_id"])
     assert run.data.params["base"] == str(weights)
-    assert (run.data.tags["shrink.base_source"], run.data.tags["shrink.base_sha256"], run.data.tags["shrink.workers"],
-            run.data.tags["shrink.channels_last"]) == (f"file:{weights}", hashlib.sha256(weights.read_bytes()).hexdigest(),
-                                                       "2", "1")
+    tags = [run.data.tags[f"shrink.{key}"] for key in ("base_source", "base_sha256", "workers", "channels_last")]
+    assert tags == [f"file:{weights}", hashlib.sha256(weights.read_bytes()).hexdigest(), "2", "1"]
     cached = [entry.name for entry in (tmp_path / "cache" / "bases").iterdir() if entry.is_dir()]
     assert len(cached) == 1 and "_file-" in cached[0]  # adopted, never pretrained
     saved = torch.load(tmp_path / "ckpt" / "trial.pt", weights_only=True)  # the one-process trial's checkpoint file
