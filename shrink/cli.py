@@ -183,7 +183,9 @@ def pretrain(model, dataset, source, epochs, seed, out, data_root, val_fraction,
 @click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--deterministic", is_flag=True, help="Use deterministic algorithms only.")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA, off on CPU].")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision: bf16 autocast (fp16 with loss scaling on GPUs before compute capability 8.0) "
+                   "[default: on for CUDA, off on CPU].")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else ./mlflow.db].")
 @click.option("--experiment", "experiment_name", default="shrink", show_default=True, help="MLflow experiment.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),

@@ -35,8 +35,8 @@ from shrink.datasets.base import (
 from shrink.datasets.carve import split_hash, stratified
 from shrink.datasets.source import Source
 
-WORKERS = min(8, os.cpu_count() or 1)
-"""DataLoader worker processes per split and mode (training or evaluation); they persist across epochs."""
+MAX_WORKERS = 8
+"""DataLoader worker processes per split and mode (training or evaluation) at most; they persist across epochs."""
 PREFETCH = 2
 """Batches each worker prepares ahead."""
 
@@ -114,7 +114,7 @@ class ImageFolderSplit(Split):
     """
 
     def __init__(
-        self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int = WORKERS
+        self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int
     ):
         super().__init__(info, split, split_hash)
         self.samples = samples
@@ -216,7 +216,7 @@ class ImageFolderSource(Source):
     def find(self, directory: Path) -> Path | None:
         return directory if (directory / "train").is_dir() and (directory / "val").is_dir() else None
 
-    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int) -> Split:
+    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None) -> Split:
         classes, train = _scan(path / "train")
         kept, carved = stratified(np.array([label for _, label in train]), val_fraction, split_seed)
         identity = split_hash(self.info.name, split_seed, val_fraction, kept, carved)
@@ -229,10 +229,18 @@ class ImageFolderSource(Source):
                 )
         else:
             samples = [train[i] for i in (kept if split == "train" else carved)]
-        return ImageFolderSplit(replace(self.info, num_classes=len(classes)), split, identity, samples)
+        return ImageFolderSplit(replace(self.info, num_classes=len(classes)), split, identity, samples,
+                                workers=loader_workers(cpus))
 
     def fingerprint(self, path: Path) -> str:
         return _tree_fingerprint(path)
+
+
+def loader_workers(cpus: int | None) -> int:
+    """Worker processes of each of a split's loaders: one per CPU of the reader's share (``cpus``; default
+    every CPU this process may run on), at most ``MAX_WORKERS``. One loader reads at a time (a trial trains,
+    then evaluates), so a trial's decoding keeps its own CPUs busy, not the node's."""
+    return min(MAX_WORKERS, cpus or len(os.sched_getaffinity(0)))
 
 
 def class_count(path: Path) -> int:

@@ -26,13 +26,16 @@ Decisions, measured on 500x375 quality-90 JPEGs (``bench/imagenet_data.py``):
 - On a CUDA device nvJPEG decodes baseline colour JPEGs, a batch at a time; the few other files (grayscale,
   CMYK, progressive, PNG, or not ending in an EOI marker, which includes truncated files) are decoded by
   libjpeg-turbo in the worker, so that every file decodes correctly and a broken one fails naming itself.
+  When nvJPEG still rejects a batch, its files are decoded one by one, and libjpeg-turbo decodes any that
+  nvJPEG rejects alone (:func:`decode_batch`): only a file neither decoder reads fails.
 """
 
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 import torchvision.transforms.v2.functional as F
@@ -228,7 +231,8 @@ def collate_encoded(examples: list[tuple[Encoded, int]]) -> EncodedBatch:
 
 def device_images(batch: EncodedBatch, device: torch.device, *, train: bool) -> Tensor:
     """The batch's training (``train``) or evaluation views, as uint8 ``(N, 3, SIZE, SIZE)`` on the CUDA
-    ``device``: nvJPEG decodes the files' bytes in one call, then each image is cropped and resized there."""
+    ``device``: nvJPEG decodes the files' bytes (:func:`decode_batch`), then each image is cropped and
+    resized there."""
     files = batch.jpegs.split([size for size in batch.sizes if size])
     names = [path for path, size in zip(batch.paths, batch.sizes, strict=True) if size]
     on_device = iter(_nvjpeg(list(files), names, device) if files else [])
@@ -238,18 +242,30 @@ def device_images(batch: EncodedBatch, device: torch.device, *, train: bool) -> 
     return torch.stack(views)
 
 
-def _nvjpeg(files: list[Tensor], paths: list[str], device: torch.device) -> list[Tensor]:
-    """The files decoded on ``device`` in one batch; when the batch fails, the first file that fails alone
-    is named."""
+def decode_batch(files: list[Tensor], paths: list[str], decoder: Callable[[list[Tensor]], list[Tensor]],
+                 fallback: Callable[[Tensor, str], Tensor]) -> list[Tensor]:
+    """``decoder(files)``: the files decoded in one call; when that call fails, ``decoder`` on each file
+    alone, and ``fallback(data, path)`` on each file it rejects alone. One file that the batched decoder
+    cannot take (nvJPEG checks a batch's chroma subsampling as a whole, for one) then fails neither the
+    batch nor the trial; a file fails only when ``fallback`` raises too (:func:`decode` raises naming it)."""
     try:
-        return decode_jpeg(files, mode=ImageReadMode.RGB, device=device)
+        return decoder(files)
     except RuntimeError:
-        for data, path in zip(files, paths, strict=True):
-            try:
-                decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-            except RuntimeError as error:
-                raise DatasetFormatError(f"{path}: nvJPEG cannot decode the image: {_reason(error)}") from None
-        raise
+        pass
+    images = []
+    for data, path in zip(files, paths, strict=True):
+        try:
+            images.extend(decoder([data]))
+        except RuntimeError:
+            images.append(fallback(data, path))
+    return images
+
+
+def _nvjpeg(files: list[Tensor], paths: list[str], device: torch.device) -> list[Tensor]:
+    """The files decoded on ``device`` by nvJPEG, a batch in one call; a file nvJPEG rejects is decoded by
+    libjpeg-turbo on the CPU and moved there."""
+    return decode_batch(files, paths, partial(decode_jpeg, mode=ImageReadMode.RGB, device=device),
+                        lambda data, path: decode(data, path).to(device))
 
 
 def _reason(error: Exception) -> str:

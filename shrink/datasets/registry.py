@@ -60,9 +60,16 @@ def fetch(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def load(
-    name: str, split: str, *, root: str | os.PathLike | None = None, val_fraction: float = 0.1, split_seed: int = 0
+    name: str,
+    split: str,
+    *,
+    root: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    cpus: int | None = None,
 ) -> Split:
-    """Split ``split`` (``train``, ``val`` or ``test``) of dataset ``name``.
+    """Split ``split`` (``train``, ``val`` or ``test``) of dataset ``name``, its batches prepared by processes
+    that keep at most ``cpus`` CPUs busy (the reader's share, e.g. a trial's; default this machine's).
 
     ``train`` and ``val`` are the stratified carve-out of the official training set (``val_fraction`` of
     each class, chosen with ``split_seed``); ``test`` is the official test set. Files are found or
@@ -73,7 +80,7 @@ def load(
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     check_fraction(val_fraction)
     check_seed(split_seed)
-    return source.open(fetch(name, root), split, val_fraction=val_fraction, split_seed=split_seed)
+    return source.open(fetch(name, root), split, val_fraction=val_fraction, split_seed=split_seed, cpus=cpus)
 
 
 def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:

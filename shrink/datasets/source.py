@@ -51,8 +51,9 @@ class Source(ABC):
         """The directory holding this dataset's files if ``directory`` (or its canonical sub-folder) has them."""
 
     @abstractmethod
-    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int) -> Split:
-        """Split ``split`` of the files at ``path`` (as returned by ``find``)."""
+    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None) -> Split:
+        """Split ``split`` of the files at ``path`` (as returned by ``find``), read by processes that keep at most
+        ``cpus`` CPUs busy (default: this machine's)."""
 
     @abstractmethod
     def fingerprint(self, path: Path) -> str:
@@ -74,7 +75,7 @@ class ArraySource(Source):
     def read(self, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(train_images, train_labels, test_images, test_labels)``; images uint8 N x C x H x W."""
 
-    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int) -> Split:
+    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None) -> Split:
         train_x, train_y, test_x, test_y = _read_checked(self, path)
         kept, carved = stratified(train_y, val_fraction, split_seed)
         identity = split_hash(self.info.name, split_seed, val_fraction, kept, carved)

@@ -163,15 +163,18 @@ class TensorSplit(Split):
         return x.float().mul_(scale).sub_(shift)
 
     def _on(self, device: str | torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Images (padded once for cropping), labels and normalization constants on ``device``, cached."""
+        """Images (padded once for cropping), labels and normalization constants on ``device``, cached. Made
+        outside inference mode even when the first call is an evaluation's: tensors made inside it are
+        inference tensors, which training may not use later."""
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         if device not in self._devices:
-            images = self.images.to(device)
-            if self.crop_padding:
-                images = F.pad(images, (self.crop_padding,) * 4)
-            mean = torch.tensor(self.info.mean, device=device).view(-1, 1, 1)
-            std = torch.tensor(self.info.std, device=device).view(-1, 1, 1)
-            self._devices[device] = (images, self.labels.to(device), 1 / (255 * std), mean / std)
+            with torch.inference_mode(False):
+                images = self.images.to(device)
+                if self.crop_padding:
+                    images = F.pad(images, (self.crop_padding,) * 4)
+                mean = torch.tensor(self.info.mean, device=device).view(-1, 1, 1)
+                std = torch.tensor(self.info.std, device=device).view(-1, 1, 1)
+                self._devices[device] = (images, self.labels.to(device), 1 / (255 * std), mean / std)
         return self._devices[device]

@@ -70,7 +70,7 @@ class RunRecord:
 
     device: str
     hardware: str
-    amp: bool
+    amp: str  # the AmpMode: "bf16", "fp16" or "off"
     channels_last: bool
     versions: dict  # library versions, as runtime.versions() reads them
     git_commit: str | None
@@ -78,9 +78,17 @@ class RunRecord:
     finished_at: float
 
     @classmethod
+    def from_record(cls, record: dict) -> "RunRecord":
+        """The sidecar's fields (its ``amp`` true/false, as written before fp16 existed, read as bf16/off)."""
+        values = {f.name: record.get(f.name) for f in dataclasses.fields(cls)}
+        if isinstance(values["amp"], bool):
+            values["amp"] = "bf16" if values["amp"] else "off"
+        return cls(**values)
+
+    @classmethod
     def now(cls, device: str, compute: Compute, started_at: float) -> "RunRecord":
-        return cls(device, hardware(device), compute.amp, compute.channels_last, json.loads(versions()), git_commit(),
-                   started_at, time.time())
+        return cls(device, hardware(device), str(compute.amp), compute.channels_last, json.loads(versions()),
+                   git_commit(), started_at, time.time())
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ class Sidecar:
             **fixed,
             recipe=None if recipe is None else Recipe(**{f.name: recipe[f.name] for f in dataclasses.fields(Recipe)}),
             val=_scores(record["val"]), test=_scores(record["test"]),
-            run=RunRecord(**{f.name: record.get(f.name) for f in dataclasses.fields(RunRecord)}),
+            run=RunRecord.from_record(record),
             rewind=None if rewind is None else Rewind(**rewind),
         )
 
@@ -414,7 +422,7 @@ def _pretrain(request: BaseRequest, entry: Path, device: str | None, threads: in
     recipe = request.recipe()
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed)
+    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed, threads)
     if recipe.batch_size > len(splits.train):
         raise ConfigError(f"the {family} recipe's batch size {recipe.batch_size} exceeds the {len(splits.train)} "
                           f"training examples of {dataset}")
@@ -453,7 +461,7 @@ def _adopt(request: BaseRequest, entry: Path, weights: bytes, device: str | None
     source = request.origin.label(request.model)
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed)
+    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed, threads)
     started_at = time.time()
     start = time.perf_counter()
     info = splits.train.info

@@ -1,5 +1,6 @@
 """Trial checkpoints: the small interface through which a trial saves its state every epoch and
-resumes from the last one (the orchestrator supplies a Ray Tune implementation)."""
+resumes from the last one (the orchestrator supplies a Ray Tune implementation), and the random state
+saved with it."""
 
 import io
 import os
@@ -46,3 +47,29 @@ class DirectoryCheckpointer:
     def __repr__(self) -> str:
         return f"DirectoryCheckpointer({str(self.path)!r})"
 
+
+def rng_state(device: str) -> dict[str, torch.Tensor]:
+    """torch's random state that a trial on ``device`` draws from: the CPU generator's (``cpu``) and, on
+    CUDA, the GPU's (``cuda``); :func:`restore_rng` sets it back, so a resumed trial draws what the
+    uninterrupted one would."""
+    return {kind: generator.get_state() for kind, generator in _generators(device).items()}
+
+
+def restore_rng(state: dict[str, torch.Tensor], device: str) -> None:
+    """Set ``device``'s generators to what :func:`rng_state` saved (a GPU's state is left out on a CPU, and
+    the GPU keeps its own when the state was saved on a CPU)."""
+    for kind, generator in _generators(device).items():
+        if kind in state:
+            generator.set_state(state[kind])
+
+
+def _generators(device: str) -> dict[str, torch.Generator]:
+    """The default generators of the CPU and, for a CUDA ``device``, of that GPU (the current one when it
+    has no index), by the keys checkpoints have always used."""
+    generators = {"cpu": torch.default_generator}
+    target = torch.device(device)
+    if target.type == "cuda":
+        torch.cuda.init()  # default_generators is empty until CUDA initializes
+        index = torch.cuda.current_device() if target.index is None else target.index
+        generators["cuda"] = torch.cuda.default_generators[index]
+    return generators

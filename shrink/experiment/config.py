@@ -102,7 +102,7 @@ class TrialConfig:
     threads: int | None = None  # CPU threads for torch (default: torch's current setting)
     workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.ranks)
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
-    amp: bool | None = None  # bf16 autocast; default on for CUDA, off on CPU
+    amp: bool | None = None  # mixed precision (bf16; fp16 before compute capability 8.0); default on CUDA only
     measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
     latency_dir: str | None = None  # a sweep's: save the pair there for its exclusive timing phase, not time it now
     tracking_uri: str | None = None  # default: resolve_tracking_uri()

@@ -14,6 +14,7 @@ from torch import nn
 from shrink.experiment.ranks import ONE_PROCESS, Ranks
 from shrink.experiment.errors import TrialDiverged
 from shrink.experiment.recipes import Recipe
+from shrink.experiment.runtime import AmpMode, device_amp
 from shrink.metrics import Scores
 
 # Evaluation batches hold about this many input values (large batches, bounded memory).
@@ -24,23 +25,31 @@ DIVERGENCE_CHECK_STEPS = 25
 
 @dataclass(frozen=True)
 class Compute:
-    """Where and how tensors are computed: the device, bf16 autocast, channels-last convolutions."""
+    """Where and how tensors are computed: the device, mixed precision, channels-last convolutions."""
 
     device: str = "cpu"
-    amp: bool = False
+    amp: AmpMode = AmpMode.OFF
     channels_last: bool = False
 
     @classmethod
     def for_model(cls, model: nn.Module, device: str, amp: bool | None = None) -> "Compute":
-        """The defaults: bf16 autocast on CUDA (``amp`` overrides it; on CPU it is opt-in, since it
-        changes the numbers), channels-last memory for convolutional nets on any device (measured on
-        this project's 2-core CPU: 1.25x for resnet20 and 1.45x for small-cnn per training step)."""
+        """The defaults: mixed precision on CUDA in the device's mode (``runtime.amp_mode``; ``amp``
+        overrides whether; on CPU it is opt-in, since it changes the numbers), channels-last memory for
+        convolutional nets on any device (measured on this project's 2-core CPU: 1.25x for resnet20 and
+        1.45x for small-cnn per training step)."""
         convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
-        return cls(device, amp=device.startswith("cuda") if amp is None else amp, channels_last=convolutional)
+        mixed = device.startswith("cuda") if amp is None else amp
+        return cls(device, amp=device_amp(device) if mixed else AmpMode.OFF, channels_last=convolutional)
 
     def autocast(self):
-        """bf16 autocast when ``amp`` is on, else a no-op context."""
-        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.amp)
+        """Autocast to bf16 or fp16 as ``amp`` says, else a no-op context."""
+        dtype = torch.float16 if self.amp is AmpMode.FP16 else torch.bfloat16
+        return torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=self.amp is not AmpMode.OFF)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A run's loss scaler: dynamic scaling for fp16 (whose small gradients would underflow), else a
+        pass-through."""
+        return torch.amp.GradScaler(torch.device(self.device).type, enabled=self.amp is AmpMode.FP16)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the memory format the model expects."""
@@ -131,7 +140,7 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, c
     every rank, the ranks check that they hold the same weights and masks, and rank 0's validation scores
     are every rank's, so decisions taken on them are the same everywhere.
     """
-    trained = ranks.wrap(model)
+    trained, scaler = ranks.wrap(model), compute.grad_scaler()
     for number in epochs:
         if stop is not None and stop():
             return
@@ -142,7 +151,7 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, c
                               shard=ranks.shard)
         try:
             stats = train_epoch(trained, optimizer, drawn if batches is None else batches(drawn, number), compute,
-                                ranks)
+                                ranks, scaler)
         except TrialDiverged as error:
             raise TrialDiverged(f"epoch {number}: {error}") from None
         ranks.share_buffers(model)
@@ -170,10 +179,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute: Compute,
-                ranks: Ranks = ONE_PROCESS) -> EpochStats:
+                ranks: Ranks = ONE_PROCESS, scaler: torch.amp.GradScaler | None = None) -> EpochStats:
     """One pass over ``batches`` (pairs of input and label tensors already on the device), minimizing
-    cross-entropy. Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite (on any rank of a
-    data-parallel group: every rank raises at the same step). The stats are over all ranks' examples."""
+    cross-entropy, the loss scaled by ``scaler`` (the run's, default a new ``compute.grad_scaler()``).
+    Raises :class:`TrialDiverged` as soon as the loss is NaN or infinite (on any rank of a data-parallel
+    group: every rank raises at the same step). The stats are over all ranks' examples."""
+    scaler = compute.grad_scaler() if scaler is None else scaler
     model.train()
     check_every = DIVERGENCE_CHECK_STEPS if compute.device.startswith("cuda") else 1
     start = time.perf_counter()
@@ -183,8 +194,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
         with compute.autocast():
             loss = F.cross_entropy(model(compute.inputs(x)), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skipped where fp16 gradients overflowed; the scale then shrinks
+        scaler.update()
         total += loss.detach().float() * len(y)
         n += len(y)
         if step % check_every == 0:

@@ -20,15 +20,19 @@ from shrink.pruning.schedules import Schedule
 
 
 def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
-    """Raise :class:`ConfigError` unless ``config`` can run: its names, fine-tuning, base source, workers,
-    compression and schedule; with ``splits`` (the trial's data), also the batch sizes and the schedule's
-    events against the training split."""
+    """Raise :class:`ConfigError` unless ``config`` (resolved or not) can run: its names, fine-tuning, base
+    source, workers (their device and share of the batch), compression and schedule; with ``splits`` (the
+    trial's data), also the batch sizes and the schedule's events against the training split."""
     from shrink import datasets
 
     strategy = check_names(dataset=config.dataset, model=config.model, strategy=config.strategy)
     finetune = config.finetune.resolved(datasets.info(config.dataset).family)
     if config.base_path is None:
         _base(config, finetune)
+    if config.workers > 1 and config.device is not None and config.device.startswith("cuda:"):
+        raise ConfigError(f"device {config.device!r} names one GPU, but each of the {config.workers} workers gets its "
+                          "own GPU from Ray Train: give device 'cuda' (and choose the GPUs with CUDA_VISIBLE_DEVICES)",
+                          key="device")
     if finetune.batch_size % config.workers:
         raise ConfigError(f"finetune.batch_size {finetune.batch_size} is not divisible by workers {config.workers}: "
                           f"the global batch is split evenly over the workers; give a multiple of {config.workers}",

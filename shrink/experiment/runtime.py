@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import subprocess
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 
@@ -23,16 +24,54 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# cuBLAS's setting for deterministic results: 8 workspaces of 4 MiB (its documented reproducible configuration).
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
+def prepare_cublas(device: str, deterministic: bool) -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for a deterministic run on CUDA, unless the environment sets it. Call it
+    before the process first uses CUDA (a run's first step, before any pretraining): cuBLAS and torch read
+    the setting once, when cuBLAS starts, so setting it later has no effect."""
+    if deterministic and device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+
+
 def configure_torch(device: str, threads: int | None, deterministic: bool) -> None:
-    """Set torch's thread count (CPU), and turn deterministic algorithms on or off for this run."""
+    """Set torch's thread count (CPU), turn deterministic algorithms on or off for this run, and let cuDNN
+    pick its fastest algorithms on CUDA unless deterministic (:func:`prepare_cublas` comes first)."""
     if threads and not device.startswith("cuda"):
         torch.set_num_threads(threads)
-    if deterministic and device.startswith("cuda"):
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if torch.are_deterministic_algorithms_enabled() != deterministic:
         torch.use_deterministic_algorithms(deterministic)  # the first call imports inductor (~2 s)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = device.startswith("cuda") and not deterministic
+
+
+class AmpMode(StrEnum):
+    """A run's mixed precision, recorded as its ``shrink.amp`` tag (a base's sidecar: ``amp``)."""
+
+    OFF = "off"
+    BF16 = "bf16"  # bf16 autocast
+    FP16 = "fp16"  # fp16 autocast, the loss scaled by torch.amp.GradScaler
+
+
+# GPUs from this compute capability on (Ampere) compute bf16 in their tensor cores; older ones emulate it.
+BF16_CAPABILITY = (8, 0)
+
+
+def amp_mode(device_type: str, capability: tuple[int, int] | None) -> AmpMode:
+    """The autocast of a run with amp on, on a ``device_type`` device of compute ``capability`` (None on a
+    CPU): bf16 on the CPU and on GPUs of compute capability 8.0 and later, else fp16 with loss scaling (bf16
+    is emulated there, slower than fp32). bf16 keeps fp32's range, so it needs no loss scaling; fp16 does."""
+    if device_type == "cuda" and capability is not None and tuple(capability) < BF16_CAPABILITY:
+        return AmpMode.FP16
+    return AmpMode.BF16
+
+
+def device_amp(device: str) -> AmpMode:
+    """:func:`amp_mode` of ``device`` (``cpu``, ``cuda``, ``cuda:N``), asking CUDA for its capability."""
+    kind = torch.device(device).type
+    return amp_mode(kind, torch.cuda.get_device_capability(torch.device(device)) if kind == "cuda" else None)
 
 
 def default_device() -> str:

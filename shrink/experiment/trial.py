@@ -24,7 +24,7 @@ from torch import nn
 
 from shrink.experiment import finetuning, latency, recording
 from shrink.experiment.bases import BaseCheckpoint, resolve_base
-from shrink.experiment.checkpoint import Checkpointer
+from shrink.experiment.checkpoint import Checkpointer, restore_rng, rng_state
 from shrink.experiment.config import TrialConfig
 from shrink.experiment.data import Splits, load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError, MaskDrift, TrialDiverged
@@ -32,7 +32,8 @@ from shrink.experiment.loop import Compute, EarlyStopping, evaluate_split, make_
 from shrink.experiment.preflight import needs_recipe, preflight, schedule_events
 from shrink.experiment.ranks import ONE_PROCESS, Ranks
 from shrink.experiment.recording import TrialRecorder
-from shrink.experiment.runtime import configure_torch, git_commit, hardware, seed_everything, versions
+from shrink.experiment.runtime import (configure_torch, git_commit, hardware, prepare_cublas, seed_everything,
+                                      versions)
 from shrink.experiment.scheduling import ScheduledPruning
 from shrink.metrics import Scores
 from shrink.pruning.rounds import PruningRound
@@ -167,6 +168,7 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     """
     started = time.perf_counter()
     config = config.resolved()
+    prepare_cublas(config.device, config.deterministic)  # before anything uses CUDA
     saved = _load_saved(checkpointer, config)
     splits = _check_before_work(config, ranks)
     trial = _prepare(config, splits, ranks, _reference(config))
@@ -197,7 +199,7 @@ def _check_before_work(config: TrialConfig, ranks: Ranks) -> Splits:
     if ranks.size != config.workers:
         raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {ranks.size} "
                           "processes", key="workers")
-    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed)
+    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed, config.threads)
     preflight(config, splits)
     return splits
 
@@ -256,7 +258,7 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
         sweep=config.sweep, parent_run_id=config.parent_run_id, base_sha256=config.base_sha256,
         base_source=trial.base.source,
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
-        device=config.device, hardware=hardware(config.device), amp="bf16" if trial.compute.amp else "off",
+        device=config.device, hardware=hardware(config.device), amp=str(trial.compute.amp),
         channels_last=int(trial.compute.channels_last), workers=config.workers)
     return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
                                 params=config.flat(), tags=tags)
@@ -294,7 +296,7 @@ def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, F
 
     pruning.load_pruned(trial.model, saved.model)
     optimizer.load_state_dict(saved.optimizer)
-    _set_rng(saved.rng, trial.config.device)
+    restore_rng(saved.rng, trial.config.device)
     return saved.summary, saved.finetuning
 
 
@@ -329,7 +331,7 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
         recorder.log_metrics(metrics, step=epoch.number)
         if checkpointer is not None and trial.ranks.primary:
             saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
-                               optimizer.state_dict(), _get_rng(config.device), state)
+                               optimizer.state_dict(), rng_state(config.device), state)
             checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
         if reporter is not None:
             reporter(epoch.number, metrics)
@@ -529,16 +531,3 @@ def _run_name(config: TrialConfig) -> str:
 
 def _cpu_copy(tensors: dict) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
-
-
-def _get_rng(device: str) -> dict:
-    rng = {"cpu": torch.get_rng_state()}
-    if device.startswith("cuda"):
-        rng["cuda"] = torch.cuda.get_rng_state(torch.device(device))
-    return rng
-
-
-def _set_rng(rng: dict, device: str) -> None:
-    torch.set_rng_state(rng["cpu"])
-    if "cuda" in rng:
-        torch.cuda.set_rng_state(rng["cuda"], torch.device(device))

@@ -127,10 +127,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def same_device(a: torch.device, b: torch.device, *, current: int | None = None) -> bool:
+    """Whether ``a`` and ``b`` are one device: the same type and index, a device without an index being
+    the current CUDA device (``current``, default torch's) or CPU 0. (``torch.device("cuda:0") ==
+    torch.device("cuda")`` is False even when GPU 0 is the current device.)"""
+    if a.type != b.type:
+        return False
+    if a.index == b.index or None not in (a.index, b.index):
+        return a.index == b.index
+    default = 0 if a.type != "cuda" else torch.cuda.current_device() if current is None else current
+    return (default if a.index is None else a.index) == (default if b.index is None else b.index)
+
+
 def _on(model: nn.Module, device: torch.device) -> nn.Module:
     """The model itself when it is on ``device``, else a copy moved there."""
     here = next(model.parameters(), torch.empty(0)).device
-    return model if here == device else copy.deepcopy(model).to(device)
+    return model if same_device(here, device) else copy.deepcopy(model).to(device)
 
 
 def _time_once(model: nn.Module, x: torch.Tensor) -> float:

@@ -5,7 +5,9 @@ and runs a ``ray.train.torch.TorchTrainer`` with the trial's own ``ScalingConfig
 the sweep's ``cpus`` and ``gpus`` (gloo on CPUs, NCCL on GPUs), placed by Ray wherever they fit (across
 nodes too). Every worker runs ``run_trial`` with its ``Ranks`` (see ``shrink.experiment.ranks`` for the
 semantics); what rank 0 reports reaches Tune through ``TuneReportCallback``: one report per epoch, then
-the final metrics (the inner ``fit()`` result carries none, so nothing is read from it).
+the final metrics (the inner ``fit()`` result carries none, so nothing is read from it). On GPUs a
+worker's device is ``cuda``: the GPU Ray Train gave it, which Ray makes torch's current device (so a trial
+naming one GPU, ``cuda:N``, is refused by ``preflight``).
 
 A sweep's checkpoints are Ray Train's: rank 0 attaches each epoch's state to its report and Train keeps
 the last one under ``<sweep storage>/train/<trial id>``. When a worker dies, ``fit()`` fails and so does
@@ -120,8 +122,8 @@ def run_data_parallel_trial(config: TrialConfig, *, checkpoint_dir: str | None =
     per worker, default 1; one GPU each on CUDA). Checked by ``preflight`` and given its base by
     ``resolve_base`` here, once, before any worker starts; with ``checkpoint_dir`` it resumes from the state
     an earlier run of the same trial (data-parallel or not) saved there. Returns rank 0's final metrics."""
+    preflight(config)  # before resolving, which asks CUDA: a refused device is refused without a GPU too
     config = dataclasses.replace(config, threads=config.threads or 1).resolved()
-    preflight(config)
     worker = _per_worker(config)
     available = local_resources()
     if config.workers * worker.cpus > available["CPU"] or config.workers * worker.gpus > available["GPU"]:

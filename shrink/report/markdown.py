@@ -88,7 +88,7 @@ def _setup(trials: pd.DataFrame, controls: pd.DataFrame) -> str:
         "Library versions:",
         _table(["library", "version"], [[k, ", ".join(sorted(v))] for k, v in sorted(versions.items())]),
         f"Hardware: {_values(finished['hardware'])} (device: {_values(finished['device'])}; "
-        f"bf16 autocast: {_values(finished['amp'])}; channels_last: {_values(finished['channels_last'])}). "
+        f"autocast: {_values(finished['amp'])}; channels_last: {_values(finished['channels_last'])}). "
         f"shrink git commit: {_values(finished['git_commit'])}.",
     ])
 

@@ -63,3 +63,11 @@ def test_train_and_val_must_have_the_same_classes(tree):
     Image.new("RGB", (40, 30)).save(tree / "val" / "n03" / "x.JPEG")
     with pytest.raises(datasets.DatasetFormatError, match="val/ has 3 class folders and train/ 2; they must be the same"):
         datasets.load("imagenet", "test", root=tree)
+
+
+def test_each_loader_has_a_worker_per_cpu_of_the_readers_share_at_most_8(tree):
+    import os
+
+    loaded = [datasets.load("imagenet", "train", root=tree, cpus=n) for n in (1, 3, 32)]
+    assert [split.workers for split in loaded] == [1, 3, 8]
+    assert datasets.load("imagenet", "val", root=tree).workers == min(8, len(os.sched_getaffinity(0)))

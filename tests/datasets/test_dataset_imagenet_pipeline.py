@@ -270,8 +270,33 @@ def test_cuda_path_names_the_file_that_fails_to_decode(tmp_path, odd_files):
     fake = images.Encoded(torch.frombuffer(bytearray(b"\xff\xd8 not really a JPEG \xff\xd9"), dtype=torch.uint8),
                           str(tmp_path / "fake.JPEG"), None)
     batch = images.collate_encoded([(good, 0), (fake, 1)])
-    with pytest.raises(datasets.DatasetFormatError, match=re.escape(str(tmp_path / "fake.JPEG")) + ": nvJPEG cannot"):
-        images.device_images(batch, torch.device("cpu"), train=False)
+    with pytest.raises(datasets.DatasetFormatError, match=re.escape(str(tmp_path / "fake.JPEG")) + ": cannot decode"):
+        images.device_images(batch, torch.device("cpu"), train=False)  # nvJPEG's rejection, then the CPU decoder's
+
+
+def test_a_file_the_batched_decoder_rejects_is_decoded_alone_or_by_the_cpu_decoder(tmp_path, odd_files):
+    """``decode_batch`` with a real pair of decoders that disagree: torchvision's decode_jpeg (JPEGs only) as
+    the batched one, libjpeg-turbo's decode_image (any format) as the fallback."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    calls = []
+
+    def jpegs_only(files):
+        calls.append(len(files))
+        return decode_jpeg(files, mode=ImageReadMode.RGB)
+
+    chosen = [odd_files[0], odd_files[5], odd_files[2]]  # photo, the PNG named .JPEG, small
+    paths = [str(p) for p in chosen]
+    data = [images.read_bytes(p) for p in paths]
+    got = images.decode_batch(data, paths, jpegs_only, images.decode)
+    assert calls == [3, 1, 1, 1]  # the batch fails on the PNG; alone, the PNG fails and falls back
+    assert len(got) == 3 and all(torch.equal(g, images.decode(d, p)) for g, d, p in zip(got, data, paths, strict=True))
+
+    truncated = tmp_path / "truncated.JPEG"  # neither decoder reads it: the error names it
+    truncated.write_bytes(odd_files[0].read_bytes()[:-3000])
+    with pytest.raises(datasets.DatasetFormatError, match=f"^{re.escape(str(truncated))}: cannot decode the image"):
+        images.decode_batch([data[0], images.read_bytes(str(truncated))], [paths[0], str(truncated)], jpegs_only,
+                            images.decode)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

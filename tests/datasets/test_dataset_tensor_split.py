@@ -148,3 +148,11 @@ def test_bad_sizes_are_rejected_before_any_work(call, message):
 def test_images_must_match_the_dataset_shape():
     with pytest.raises(ValueError, match=r"toy images must be uint8 of shape \(N, 3, 8, 8\), got torch.uint8 \(2, 1, 8, 8\)"):
         split(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+
+
+def test_a_split_first_read_in_inference_mode_caches_ordinary_tensors_for_training():
+    s = split(id_images(10), crop_padding=2, hflip=True)
+    with torch.inference_mode():  # an evaluation is the first to move the split to the device
+        next(s.batches(4, train=False))
+    assert [t.is_inference() for t in s._on("cpu")] == [False] * 4
+    assert not any(tensor.is_inference() for batch in s.batches(4, train=True, seed=0) for tensor in batch)

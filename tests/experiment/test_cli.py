@@ -47,3 +47,8 @@ def test_bad_input_is_a_one_line_usage_error(digits_base, mlflow_uri):
     bad_key = CliRunner().invoke(main, [*common, "--strategy", "random", "--set", "finetune.speed=3"])
     assert bad_key.exit_code == 2
     assert bad_key.stderr.splitlines()[-1].startswith("Error: unknown trial config key 'finetune.speed'; allowed: ")
+    one_gpu = CliRunner().invoke(main, [*common, "--strategy", "random", "--workers", "2", "--device", "cuda:1"])
+    assert one_gpu.exit_code == 2
+    assert one_gpu.stderr.splitlines()[-1] == (
+        "Error: device 'cuda:1' names one GPU, but each of the 2 workers gets its own GPU from Ray Train: give "
+        "device 'cuda' (and choose the GPUs with CUDA_VISIBLE_DEVICES)")

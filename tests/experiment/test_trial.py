@@ -237,3 +237,17 @@ def test_a_base_made_for_another_model_is_refused(digits_trial, tmp_path):
     other = pretrain("small-cnn", "digits", epochs=1, threads=1, progress=None)
     with pytest.raises(CheckpointMismatch, match=r"is small-cnn on digits, the trial is small-mlp on digits"):
         run_trial(digits_trial(base_path=str(other.path)))
+
+
+def test_amp_on_a_cpu_is_bf16_autocast_recorded_on_the_run(digits_trial, read_run, monkeypatch):
+    from shrink.experiment import loop
+
+    seen = []
+    step = loop.train_epoch
+    monkeypatch.setattr(loop, "train_epoch", lambda *args, **kwargs: seen.append(args[3].amp) or step(*args, **kwargs))
+    result = run_trial(digits_trial(amp=True, finetune={"epochs": 1}))
+    run, _ = read_run(result["run_id"])
+    assert seen == ["bf16"]
+    assert (run.data.params["amp"], run.data.tags["shrink.amp"]) == ("True", "bf16")
+    # bf16 keeps fp32's range: one epoch of fine-tuning at 4x loses little of the dense model's accuracy.
+    assert result["test_top1"] > result["dense_test_top1"] - 0.05

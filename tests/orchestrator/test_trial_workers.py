@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from helpers import fake_published_weights, write_imagenet
-from shrink import models
+from shrink import datasets, models
 from shrink.cli import main
 
 
@@ -20,22 +20,27 @@ def shrink_trial(*args: str) -> dict:
 
 
 def test_a_state_dict_file_is_the_base_of_two_workers_whose_checkpoint_one_process_resumes(ray_tmpdir, tmp_path):
+    """resnet20: BatchNorm (per worker, rank 0's statistics shared after each epoch) and channels-last
+    convolutions under DDP over gloo, as a GPU trial of a convolutional net runs them over NCCL."""
     torch.manual_seed(7)
     weights = tmp_path / "w.pt"
-    torch.save(models.create("small-mlp", input_shape=(1, 8, 8)).state_dict(), weights)
+    base = models.create("resnet20", input_shape=(1, 8, 8))
+    torch.save(base.state_dict(), weights)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["--model", "small-mlp", "--dataset", "digits", "--compression", "4", "--epochs", "2", "--base",
+    args = ["--model", "resnet20", "--dataset", "digits", "--compression", "4", "--epochs", "2", "--base",
             str(weights), "--checkpoint-dir", str(tmp_path / "ckpt"), "--tracking-uri", uri]
 
     pair = shrink_trial(*args, "--workers", "2")
 
     run = MlflowClient(tracking_uri=uri).get_run(pair["run_id"])
     assert run.data.params["base"] == str(weights)
-    assert (run.data.tags["shrink.base_source"], run.data.tags["shrink.base_sha256"], run.data.tags["shrink.workers"]) \
-        == (f"file:{weights}", hashlib.sha256(weights.read_bytes()).hexdigest(), "2")
+    tags = [run.data.tags[f"shrink.{key}"] for key in ("base_source", "base_sha256", "workers", "channels_last")]
+    assert tags == [f"file:{weights}", hashlib.sha256(weights.read_bytes()).hexdigest(), "2", "1"]
     cached = [entry.name for entry in (tmp_path / "cache" / "bases").iterdir() if entry.is_dir()]
     assert len(cached) == 1 and "_file-" in cached[0]  # adopted, never pretrained
-    assert (tmp_path / "ckpt" / "trial.pt").is_file()  # the one-process trial's checkpoint file
+    saved = torch.load(tmp_path / "ckpt" / "trial.pt", weights_only=True)  # the one-process trial's checkpoint file
+    assert saved["model"]["bn1.num_batches_tracked"].item() == 2 * (len(datasets.load("digits", "train")) // 64)
+    assert not torch.equal(saved["model"]["bn1.running_mean"], base.state_dict()["bn1.running_mean"])
 
     alone = shrink_trial(*args)  # the same trial in one process resumes after its last epoch, in the same run
 

@@ -65,7 +65,7 @@ def test_report_markdown_has_setup_summary_figures_checklist_and_failures(built,
                         "not a built-in baseline.")
     assert f"| mnist | lenet-300-100 | 18 | `{BASE}` | pretrain | split01 | 98.00 | 99.90 |" in lines  # one base: no spread
     assert "| finetune.lr | 0.0003 |" in lines and "| torch | 2.15.0 |" in lines
-    assert ("Hardware: 2-core test CPU (device: cpu; bf16 autocast: off; channels_last: 0). "
+    assert ("Hardware: 2-core test CPU (device: cpu; autocast: off; channels_last: 0). "
             "shrink git commit: c0ffee.") in lines
     # The fine-tuned controls score 98%, as the base does: Δ vs control equals Δ top-1 here.
     assert ("| mnist | lenet-300-100 | global-magnitude | 4 | 3 | 0 | 93.00 ± 3.61 | 99.00 ± 0.00 | -5.00 ± 3.61 "

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from shrink.metrics import Latency, compare_latency, latency, measured_speedup
+from shrink.metrics.latency import same_device
 
 
 class Sleeper(nn.Module):
@@ -70,3 +71,19 @@ def test_bad_arguments_are_refused(kwargs, message):
     args = {"input_shape": (3, 8, 8), **kwargs}
     with pytest.raises(ValueError, match=message):
         latency(Sleeper(0.0), **args)
+
+
+def test_devices_are_the_same_by_type_and_index_an_indexless_gpu_being_the_current_one():
+    cpu, gpu, gpu0, gpu1 = (torch.device(d) for d in ("cpu", "cuda", "cuda:0", "cuda:1"))
+    assert same_device(cpu, torch.device("cpu")) and same_device(cpu, torch.device("cpu:0"))
+    assert same_device(gpu, gpu0, current=0) and same_device(gpu1, gpu, current=1)
+    assert not same_device(gpu, gpu0, current=1)
+    assert not same_device(gpu0, gpu1) and not same_device(cpu, gpu0)
+
+
+def test_a_model_on_the_timing_device_is_timed_itself_not_a_copy():
+    timed = []
+    model = Sleeper(0.0)
+    model.register_forward_hook(lambda module, *_: timed.append(module))
+    latency(model, (4,), batch_sizes=(1,), device="cpu:0", warmup=0, repeats=3)
+    assert len(timed) == 3 and all(module is model for module in timed)
