@@ -34,7 +34,7 @@ def test_what_the_gpu_bench_calls_runs_without_ray_mlflow_yaml_or_torch_pruning(
                "from shrink import datasets, models, pruning\n"
                "from shrink.experiment import FINETUNE_PRESETS\n"
                "from shrink.experiment.loop import Compute, make_optimizer, train_epoch\n"
-               "from shrink.experiment.trial import _get_rng\n"
+               "from shrink.experiment.checkpoint import rng_state\n"
                "from shrink.metrics import compare_latency\n"
                "masks = pruning.prune(models.create('small-mlp', num_classes=10), 'global-magnitude', 4.0)\n"
                "print(sum(int(m.sum()) for m in masks.values()))\n")

@@ -41,12 +41,12 @@ def test_a_trial_step_autocasts_to_bf16_in_channels_last_and_keeps_the_masks():
 
 
 def test_the_cuda_rng_state_is_saved_and_restored_with_a_trials_state():
-    from shrink.experiment.trial import _get_rng, _set_rng
+    from shrink.experiment.checkpoint import restore_rng, rng_state
 
     torch.cuda.manual_seed(3)
-    saved = _get_rng("cuda")
+    saved = rng_state("cuda")
     first = torch.rand(4, device="cuda")
-    _set_rng(saved, "cuda")
+    restore_rng(saved, "cuda")
     assert torch.equal(torch.rand(4, device="cuda"), first)
 
 

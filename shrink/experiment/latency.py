@@ -29,11 +29,11 @@ class TimingConditions:
 
     phase: str  # IN_TRIAL, or EXCLUSIVE: after every trial of the sweep, one pair at a time per machine
     device: str  # shrink.metrics.device_name: the GPU model, or the CPU model and thread count
-    amp: bool  # under bf16 autocast
+    amp: str  # the autocast it ran under: runtime.AmpMode (off, bf16, fp16)
     channels_last: bool
 
     def params(self) -> dict[str, str]:
-        return {"latency.phase": self.phase, "latency.device": self.device, "latency.amp": str(self.amp),
+        return {"latency.phase": self.phase, "latency.device": self.device, "latency.amp": self.amp,
                 "latency.channels_last": str(self.channels_last)}
 
 
@@ -70,7 +70,7 @@ def time_pair(dense: nn.Module, pruned: nn.Module, input_shape: tuple[int, ...],
         timed = metrics.compare_latency(models, input_shape, BATCHES, device=compute.device, warmup=WARMUP,
                                         repeats=REPEATS, channels_last=compute.channels_last)
     speedup = metrics.measured_speedup(timed["dense"], timed["pruned"])
-    conditions = TimingConditions(phase, timed["pruned"][64].device, compute.amp, compute.channels_last)
+    conditions = TimingConditions(phase, timed["pruned"][64].device, compute.amp.value, compute.channels_last)
     return Timed({"measured_speedup": speedup[64], "measured_speedup_b1": speedup[1],
                   "latency_ms": timed["pruned"][64].median_ms, "dense_latency_ms": timed["dense"][64].median_ms},
                  conditions)

@@ -47,7 +47,7 @@ def test_a_trial_records_every_field_of_the_schema(digits_trial, digits_base, ml
     assert run.info.status == "FINISHED"
     config = digits_trial(parent_run_id=parent, sweep="demo", strategy="GlobalMagWeight").resolved()
     expected_params = {**config.flat(), "base_sha256": digits_base.sha256, "latency.phase": "in-trial",
-                       "latency.amp": False, "latency.channels_last": False}
+                       "latency.amp": "off", "latency.channels_last": False}
     params = dict(run.data.params)
     assert params.pop("latency.device").startswith("cpu: ")  # the CPU model, then "(1 threads)"
     assert params == {k: str(v) for k, v in expected_params.items()}

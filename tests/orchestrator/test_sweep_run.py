@@ -77,7 +77,7 @@ def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_pa
         assert [m.step for m in history] == list(range(1, int(metrics["epochs_run"]) + 1))
     # Speedups were timed after every trial had ended (two ran at a time), one pair after another.
     windows = sorted(tuple(map(float, run.data.tags["shrink.latency_window"].split())) for run in runs)
-    assert all(run.data.params["latency.phase"] == "exclusive" and run.data.params["latency.amp"] == "False"
+    assert all(run.data.params["latency.phase"] == "exclusive" and run.data.params["latency.amp"] == "off"
                and run.data.metrics["measured_speedup"] > 0 for run in runs)
     assert windows[0][0] >= max(run.info.end_time for run in runs) / 1000
     assert all(end <= start for (_, end), (start, _) in zip(windows, windows[1:])), windows
