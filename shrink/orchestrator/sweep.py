@@ -18,8 +18,9 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from shrink.experiment import recording
+from shrink.experiment.errors import ConfigError
 from shrink.experiment.recording import TrialEnd
-from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
+from shrink.experiment.tracking import ensure_experiment, probe_tracking, resolve_tracking_uri
 from shrink.orchestrator.base_tasks import make_bases
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
@@ -117,10 +118,20 @@ class Plan:
 
 
 def check_local(plan: Plan, *, resume: bool) -> None:
-    """Everything that can be checked on this machine before Ray starts: data, resources, storage."""
+    """Everything that can be checked on this machine before Ray starts: data, resources, storage, tracking."""
     check_data(plan.spec)
     check_resources(plan.spec, local_resources(), "this machine")
     check_storage(plan, resume=resume)
+    check_tracking(plan)
+
+
+def check_tracking(plan: Plan) -> None:
+    """The tracking store answers and can be written, and so can its artifact folder: a wrong address fails
+    in seconds (``probe_tracking``), not after minutes of MLflow's retries with Ray started."""
+    try:
+        probe_tracking(plan.tracking_uri, plan.spec.experiment)
+    except ConfigError as error:
+        raise SpecError(str(error)) from None
 
 
 STARTED = "shrink-started"  # in the sweep's storage folder: written before its bases are made
@@ -169,6 +180,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     else:
         check_address(address)
         check_storage(plan, resume=resume)
+        check_tracking(plan)  # on a cluster, in the job on the head: before any trial
 
     started = time.monotonic()
     if address is None:

@@ -4,6 +4,7 @@ import json
 
 from click.testing import CliRunner
 
+from helpers import free_port
 from shrink.cli import main
 
 
@@ -47,3 +48,8 @@ def test_bad_input_is_a_one_line_usage_error(digits_base, mlflow_uri):
     bad_key = CliRunner().invoke(main, [*common, "--strategy", "random", "--set", "finetune.speed=3"])
     assert bad_key.exit_code == 2
     assert bad_key.stderr.splitlines()[-1].startswith("Error: unknown trial config key 'finetune.speed'; allowed: ")
+    refused = f"http://127.0.0.1:{free_port()}"  # probed before the base is read or any run is made
+    unreachable = CliRunner().invoke(main, [*common[:-4], "--strategy", "random", "--tracking-uri", refused])
+    assert unreachable.exit_code == 2
+    assert unreachable.stderr.splitlines()[-1] == (f"Error: tracking store {refused}: no MLflow server answers "
+                                                   "(Connection refused); start it, or give the address of one")
