@@ -188,9 +188,15 @@ def _probe_folder(uri: str) -> str:
 
 def _artifact_location(uri: str, experiment: str) -> str:
     """Where the experiment's runs write artifacts: its location if it exists, else MLflow's default root."""
+    import sqlalchemy
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    try:
+        found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    except (MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
+        reason = _first_line(str(getattr(error, "orig", None) or error))
+        raise _failed(uri, f"not a store MLflow can read ({reason})") from None
     return found.artifact_location if found is not None else _default_artifact_root()
 
 

@@ -126,9 +126,9 @@ def test_an_address_where_no_ray_head_answers_exits_2_at_once(tmp_path):
 REFUSED = "Connection refused"
 
 
-def _file(path: Path) -> Path:
-    """An empty regular file at ``path``: a folder no one, root included, can make anything in."""
-    path.write_text("")
+def _file(path: Path, text: str = "") -> Path:
+    """A regular file at ``path`` (as a folder: one no one, root included, can make anything in)."""
+    path.write_text(text)
     return path
 
 
@@ -154,16 +154,19 @@ def _artifacts_under_a_file(folder: Path) -> str:
          '(connection failed: connection to server at "127.0.0.1", port {port} failed: Connection refused)'),
         (lambda tmp, port: f"sqlite:///{_file(tmp / 'afile') / 'mlflow.db'}", True,
          "tracking store {uri}: {tmp}/afile, where the database file goes, is not a folder"),
-        (lambda tmp, port: _file(tmp / "mlruns") and f"sqlite:///{tmp / 'mlflow.db'}", False,
+        (lambda tmp, port: f"sqlite:///{_file(tmp / 'mlruns').parent / 'mlflow.db'}", False,
          "artifact folder {tmp}/mlruns of experiment 'shrink' (tracking store {uri}) is not a folder"),
         (lambda tmp, port: _artifacts_under_a_file(tmp), True,
          "artifact folder {tmp}/afile/runs of experiment 'shrink' (tracking store {uri}) cannot be made "
          "({tmp}/afile is not a folder)"),
+        (lambda tmp, port: f"sqlite:///{_file(tmp / 'mlflow.db', 'notes')}", True,
+         "tracking store {uri}: not a store MLflow can read (file is not a database)"),
         (lambda tmp, port: str(tmp / "mlruns"), False,
          "tracking store {uri}: a folder store, which MLflow 3 no longer writes to (unless $MLFLOW_ALLOW_FILE_STORE=true); "
          "give sqlite:///PATH/mlflow.db or an MLflow server's http:// address"),
     ],
-    ids=["http-dry-run", "http", "postgresql", "sqlite-folder", "default-artifacts", "experiment-artifacts", "folder"],
+    ids=["http-dry-run", "http", "postgresql", "sqlite-folder", "default-artifacts", "experiment-artifacts",
+         "not-a-database", "folder"],
 )
 def test_a_tracking_store_that_cannot_be_used_exits_2_in_seconds_before_ray(tmp_path, monkeypatch, store, dry_run,
                                                                             message):
