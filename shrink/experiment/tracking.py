@@ -1,4 +1,5 @@
-"""Where results are recorded: one rule for the MLflow tracking URI, shared by every command."""
+"""Where results are recorded: one rule for the MLflow tracking URI, shared by every command, and the probe
+that checks a store can take a sweep's runs before any work starts."""
 
 import contextlib
 import os
@@ -55,8 +56,8 @@ _DATABASES = {"postgresql": "connect_timeout", "mysql": "connect_timeout", "mssq
 
 def probe_tracking(uri: str, experiment: str = DEFAULT_EXPERIMENT, *, timeout_s: int = PROBE_TIMEOUT_S) -> None:
     """Fail fast (``ConfigError``, one line naming the address and the reason, key ``tracking_uri``) unless the
-    store at ``uri`` answers and can be written, and so can the local artifact folder the experiment's runs
-    will write to. Writes nothing to the store; each network wait is bounded by ``timeout_s``.
+    store at ``uri`` answers (a local one: can be written), and the local artifact folder the experiment's runs
+    will write to can be written. Writes nothing to the store; each network wait is bounded by ``timeout_s``.
 
     An HTTP store must answer an MLflow request (no retries); a SQL database must accept one connection;
     a SQLite file's folder (or the nearest one that exists: MLflow makes the rest) must be writable. The

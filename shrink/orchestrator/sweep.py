@@ -20,7 +20,7 @@ from ray import tune
 from shrink.experiment import recording
 from shrink.experiment.errors import ConfigError
 from shrink.experiment.recording import TrialEnd
-from shrink.experiment.tracking import ensure_experiment, probe_tracking, resolve_tracking_uri
+from shrink.experiment.tracking import ensure_experiment, probe_tracking, resolve_tracking_uri, shown_uri
 from shrink.orchestrator.base_tasks import make_bases
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
@@ -105,7 +105,8 @@ class Plan:
                          f"CPUs and {available['GPU']:g} GPUs")
             if self.spec.resources.data_parallel:
                 lines.append(self.placement(available))
-        lines += [f"mlflow: {self.tracking_uri} (experiment {self.spec.experiment})", f"storage: {self.storage}"]
+        lines += [f"mlflow: {shown_uri(self.tracking_uri)} (experiment {self.spec.experiment})",
+                  f"storage: {self.storage}"]
         return "\n".join(lines)
 
 
@@ -214,7 +215,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         parent = client.create_run(experiment_id, run_name=spec.name, tags=tags).info.run_id
         client.log_text(parent, spec.text, "sweep.yaml")
         client.log_param(parent, "trials", spec.size)
-    _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")
+    _say(f"mlflow: {shown_uri(plan.tracking_uri)}, experiment {spec.experiment!r}, parent run {parent}")
 
     status = RunStatus.FAILED
     try:

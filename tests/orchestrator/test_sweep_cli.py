@@ -1,6 +1,7 @@
 """`shrink sweep` on the command line: the dry run, and exit status 2 with one line for bad input."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -206,3 +207,17 @@ def test_a_cluster_jobs_sweep_probes_the_tracking_store_before_any_trial(tmp_pat
     assert result.exit_code == 2
     assert result.output == f"Error: tracking store {uri}: no MLflow server answers ({REFUSED}); start it, or give the address of one\n"
     assert not ray.is_initialized()
+
+
+def test_a_server_that_takes_the_connection_but_never_answers_fails_after_the_probes_timeout():
+    from shrink.experiment import ConfigError
+    from shrink.experiment.tracking import probe_tracking
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never reads or replies
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as failure:
+            probe_tracking(uri, timeout_s=1)
+    assert 1 <= time.monotonic() - started < 3
+    assert str(failure.value) == (f"tracking store {uri}: no MLflow server answers (no answer within 1 s); start it, "
+                                  "or give the address of one")
