@@ -198,17 +198,6 @@ def test_a_sweep_on_a_server_that_does_not_answer_ends_in_one_line_within_10_s_w
     assert not ray_tmp.exists()
 
 
-def test_a_cluster_jobs_sweep_probes_the_tracking_store_before_any_trial(tmp_path):
-    """What `--cluster` submits (`shrink sweep ... --address auto`) probes on the head before Ray is joined."""
-    import ray
-
-    uri = f"http://127.0.0.1:{free_port()}"
-    result = _sweep(str(digits_sweep(tmp_path)), "--address", "auto", "--tracking-uri", uri)
-    assert result.exit_code == 2
-    assert result.output == f"Error: tracking store {uri}: no MLflow server answers ({REFUSED}); start it, or give the address of one\n"
-    assert not ray.is_initialized()
-
-
 def test_a_server_that_takes_the_connection_but_never_answers_fails_after_the_probes_timeout():
     from shrink.experiment import ConfigError
     from shrink.experiment.tracking import probe_tracking
