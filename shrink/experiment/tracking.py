@@ -103,7 +103,8 @@ def _probe_server(uri: str, experiment: str, timeout_s: int) -> str | None:
 
     try:
         # MLflow reads these on each request: this one alone goes without retries.
-        with _environment({MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "0", MLFLOW_HTTP_REQUEST_TIMEOUT.name: str(timeout_s)}):
+        bounded = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "0", MLFLOW_HTTP_REQUEST_TIMEOUT.name: str(timeout_s)}
+        with _environment(bounded):
             found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
     except MlflowException as error:
         reason = _root_cause(error)

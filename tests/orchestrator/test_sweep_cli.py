@@ -163,7 +163,8 @@ def _artifacts_under_a_file(folder: Path) -> str:
         (lambda tmp, port: f"sqlite:///{_file(tmp / 'mlflow.db', 'notes')}", True,
          "tracking store {uri}: not a store MLflow can read (file is not a database)"),
         (lambda tmp, port: str(tmp / "mlruns"), False,
-         "tracking store {uri}: a folder store, which MLflow 3 no longer writes to (unless $MLFLOW_ALLOW_FILE_STORE=true); "
+         "tracking store {uri}: a folder store, which MLflow 3 no longer writes to "
+         "(unless $MLFLOW_ALLOW_FILE_STORE=true); "
          "give sqlite:///PATH/mlflow.db or an MLflow server's http:// address"),
     ],
     ids=["http-dry-run", "http", "postgresql", "sqlite-folder", "default-artifacts", "experiment-artifacts",
@@ -194,7 +195,8 @@ def test_a_sweep_on_a_server_that_does_not_answer_ends_in_one_line_within_10_s_w
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert time.monotonic() - started < 10
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"Error: tracking store {uri}: no MLflow server answers ({REFUSED}); start it, or give the address of one\n"
+    assert done.stderr == (f"Error: tracking store {uri}: no MLflow server answers ({REFUSED}); start it, or give "
+                           "the address of one\n")
     assert not ray_tmp.exists()
 
 

@@ -133,7 +133,8 @@ def test_a_failing_job_returns_its_exit_status(ray_head, tmp_path, capsys):
     # The tracking store is probed on the head, in the job, before the job's driver joins Ray or makes a base.
     digits_sweep(project, name="remote")
     refused = f"http://127.0.0.1:{free_port()}"
-    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["remote.yaml", "--tracking-uri", refused], working_dir=project)
+    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["remote.yaml", "--tracking-uri", refused],
+                          working_dir=project)
     output = capsys.readouterr().out
     assert status == 2
     assert (f"Error: tracking store {refused}: no MLflow server answers (Connection refused); start it, or give the "
