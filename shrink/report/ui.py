@@ -44,7 +44,8 @@ def sweep_view(sweep: Sweep) -> tuple[str, str]:
 def save_view(sweep: Sweep) -> None:
     """Tag the sweep's experiment with :func:`sweep_view`, which :func:`ui_url` opens (rewriting it is a no-op)."""
     key, text = sweep_view(sweep)
-    MlflowClient(tracking_uri=sweep.tracking_uri).set_experiment_tag(sweep.experiment_id, SHARED_VIEW_TAG + key, text)
+    client = MlflowClient(tracking_uri=sweep.tracking_uri)
+    client.set_experiment_tag(sweep.experiment_id, SHARED_VIEW_TAG + key, text)
 
 
 def ui_url(host: str, port: int, sweep: Sweep | None = None) -> str:
