@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -82,6 +83,34 @@ def epoch_metrics(epoch) -> dict:
     """The per-epoch metrics of a trial's run, from a ``shrink.experiment.loop.Epoch``."""
     return {"train_loss": epoch.stats.loss, **score_metrics("val", epoch.val, ("top1", "top5", "loss")),
             "epoch_time_s": epoch.seconds, "images_per_s": epoch.stats.images_per_s}
+
+
+def trial_run_name(*, model: str, strategy: str, compression: float, seed: int, base_name: str | None = None) -> str:
+    """A trial run's name, what varies within a sweep first (MLflow's runs table cuts long names):
+    ``global-magnitude x8 s1 small-mlp``, ``... s1@<base name> ...`` with named bases. Nothing parses it: runs
+    are told apart by their params (:data:`SWEEP_TRIAL_KEY`)."""
+    base = f"@{base_name}" if base_name else ""
+    return f"{strategy} x{compression:g} s{seed}{base} {model}"
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """One split a trial reads, logged as an MLflow dataset input (the runs table's Dataset column): named
+    ``<dataset>/<split>``, its digest the carve-out's split hash, its context the split."""
+
+    dataset: str
+    split: str  # train, val or test
+    split_hash: str
+    examples: int
+
+    def to_mlflow(self):
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        dataset = Dataset(name=f"{self.dataset}/{self.split}", digest=self.split_hash, source_type="shrink",
+                          source=json.dumps({"dataset": self.dataset, "split": self.split}),
+                          profile=json.dumps({"num_rows": self.examples}))
+        return DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, self.split)])
 
 
 def trial_tags(*, sweep: str | None, parent_run_id: str | None, **described) -> dict:
@@ -239,9 +268,9 @@ class TrialRecorder:
         self.run_id = run_id
 
     @classmethod
-    def create(cls, uri: str | None, experiment_name: str, *, run_name: str, params: dict,
-               tags: dict) -> "TrialRecorder":
-        """Start a new run holding ``params`` (stringified) and ``tags``."""
+    def create(cls, uri: str | None, experiment_name: str, *, run_name: str, params: dict, tags: dict,
+               inputs: tuple[DataInput, ...] = ()) -> "TrialRecorder":
+        """Start a new run holding ``params`` (stringified), ``tags`` and the dataset ``inputs``."""
         from mlflow.entities import Param
 
         uri = resolve_tracking_uri(uri)
@@ -250,6 +279,8 @@ class TrialRecorder:
             experiment_id = ensure_experiment(uri, experiment_name)
             run = client.create_run(experiment_id, run_name=run_name, tags=_strings(tags))
             client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            if inputs:
+                client.log_inputs(run.info.run_id, datasets=[data.to_mlflow() for data in inputs])
         return cls(client, uri, run.info.run_id)
 
     @classmethod

@@ -260,8 +260,12 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
         device=config.device, hardware=hardware(config.device), amp=str(trial.compute.amp),
         channels_last=int(trial.compute.channels_last), workers=config.workers)
-    return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=_run_name(config),
-                                params=config.flat(), tags=tags)
+    inputs = tuple(recording.DataInput(config.dataset, split.split, split.split_hash, len(split))
+                   for split in (trial.splits.train, trial.splits.val, trial.splits.test))
+    name = recording.trial_run_name(model=config.model, strategy=config.strategy, compression=config.compression,
+                                    seed=config.seed, base_name=config.base_name)
+    return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=name, params=config.flat(),
+                                tags=tags, inputs=inputs)
 
 
 def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummary, Finetuning]:
@@ -523,10 +527,6 @@ class _Silent:
 
     def fail(self, *args, **kwargs) -> None:
         pass
-
-
-def _run_name(config: TrialConfig) -> str:
-    return f"{config.model}-{config.dataset}-{config.strategy}-{config.compression:g}x-seed{config.seed}"
 
 
 def _cpu_copy(tensors: dict) -> dict:

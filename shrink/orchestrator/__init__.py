@@ -25,7 +25,7 @@ _EXPORTS = {
     "SweepRequest": "launch", "launch_sweep": "launch", "launch_trial": "launch",
     "SpecError": "spec", "SweepSpec": "spec", "load_spec": "spec", "local_resources": "spec",
     "parse_spec": "spec", "presets": "spec",
-    "Plan": "sweep", "SweepOutcome": "sweep", "check_local": "sweep", "run_sweep": "sweep",
+    "Plan": "sweep", "SweepOutcome": "sweep", "check_local": "sweep", "check_tracking": "sweep", "run_sweep": "sweep",
 }
 __all__ = sorted(_EXPORTS)
 

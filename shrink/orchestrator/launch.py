@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shrink.experiment import BaseCheckpoint, DirectoryCheckpointer, TrialConfig, run_trial
+from shrink.experiment.tracking import probe_tracking, resolve_tracking_uri
 from shrink.orchestrator.spec import SpecError, SweepSpec, load_spec
 
 
@@ -74,6 +75,8 @@ def launch_sweep(request: SweepRequest, *, echo: Callable[[str], None] = print) 
         plan = orchestrator.Plan.of(spec)
         if request.address is None:
             orchestrator.check_local(plan, resume=request.resume)
+        else:
+            orchestrator.check_tracking(plan)
         echo(plan.describe(orchestrator.local_resources() if request.address is None else None))
         return 0
     outcome = orchestrator.run_sweep(spec, address=request.address, resume=request.resume)
@@ -91,6 +94,7 @@ def launch_trial(values: dict, *, checkpoint_dir: str | None = None,
     if "base" in values and BaseCheckpoint.is_checkpoint(values["base"]):
         values["base_path"] = values.pop("base")
     config = TrialConfig.from_dict(values)
+    probe_tracking(resolve_tracking_uri(config.tracking_uri), config.experiment_name)
     if config.workers > 1:
         from shrink.orchestrator.ray_train import run_data_parallel_trial
 

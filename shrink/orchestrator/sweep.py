@@ -19,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from shrink.experiment import recording
+from shrink.experiment.errors import ConfigError
 from shrink.experiment.recording import TrialEnd
-from shrink.experiment.tracking import ensure_experiment, resolve_tracking_uri
+from shrink.experiment.tracking import ensure_experiment, probe_tracking, resolve_tracking_uri, shown_uri
 from shrink.orchestrator.base_tasks import make_bases
 from shrink.orchestrator.checkpoints import KeepLatestSaved
 from shrink.orchestrator.doctor import check_gpu_nodes
@@ -109,7 +110,8 @@ class Plan:
                          f"CPUs and {available['GPU']:g} GPUs")
             if self.spec.resources.data_parallel:
                 lines.append(self.placement(available))
-        lines += [f"mlflow: {self.tracking_uri} (experiment {self.spec.experiment})", f"storage: {self.storage}"]
+        lines += [f"mlflow: {shown_uri(self.tracking_uri)} (experiment {self.spec.experiment})",
+                  f"storage: {self.storage}"]
         return "\n".join(lines)
 
 
@@ -122,10 +124,20 @@ class Plan:
 
 
 def check_local(plan: Plan, *, resume: bool) -> None:
-    """Everything that can be checked on this machine before Ray starts: data, resources, storage."""
+    """Everything that can be checked on this machine before Ray starts: data, resources, storage, tracking."""
     check_data(plan.spec)
     check_resources(plan.spec, local_resources(), "this machine")
     check_storage(plan, resume=resume)
+    check_tracking(plan)
+
+
+def check_tracking(plan: Plan) -> None:
+    """The tracking store answers and can be written, and so can its artifact folder: a wrong address fails
+    in seconds (``probe_tracking``), not after minutes of MLflow's retries with Ray started."""
+    try:
+        probe_tracking(plan.tracking_uri, plan.spec.experiment)
+    except ConfigError as error:
+        raise SpecError(str(error)) from None
 
 
 STARTED = "shrink-started"  # in the sweep's storage folder: written before its bases are made
@@ -175,6 +187,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     else:
         check_address(address)
         check_storage(plan, resume=resume)
+        check_tracking(plan)  # on a cluster, in the job on the head: before any trial
 
     started = time.monotonic()
     if address is None:
@@ -210,7 +223,7 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         parent = client.create_run(experiment_id, run_name=spec.name, tags=tags).info.run_id
         client.log_text(parent, spec.text, "sweep.yaml")
         client.log_param(parent, "trials", spec.size)
-    _say(f"mlflow: {plan.tracking_uri}, experiment {spec.experiment!r}, parent run {parent}")
+    _say(f"mlflow: {shown_uri(plan.tracking_uri)}, experiment {spec.experiment!r}, parent run {parent}")
 
     status = RunStatus.FAILED
     try:

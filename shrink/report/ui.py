@@ -1,8 +1,12 @@
 """``shrink ui``: the MLflow UI on a sweep's tracking store, bound to 127.0.0.1 by default."""
 
+import hashlib
+import json
 import os
 import sys
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
+
+from mlflow import MlflowClient
 
 from shrink.experiment import recording
 from shrink.report.build import ARTIFACT_PATH, SUMMARY_TABLE
@@ -13,19 +17,44 @@ def _base(host: str, port: int) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
 
+# MLflow's UI opens a view saved in an experiment tag ``mlflow.sharedViewState.<key>`` (its "share" link) from
+# the URL parameter viewStateShareKey: the search and the table's columns, which no other URL parameter
+# selects. A search parameter in the URL (searchFilter, orderByKey, ...) makes the UI ignore the saved view.
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+# The trials table's columns beside the run name, in order: what varies, the result, then the data.
+VIEW_COLUMNS = ("params.`strategy`", "params.`compression`", "params.`seed`", "metrics.`test_top1`",
+                "metrics.`delta_top1`", "attributes.`Dataset`")
+_RUN_NAME = "attributes.`Run Name`"  # the table's column ids are these names
+
+
+def sweep_view(sweep: Sweep) -> tuple[str, str]:
+    """(key, JSON) of the view of the sweep's trial runs: flat, sorted by name (MLflow nests child runs under
+    their parent unless sorted by something other than the start time), with :data:`VIEW_COLUMNS`."""
+    text = json.dumps({
+        "searchFilter": recording.trials_filter(sweep.run_id),
+        "orderByKey": "tags.`mlflow.runName`",
+        "orderByAsc": True,
+        "selectedColumns": list(VIEW_COLUMNS),
+        "columnOrder": [_RUN_NAME, *VIEW_COLUMNS],
+        "columnWidths": {_RUN_NAME: 280, "params.`strategy`": 150},
+    }, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def save_view(sweep: Sweep) -> None:
+    """Tag the sweep's experiment with :func:`sweep_view`, which :func:`ui_url` opens (rewriting it is a no-op)."""
+    key, text = sweep_view(sweep)
+    client = MlflowClient(tracking_uri=sweep.tracking_uri)
+    client.set_experiment_tag(sweep.experiment_id, SHARED_VIEW_TAG + key, text)
+
+
 def ui_url(host: str, port: int, sweep: Sweep | None = None) -> str:
-    """The UI's address; with a sweep, its runs table in the model-training view, showing the sweep's
-    trial runs (flat, sorted by name: MLflow nests child runs under their parent unless sorted by
-    something other than the start time)."""
+    """The UI's address; with a sweep, its runs table in the model-training view as :func:`sweep_view` says
+    (saved by :func:`save_view`)."""
     base = _base(host, port)
     if sweep is None:
         return base
-    query = urlencode({
-        "workflowType": "machine_learning",
-        "searchFilter": recording.trials_filter(sweep.run_id),
-        "orderByKey": "tags.`mlflow.runName`",
-        "orderByAsc": "true",
-    }, quote_via=quote)
+    query = urlencode({"viewStateShareKey": sweep_view(sweep)[0], "workflowType": "machine_learning"})
     return f"{base}/#/experiments/{sweep.experiment_id}/runs?{query}"
 
 
@@ -56,6 +85,8 @@ def serve(tracking_uri: str, host: str, port: int, name: str | None = None, echo
     else:  # the newest sweep, if any: a store without sweeps is still worth browsing
         sweeps = list_sweeps(tracking_uri)
         sweep = sweeps[0] if sweeps else None
+    if sweep is not None:
+        save_view(sweep)
     echo(f"MLflow UI for {tracking_uri} at {ui_url(host, port, sweep)} (Ctrl-C stops it)")
     if sweep is not None:
         echo(f"sweep {sweep.name}'s summary table, report.md and figures (after `shrink report`): "

@@ -4,6 +4,7 @@ import json
 
 from click.testing import CliRunner
 
+from helpers import free_port
 from shrink.cli import main
 
 
@@ -52,3 +53,8 @@ def test_bad_input_is_a_one_line_usage_error(digits_base, mlflow_uri):
     assert one_gpu.stderr.splitlines()[-1] == (
         "Error: device 'cuda:1' names one GPU, but each of the 2 workers gets its own GPU from Ray Train: give "
         "device 'cuda' (and choose the GPUs with CUDA_VISIBLE_DEVICES)")
+    refused = f"http://127.0.0.1:{free_port()}"  # probed before the base is read or any run is made
+    unreachable = CliRunner().invoke(main, [*common[:-4], "--strategy", "random", "--tracking-uri", refused])
+    assert unreachable.exit_code == 2
+    assert unreachable.stderr.splitlines()[-1] == (f"Error: tracking store {refused}: no MLflow server answers "
+                                                   "(Connection refused); start it, or give the address of one")

@@ -64,6 +64,15 @@ def test_a_trial_records_every_field_of_the_schema(digits_trial, digits_base, ml
     assert tags.get("shrink.git_commit") == git_commit()  # None (no tag) outside a git checkout
     assert json.loads(tags["shrink.versions"])["torch"] == metadata.version("torch")
     assert tags["shrink.hardware"].endswith("(torch threads: 1)")
+    # What varies leads the name (MLflow's table cuts it); the data is the runs table's Dataset column.
+    assert run.info.run_name == "global-magnitude x4 s0 small-mlp"
+    inputs = sorted(((i.dataset.name, i.dataset.digest, i.dataset.source_type, json.loads(i.dataset.source),
+                      json.loads(i.dataset.profile), [(t.key, t.value) for t in i.tags])
+                     for i in run.inputs.dataset_inputs), key=lambda i: i[0])
+    assert inputs == [
+        (f"digits/{split}", tags["shrink.split_hash"], "shrink", {"dataset": "digits", "split": split},
+         {"num_rows": examples}, [("mlflow.data.context", split)])
+        for split, examples in (("test", 359), ("train", 1293), ("val", 145))]
 
     assert set(history) == EPOCH_METRICS | FINAL_METRICS
     assert all([step for step, _ in history[key]] == [1, 2] for key in EPOCH_METRICS)

@@ -1,6 +1,11 @@
 """`shrink sweep` on the command line: the dry run, and exit status 2 with one line for bad input."""
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +15,7 @@ from shrink.cli import main
 from helpers import digits_sweep, free_port
 
 
+ROOT = Path(__file__).resolve().parents[2]
 CPUS = len(os.sched_getaffinity(0))
 GPUS = torch.cuda.device_count()
 
@@ -47,10 +53,12 @@ def test_dry_run_prints_grid_and_resources_and_starts_nothing(tmp_path):
 
 
 def test_options_override_the_sweep_files_tracking_and_storage(tmp_path):
-    result = _sweep(str(digits_sweep(tmp_path)), "--dry-run", "--tracking-uri", "http://mlflow:5000",
+    other = f"sqlite:///{tmp_path / 'other' / 'runs.db'}"
+    result = _sweep(str(digits_sweep(tmp_path)), "--dry-run", "--tracking-uri", other,
                     "--storage-path", str(tmp_path / "elsewhere"))
     assert result.exit_code == 0, result.output
-    assert "mlflow: http://mlflow:5000 (experiment shrink)" in result.output.splitlines()
+    assert f"mlflow: {other} (experiment shrink)" in result.output.splitlines()
+    assert not (tmp_path / "other").exists()  # probed, not made
     assert f"storage: {tmp_path / 'elsewhere' / 'tiny'}" in result.output.splitlines()
 
 
@@ -114,3 +122,93 @@ def test_an_address_where_no_ray_head_answers_exits_2_at_once(tmp_path):
     assert result.exit_code == 2
     assert result.output == (f"Error: --address 127.0.0.1:{port}: no Ray head answers there (Connection refused); "
                              "give the address that `ray start --head` printed (host:port), or auto on a cluster node\n")
+
+
+REFUSED = "Connection refused"
+
+
+def _file(path: Path, text: str = "") -> Path:
+    """A regular file at ``path`` (as a folder: one no one, root included, can make anything in)."""
+    path.write_text(text)
+    return path
+
+
+def _artifacts_under_a_file(folder: Path) -> str:
+    """A store whose experiment ``shrink`` keeps its artifacts under a regular file (unwritable even to root)."""
+    from mlflow import MlflowClient
+
+    _file(folder / "afile")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).create_experiment("shrink", artifact_location=str(folder / "afile" / "runs"))
+    return uri
+
+
+@pytest.mark.parametrize(
+    ("store", "dry_run", "message"),
+    [
+        (lambda tmp, port: f"http://127.0.0.1:{port}", True,
+         "tracking store {uri}: no MLflow server answers (Connection refused); start it, or give the address of one"),
+        (lambda tmp, port: f"http://127.0.0.1:{port}", False,
+         "tracking store {uri}: no MLflow server answers (Connection refused); start it, or give the address of one"),
+        (lambda tmp, port: f"postgresql+psycopg://u:secret@127.0.0.1:{port}/x", False,
+         "tracking store postgresql+psycopg://u:***@127.0.0.1:{port}/x: the database refuses the connection "
+         '(connection failed: connection to server at "127.0.0.1", port {port} failed: Connection refused)'),
+        (lambda tmp, port: f"sqlite:///{_file(tmp / 'afile') / 'mlflow.db'}", True,
+         "tracking store {uri}: {tmp}/afile, where the database file goes, is not a folder"),
+        (lambda tmp, port: f"sqlite:///{_file(tmp / 'mlruns').parent / 'mlflow.db'}", False,
+         "artifact folder {tmp}/mlruns of experiment 'shrink' (tracking store {uri}) is not a folder"),
+        (lambda tmp, port: _artifacts_under_a_file(tmp), True,
+         "artifact folder {tmp}/afile/runs of experiment 'shrink' (tracking store {uri}) cannot be made "
+         "({tmp}/afile is not a folder)"),
+        (lambda tmp, port: f"sqlite:///{_file(tmp / 'mlflow.db', 'notes')}", True,
+         "tracking store {uri}: not a store MLflow can read (file is not a database)"),
+        (lambda tmp, port: str(tmp / "mlruns"), False,
+         "tracking store {uri}: a folder store, which MLflow 3 no longer writes to "
+         "(unless $MLFLOW_ALLOW_FILE_STORE=true); "
+         "give sqlite:///PATH/mlflow.db or an MLflow server's http:// address"),
+    ],
+    ids=["http-dry-run", "http", "postgresql", "sqlite-folder", "default-artifacts", "experiment-artifacts",
+         "not-a-database", "folder"],
+)
+def test_a_tracking_store_that_cannot_be_used_exits_2_in_seconds_before_ray(tmp_path, monkeypatch, store, dry_run,
+                                                                            message):
+    import ray
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact folder is ./mlruns
+    port = free_port()
+    uri = store(tmp_path, port)
+    started = time.monotonic()
+    result = _sweep(str(digits_sweep(tmp_path / "sweep")), "--tracking-uri", uri, *(["--dry-run"] * dry_run))
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 2
+    assert result.output == f"Error: {message.format(uri=uri, port=port, tmp=tmp_path)}\n"
+    assert not ray.is_initialized() and not (tmp_path / "sweep" / "ray").exists()
+
+
+def test_a_sweep_on_a_server_that_does_not_answer_ends_in_one_line_within_10_s_without_starting_ray(tmp_path):
+    """The whole command, interpreter start included, as a user with a typo in the address sees it."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    ray_tmp = tmp_path / "ray-tmp"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "shrink", "sweep", str(digits_sweep(tmp_path)), "--tracking-uri", uri],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 10
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"Error: tracking store {uri}: no MLflow server answers ({REFUSED}); start it, or give "
+                           "the address of one\n")
+    assert not ray_tmp.exists()
+
+
+def test_a_server_that_takes_the_connection_but_never_answers_fails_after_the_probes_timeout():
+    from shrink.experiment import ConfigError
+    from shrink.experiment.tracking import probe_tracking
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never reads or replies
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as failure:
+            probe_tracking(uri, timeout_s=1)
+    assert 1 <= time.monotonic() - started < 3
+    assert str(failure.value) == (f"tracking store {uri}: no MLflow server answers (no answer within 1 s); start it, "
+                                  "or give the address of one")

@@ -130,6 +130,16 @@ def test_a_failing_job_returns_its_exit_status(ray_head, tmp_path, capsys):
     status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["bad.yaml"], working_dir=project)
     assert status == 2
     assert "Error: bad.yaml: models: unknown model 'nope'" in capsys.readouterr().out
+    # The tracking store is probed on the head, in the job, before the job's driver joins Ray or makes a base.
+    digits_sweep(project, name="remote")
+    refused = f"http://127.0.0.1:{free_port()}"
+    status = submit_sweep(f"http://127.0.0.1:{ray_head}", ["remote.yaml", "--tracking-uri", refused],
+                          working_dir=project)
+    output = capsys.readouterr().out
+    assert status == 2
+    assert (f"Error: tracking store {refused}: no MLflow server answers (Connection refused); start it, or give the "
+            "address of one\n") in output
+    assert "ray: started" not in output and "bases:" not in output
 
 
 PLUGIN_STRATEGY = "plugin-magnitude"

@@ -17,6 +17,7 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from shrink.experiment.recording import Status, trial_status, trials_filter
+from shrink.experiment.tracking import probe_tracking
 from shrink.orchestrator import load_spec, run_sweep
 from shrink.report import build_report
 from helpers import digits_sweep
@@ -33,11 +34,33 @@ SUMMARY_VARYING = re.compile(r"(wall_time_s|measured_speedup)_(mean|std|stderr|c
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tracking(postgres, tmp_path_factory):
     """An MLflow server (tracking URI) on PostgreSQL, artifacts in a local folder, for the module."""
     folder = tmp_path_factory.mktemp("tracking")
-    with postgres_server() as postgres, mlflow_server(postgres.uri, folder / "artifacts") as server:
+    with mlflow_server(postgres.uri, folder / "artifacts") as server:
         yield server.url
+
+
+def test_the_tracking_probe_passes_on_the_server_and_on_databases_with_and_without_mlflows_tables(postgres, tracking):
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres.uri, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text("CREATE DATABASE empty"))
+    admin.dispose()
+    empty = postgres.uri.rpartition("/")[0] + "/empty"
+    for uri in (tracking, postgres.uri, empty):
+        probe_tracking(uri)
+    engine = sqlalchemy.create_engine(empty)
+    with engine.connect() as connection:
+        assert sqlalchemy.inspect(connection).get_table_names() == []  # probed, nothing written
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """`shrink ui` serves the MLflow UI on 127.0.0.1 only and prints its URL."""
 
+import hashlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from click.testing import CliRunner
+from mlflow import MlflowClient
 from report_sweeps import trial, write_sweep
 
 from helpers import free_port
@@ -48,8 +50,20 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
     )
     try:
         first, second = proc.stdout.readline(), proc.stdout.readline()
-        url = (f"http://127.0.0.1:{port}/#/experiments/1/runs?workflowType=machine_learning&searchFilter="
-               f"tags.%60mlflow.parentRunId%60%20%3D%20%27{parent}%27&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
+        # The view is saved in the experiment, as the UI's "share" link saves one: the URL names its key.
+        (key, view), = ((k.removeprefix("mlflow.sharedViewState."), v) for k, v in
+                        MlflowClient(tracking_uri=uri).get_experiment("1").tags.items()
+                        if k.startswith("mlflow.sharedViewState."))
+        assert json.loads(view) == {
+            "searchFilter": f"tags.`mlflow.parentRunId` = '{parent}'", "orderByKey": "tags.`mlflow.runName`",
+            "orderByAsc": True,
+            "selectedColumns": ["params.`strategy`", "params.`compression`", "params.`seed`", "metrics.`test_top1`",
+                                "metrics.`delta_top1`", "attributes.`Dataset`"],
+            "columnOrder": ["attributes.`Run Name`", "params.`strategy`", "params.`compression`", "params.`seed`",
+                            "metrics.`test_top1`", "metrics.`delta_top1`", "attributes.`Dataset`"],
+            "columnWidths": {"attributes.`Run Name`": 280, "params.`strategy`": 150}}
+        assert key == hashlib.sha256(view.encode()).hexdigest()
+        url = f"http://127.0.0.1:{port}/#/experiments/1/runs?viewStateShareKey={key}&workflowType=machine_learning"
         assert first == f"MLflow UI for {uri} at {url} (Ctrl-C stops it)\n"
         assert second == (f"sweep demo's summary table, report.md and figures (after `shrink report`): "
                            f"http://127.0.0.1:{port}/#/experiments/1/runs/{parent}/artifacts/report/summary.json"

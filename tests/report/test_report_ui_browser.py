@@ -1,5 +1,6 @@
 """The MLflow UI in a real headless browser (Debian's chromium): after a small real sweep and its report,
-the URL `shrink ui` prints opens the runs table of the sweep's trial runs, in the model-training view."""
+the URL `shrink ui` prints opens the runs table of the sweep's trial runs, in the model-training view, with
+their names, what varies, the test accuracy and the data in view."""
 
 import html
 import os
@@ -20,7 +21,7 @@ from helpers import digits_sweep, end_processes_with_env, free_port
 
 CHROMIUM = shutil.which("chromium")
 ROOT = Path(__file__).resolve().parents[2]
-TRIALS = ["small-mlp-digits-global-magnitude-2x-seed0", "small-mlp-digits-global-magnitude-2x-seed1"]
+TRIALS = ["global-magnitude x2 s0 small-mlp", "global-magnitude x2 s1 small-mlp"]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 
@@ -82,9 +83,17 @@ def test_the_printed_url_opens_the_runs_table_of_the_sweeps_trials(browsed_sweep
         profile = folder / "chromium"
         runs = _rendered_text(runs_url, profile)
         # The model-training view's runs table, listing exactly the two trial runs (not the parent run).
-        assert "Model training" in runs and "Show more columns" in runs
+        assert "Model training" in runs and "You're viewing a shared view" in runs
         assert all(name in runs for name in TRIALS) and "2 matching runs" in runs, runs
         assert "browsed" not in runs.replace(runs_url, "")  # the parent run is not listed
+        # Each row's cells: strategy, compression, seed, test top-1, its change from the dense control, then the
+        # three splits as dataset inputs (name, split hash as digest, context).
+        trials = client.search_runs([experiment.experiment_id], "tags.`shrink.kind` = 'trial'")
+        for run in trials:
+            params, metrics, split = run.data.params, run.data.metrics, run.data.tags["shrink.split_hash"]
+            cells = (f"global-magnitude 2.0 {params['seed']} {metrics['test_top1']!r} {metrics['delta_top1']!r} "
+                     f"digits/train ({split}) train , digits/val ({split}) val , digits/test ({split}) test")
+            assert cells in runs, runs
         summary = _rendered_text(summary_url, profile)
         assert "report/summary.json" in summary and "View as table" in summary
         assert "dataset model strategy compression count failed running test_top1_mean" in summary
