@@ -85,12 +85,14 @@ def epoch_metrics(epoch) -> dict:
             "epoch_time_s": epoch.seconds, "images_per_s": epoch.stats.images_per_s}
 
 
-def trial_run_name(*, model: str, strategy: str, compression: float, seed: int, base_name: str | None = None) -> str:
+def trial_run_name(*, model: str, strategy: str, compression: float, seed: int, base_name: str | None = None,
+                   control: bool = False) -> str:
     """A trial run's name, what varies within a sweep first (MLflow's runs table cuts long names):
-    ``global-magnitude x8 s1 small-mlp``, ``... s1@<base name> ...`` with named bases. Nothing parses it: runs
-    are told apart by their params (:data:`SWEEP_TRIAL_KEY`)."""
+    ``global-magnitude x8 s1 small-mlp``, ``... s1@<base name> ...`` with named bases, ``dense-control x1 s1
+    small-mlp`` for a sweep's shared dense control (``control``). Nothing parses it: runs are told apart by
+    their params (:data:`SWEEP_TRIAL_KEY`)."""
     base = f"@{base_name}" if base_name else ""
-    return f"{strategy} x{compression:g} s{seed}{base} {model}"
+    return f"{'dense-control' if control else strategy} x{compression:g} s{seed}{base} {model}"
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
     inputs = tuple(recording.DataInput(config.dataset, split.split, split.split_hash, len(split))
                    for split in (trial.splits.train, trial.splits.val, trial.splits.test))
     name = recording.trial_run_name(model=config.model, strategy=config.strategy, compression=config.compression,
-                                    seed=config.seed, base_name=config.base_name)
+                                    seed=config.seed, base_name=config.base_name, control=bool(config.control_for))
     return TrialRecorder.create(config.tracking_uri, config.experiment_name, run_name=name, params=config.flat(),
                                 tags=tags, inputs=inputs)
 

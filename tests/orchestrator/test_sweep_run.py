@@ -55,6 +55,8 @@ def test_grid_sweep_records_every_trial_as_a_child_run_in_mlflow(cluster, tmp_pa
     controls = {run.data.params["seed"]: run for run in runs if run.data.params["compression"] == "1.0"}
     assert {seed: json.loads(run.data.params["control_for"]) for seed, run in controls.items()} == {
         "0": list(STRATEGIES), "1": list(STRATEGIES)}
+    assert sorted(run.info.run_name for run in controls.values()) == ["dense-control x1 s0 small-mlp",
+                                                                       "dense-control x1 s1 small-mlp"]
     # The report counts each control for both strategies: a row per grid point.
     rows = trials_frame(runs)
     assert sorted(zip(rows["strategy"], rows["compression"].map(str), rows["seed"].map(str))) == grid
