@@ -245,7 +245,6 @@ def _print_epoch(epoch: int, metrics: dict) -> None:
 
 # --- shrink report, shrink check, shrink ui (shrink.report) ---
 
-SWEEP_ARGUMENT = click.argument("sweep", required=False)
 # `shrink report A B`: A's report combined with B's trials where their protocols match (shrink.report.protocol).
 SWEEPS_ARGUMENT = click.argument("sweeps", nargs=-1)
 TRACKING_URI_OPTION = click.option(
@@ -304,19 +303,20 @@ def check(sweeps, strict, tracking_uri):
 
 
 @main.command("ui")
-@SWEEP_ARGUMENT
+@SWEEPS_ARGUMENT
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; any other than 127.0.0.1 exposes the UI beyond this machine.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @TRACKING_URI_OPTION
-def ui(sweep, host, port, tracking_uri):
-    """Start the MLflow UI on the sweep's tracking store and print its URL (SWEEP: the run to link)."""
+def ui(sweeps, host, port, tracking_uri):
+    """Start the MLflow UI on the sweeps' tracking store and print the URL of each sweep's trial runs (SWEEPS:
+    default the newest), then where the first one's report is (`shrink report A B` reports several on A's run)."""
     from shrink.experiment.tracking import resolve_tracking_uri
     from shrink.report import SweepNotFound
     from shrink.report.ui import serve
 
     try:
-        serve(resolve_tracking_uri(tracking_uri), host, port, sweep, echo=click.echo)
+        serve(resolve_tracking_uri(tracking_uri), host, port, sweeps, echo=click.echo)
     except SweepNotFound as e:
         raise click.ClickException(str(e)) from e
 

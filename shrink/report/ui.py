@@ -71,28 +71,36 @@ def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
             "--host", host, "--port", str(port), "--workers", "1"]
 
 
-def serve(tracking_uri: str, host: str, port: int, name: str | None = None, echo=print) -> None:
-    """Print the URL, then replace this process with the MLflow server (it runs until stopped).
+def announce(tracking_uri: str, host: str, port: int, names: tuple[str, ...] = ()) -> list[str]:
+    """What ``shrink ui`` prints before serving, each sweep's view saved: the UI's address opening the first
+    sweep's trial runs (``names``; default the newest sweep, if the store has any), one line per further
+    sweep with its own runs table (MLflow's search has no "or": one table cannot hold two sweeps' runs),
+    and where the first sweep's run holds the report (of all of them, after ``shrink report A B``)."""
+    if names:
+        sweeps = [find_sweep(tracking_uri, name) for name in names]
+    else:  # the newest sweep, if any: a store without sweeps is still worth browsing
+        sweeps = list_sweeps(tracking_uri)[:1]
+    for sweep in sweeps:
+        save_view(sweep)
+    lines = [f"MLflow UI for {tracking_uri} at {ui_url(host, port, sweeps[0] if sweeps else None)} (Ctrl-C stops it)"]
+    lines += [f"sweep {sweep.name}'s trial runs: {ui_url(host, port, sweep)}" for sweep in sweeps[1:]]
+    if sweeps:
+        command = " ".join(["shrink report", *(sweep.name for sweep in sweeps)]) if len(sweeps) > 1 else "shrink report"
+        lines.append(f"sweep {sweeps[0].name}'s summary table, report.md and figures (after `{command}`): "
+                     f"{summary_url(host, port, sweeps[0])}")
+    if host not in ("127.0.0.1", "localhost"):
+        lines.append(f"listening on {host}: reachable from other machines")
+    return lines
 
-    ``name`` selects the sweep the URL points at (default: the newest, if the store has any).
-    A store that is already a server (``http(s)://``) is not served again: its URL is printed.
-    """
+
+def serve(tracking_uri: str, host: str, port: int, names: tuple[str, ...] = (), echo=print) -> None:
+    """Print :func:`announce`'s lines, then replace this process with the MLflow server (it runs until
+    stopped). A store that is already a server (``http(s)://``) is not served again: its URL is printed."""
     if tracking_uri.startswith(("http://", "https://")):
         echo(f"The tracking store is an MLflow server already: open {tracking_uri}")
         return
-    if name is not None:
-        sweep = find_sweep(tracking_uri, name)
-    else:  # the newest sweep, if any: a store without sweeps is still worth browsing
-        sweeps = list_sweeps(tracking_uri)
-        sweep = sweeps[0] if sweeps else None
-    if sweep is not None:
-        save_view(sweep)
-    echo(f"MLflow UI for {tracking_uri} at {ui_url(host, port, sweep)} (Ctrl-C stops it)")
-    if sweep is not None:
-        echo(f"sweep {sweep.name}'s summary table, report.md and figures (after `shrink report`): "
-             f"{summary_url(host, port, sweep)}")
-    if host not in ("127.0.0.1", "localhost"):
-        echo(f"listening on {host}: reachable from other machines")
+    for line in announce(tracking_uri, host, port, names):
+        echo(line)
     sys.stdout.flush()
     env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     os.execve(sys.executable, server_command(tracking_uri, host, port), env)

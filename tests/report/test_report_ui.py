@@ -90,6 +90,26 @@ def test_ui_binds_only_loopback_prints_the_sweep_url_and_serves_the_report(make_
         proc.stdout.close()
 
 
+def test_ui_of_two_sweeps_prints_each_sweeps_runs_table_and_the_first_ones_report(make_store):
+    from shrink.report.runs import find_sweep
+    from shrink.report.ui import announce, ui_url
+
+    uri = make_store()
+    first = write_sweep(uri, "baselines", [trial("random", 2, 0, 0.5)])
+    later = write_sweep(uri, "method", [trial("global-magnitude", 2, 0, 0.6)])
+    lines = announce(uri, "127.0.0.1", 5000, ("baselines", "method"))
+    a, b = find_sweep(uri, "baselines"), find_sweep(uri, "method")
+    assert (a.run_id, b.run_id) == (first, later)
+    assert ui_url("127.0.0.1", 5000, a) != ui_url("127.0.0.1", 5000, b)  # one saved view per sweep
+    assert lines == [
+        f"MLflow UI for {uri} at {ui_url('127.0.0.1', 5000, a)} (Ctrl-C stops it)",
+        f"sweep method's trial runs: {ui_url('127.0.0.1', 5000, b)}",
+        "sweep baselines's summary table, report.md and figures (after `shrink report baselines method`): "
+        f"http://127.0.0.1:5000/#/experiments/1/runs/{first}/artifacts/report/summary.json?workflowType=machine_learning"]
+    tags = MlflowClient(tracking_uri=uri).get_experiment("1").tags
+    assert sum(key.startswith("mlflow.sharedViewState.") for key in tags) == 2
+
+
 def test_ui_on_a_missing_store_fails_before_starting(tmp_path):
     result = CliRunner().invoke(main, ["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
     assert result.exit_code == 1
