@@ -41,6 +41,8 @@ PEAK_BF16_TFLOPS = {"H200 NVL": 835.5, "H200": 989.4, "H100 NVL": 835.5, "H100 P
 def peak_bf16_tflops(name: str) -> float | None:
     """The dense bf16 peak of the GPU torch names ``name``; None when the table does not know it."""
     return next((peak for fragment, peak in PEAK_BF16_TFLOPS.items() if fragment in name), None)
+
+
 BATCH = 64
 
 
@@ -51,26 +53,16 @@ def cpu_worker(rank: int, root: str, port: int, args, results) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    from shrink import datasets, models, pruning
-    from shrink.experiment import FINETUNE_PRESETS
+    from pruned import pruned_cifar_resnet
+
+    from shrink import datasets
     from shrink.experiment.ranks import Ranks
-    from shrink.experiment.loop import Compute, make_optimizer, train_epoch
+    from shrink.experiment.loop import train_epoch
 
     train = datasets.load("cifar10", "train", root=root)
     pair = Ranks(rank, 2)
-
-    def pruned():
-        torch.manual_seed(0)
-        model = models.create("resnet20", num_classes=10)
-        compute = Compute.for_model(model, "cpu")
-        model = compute.prepare(model)
-        pruning.prune(model, "global-magnitude", 4.0)
-        optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])
-        pruning.keep_masked(model, optimizer)
-        return model, optimizer, compute
-
-    alone, alone_optimizer, compute = pruned()
-    shared, shared_optimizer, _ = pruned()
+    alone, alone_optimizer, compute = pruned_cifar_resnet("resnet20", "cpu")
+    shared, shared_optimizer, _ = pruned_cifar_resnet("resnet20", "cpu")
     wrapped = pair.wrap(shared)
     alone_batches = train.batches(BATCH, train=True, seed=1)
     pair_batches = train.batches(BATCH, train=True, seed=1, shard=pair.shard)

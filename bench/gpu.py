@@ -54,22 +54,16 @@ def steps(args) -> None:
 
 def steps_one(args) -> None:
     """One process: warm up, meet the others at the barrier, count steps for ``--seconds``; print the rate."""
+    from pruned import pruned_cifar_resnet
     from synthetic_cifar import write_cifar10
 
-    from shrink import datasets, models, pruning
-    from shrink.experiment import FINETUNE_PRESETS
-    from shrink.experiment.loop import Compute, make_optimizer, train_epoch
+    from shrink import datasets
+    from shrink.experiment.loop import train_epoch
 
     with tempfile.TemporaryDirectory(prefix="shrink-gpu-") as root:
         write_cifar10(Path(root), 4096, 100)
         train = datasets.load("cifar10", "train", root=root)
-        torch.manual_seed(0)
-        model = models.create("resnet56", num_classes=10)
-        compute = Compute.for_model(model, "cuda")
-        model = compute.prepare(model)
-        pruning.prune(model, "global-magnitude", 4.0)
-        optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])
-        pruning.keep_masked(model, optimizer)
+        model, optimizer, compute = pruned_cifar_resnet("resnet56", "cuda")
         batches = itertools.chain.from_iterable(
             train.batches(BATCH, train=True, device="cuda", seed=epoch) for epoch in itertools.count())
         train_epoch(model, optimizer, itertools.islice(batches, 3 * BLOCK), compute)  # cuDNN's search, allocator

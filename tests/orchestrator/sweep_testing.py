@@ -4,9 +4,12 @@ files are ``helpers.digits_sweep``'s)."""
 import contextlib
 import os
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers import pids_with_env
+from shrink.orchestrator.trainable import STATUS
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +44,8 @@ def checkpointed_trial_on(node, storage: Path) -> str | None:
     """The folder of a trial that a worker of ``node`` is training and has checkpointed, if any.
 
     A node's workers carry its raylet's PID in their environment, and Tune runs each trial in a
-    working directory named like the trial's folder.
+    working directory named like the trial's folder. A trial whose last report is in (its ``result.json``
+    holds ``shrink_status``) is done, though its actor may still wait there for the next trial.
     """
     raylet = str(node.all_processes["raylet"][0].process.pid)
     for pid in pids_with_env("RAY_RAYLET_PID", raylet):
@@ -49,7 +53,9 @@ def checkpointed_trial_on(node, storage: Path) -> str | None:
             folder = Path(os.readlink(f"/proc/{pid}/cwd")).name
         except OSError:
             continue
-        if any((storage / folder).glob("checkpoint_*")):
+        results = storage / folder / "result.json"
+        done = results.is_file() and f'"{STATUS}"' in results.read_text()
+        if any((storage / folder).glob("checkpoint_*")) and not done:
             return folder
     return None
 
@@ -68,3 +74,18 @@ def local_cluster(cpus_per_node: int, nodes: int = 2, gpus_per_node: int = 0):
         yield cluster
     finally:
         cluster.shutdown()
+
+
+def sweep_beside(act: Callable[[threading.Event], None], path: Path, address: str):
+    """``run_sweep`` of the file at ``path`` on the cluster at ``address`` while ``act(ended)`` runs in a thread
+    (``ended`` is set once the sweep returns or fails); the sweep's outcome, once ``act`` has returned too."""
+    from shrink.orchestrator import load_spec, run_sweep
+
+    ended = threading.Event()
+    thread = threading.Thread(target=act, args=(ended,), daemon=True)
+    thread.start()
+    try:
+        return run_sweep(load_spec(path), address=address)
+    finally:
+        ended.set()
+        thread.join()

@@ -7,7 +7,6 @@ run when a node dies under a trial.
 """
 
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -21,14 +20,14 @@ from shrink.experiment.tracking import probe_tracking
 from shrink.orchestrator import load_spec, run_sweep
 from shrink.report import build_report
 from helpers import digits_sweep
-from sweep_testing import checkpointed_trial_on, identity, local_cluster, trial_runs
+from sweep_testing import checkpointed_trial_on, identity, local_cluster, sweep_beside, trial_runs
 from tracking_servers import mlflow_server, postgres_server
 
 GRID = sorted((s, c, "0") for s in ("global-magnitude", "random") for c in ("2.0", "4.0"))
 EPOCH_METRICS = ("train_loss", "val_top1", "val_top5", "val_loss", "epoch_time_s", "images_per_s")
 # Columns of the report's tables that differ between two runs of the same sweep: identifiers, the
 # store's address, and timings.
-TRIALS_VARYING = {"run_id", "params.tracking_uri", "params.parent_run_id", "wall_time_s", "latency_ms",
+TRIALS_VARYING = {"run_id", "params.tracking_uri", "params.parent_run_id", "params.latency_dir", "wall_time_s", "latency_ms",
                   "dense_latency_ms", "measured_speedup", "measured_speedup_b1"}
 SUMMARY_VARYING = re.compile(r"(wall_time_s|measured_speedup)_(mean|std|stderr|ci_low|ci_high)")
 
@@ -121,9 +120,9 @@ def test_a_sweep_through_mlflow_on_postgres_keeps_every_run_and_epoch_and_report
 def test_killing_a_node_mid_sweep_loses_no_run_and_duplicates_none(cluster, tracking, tmp_path, capsys):
     path = _sweep(tmp_path, "pg-kill", tracking, epochs=10)
     storage = tmp_path / "ray" / "pg-kill"
-    killed, sweep_ended = [], threading.Event()
+    killed = []
 
-    def kill_a_node_under_a_checkpointed_trial():
+    def kill_a_node_under_a_checkpointed_trial(sweep_ended):
         while not sweep_ended.is_set() and not killed:
             for node in list(cluster.worker_nodes):
                 folder = checkpointed_trial_on(node, storage)
@@ -133,13 +132,9 @@ def test_killing_a_node_mid_sweep_loses_no_run_and_duplicates_none(cluster, trac
                     break
             time.sleep(0.05)
 
-    killer = threading.Thread(target=kill_a_node_under_a_checkpointed_trial, daemon=True)
-    killer.start()
     try:
-        outcome = run_sweep(load_spec(path), address=cluster.address)
+        outcome = sweep_beside(kill_a_node_under_a_checkpointed_trial, path, cluster.address)
     finally:
-        sweep_ended.set()
-        killer.join()
         if killed:  # two nodes again for whatever runs next (Ray starts nodes from the main thread only)
             cluster.add_node(num_cpus=2)
 

@@ -5,7 +5,6 @@ every trial has one run and every per-epoch metric point is there exactly once.
 """
 
 import contextlib
-import threading
 import time
 
 import pytest
@@ -13,8 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from helpers import digits_sweep
 from shrink.experiment.recording import Status, trial_status, trials_filter
-from shrink.orchestrator import load_spec, run_sweep
-from sweep_testing import identity, local_cluster, trial_runs
+from sweep_testing import identity, local_cluster, sweep_beside, trial_runs
 from tracking_servers import kill_mlflow_server, mlflow_server, postgres_server, restart_postgres
 
 EPOCHS = 16
@@ -42,9 +40,8 @@ def test_a_restarted_mlflow_server_and_postgres_lose_no_run_and_write_no_point_t
         path = digits_sweep(tmp_path, "restarts", seeds="[0]", finetune=f"{{epochs: {EPOCHS}, patience: {EPOCHS}}}",
                             retries="3", tracking_uri=first.url)
         faults: dict[str, float] = {}
-        sweep_ended = threading.Event()
 
-        def restart_the_server_then_postgres():
+        def restart_the_server_then_postgres(sweep_ended):
             client = MlflowClient(first.url)
             while not sweep_ended.is_set() and not client.search_experiments(filter_string="name = 'shrink'"):
                 time.sleep(0.1)
@@ -58,13 +55,7 @@ def test_a_restarted_mlflow_server_and_postgres_lose_no_run_and_write_no_point_t
             restart_postgres(postgres)
             faults["postgres restarted"] = time.time()
 
-        faulty = threading.Thread(target=restart_the_server_then_postgres, daemon=True)
-        faulty.start()
-        try:
-            outcome = run_sweep(load_spec(path), address=cluster.address)
-        finally:
-            sweep_ended.set()
-            faulty.join()
+        outcome = sweep_beside(restart_the_server_then_postgres, path, cluster.address)
 
         assert list(faults) == ["mlflow server killed", "mlflow server back", "postgres restarted"]
         assert (outcome.total, outcome.finished, outcome.errored) == (4, 4, 0)
