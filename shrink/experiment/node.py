@@ -227,12 +227,14 @@ def _facts(report: NodeReport) -> list[str]:
     else:
         lines.append("  CUDA not available" + (f": {report.cuda_error}" if report.cuda_error else "")
                      + ("; CPU only" if not report.nvml_gpus and not report.ray_gpus else ""))
+    from shrink.datasets.base import resolve_decode
+
     for gpu in report.gpus:
         jpeg = {True: "yes", False: "no", None: "unknown"}[gpu.jpeg_decoder]
         checks = "ok" if gpu.conv_error is None and gpu.decode_error is None else "FAILED"
         lines.append(f"  GPU {gpu.index}: {gpu.name}, {gpu.arch}, bf16 {'yes' if gpu.bf16 else 'emulated'}, "
-                     f"hardware JPEG decoder {jpeg}, {_gib(gpu.free_bytes)} free of {_gib(gpu.total_bytes)}, "
-                     f"bf16 conv + decode_jpeg {checks}")
+                     f"hardware JPEG decoder {jpeg} (decode auto: {resolve_decode('auto', 'cuda', gpu.jpeg_decoder)}), "
+                     f"{_gib(gpu.free_bytes)} free of {_gib(gpu.total_bytes)}, bf16 conv + decode_jpeg {checks}")
     return lines
 
 

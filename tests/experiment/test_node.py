@@ -85,8 +85,8 @@ def test_a_gpu_node_reads_as_one_block_and_as_json():
         "  NVIDIA driver 580.65.06; GPUs: 1 per NVML, 1 per Ray\n"
         "  16 CPUs, 100.0 GiB memory available, MPS no\n"
         "  CUDA available, arch list sm_75 sm_80 sm_86 sm_90 sm_100 sm_120 compute_120\n"
-        "  GPU 0: NVIDIA H100 80GB HBM3, sm_90, bf16 yes, hardware JPEG decoder yes, 79.0 GiB free of 80.0 GiB, "
-        "bf16 conv + decode_jpeg ok\n"
+        "  GPU 0: NVIDIA H100 80GB HBM3, sm_90, bf16 yes, hardware JPEG decoder yes (decode auto: gpu), 79.0 GiB "
+        "free of 80.0 GiB, bf16 conv + decode_jpeg ok\n"
         "  ok")
     as_json = json.loads(json.dumps(check.to_json()))
     assert as_json["problems"] == [] and as_json["report"]["gpus"][0]["capability"] == [9, 0]
