@@ -294,8 +294,6 @@ class ImageFolderSplit(Split):
         return self._loaders[train]
 
     def _epoch(self, loader: _Loader, device: torch.device, seed: int | None) -> Iterator[tuple[Tensor, Tensor]]:
-        from shrink.datasets import images
-
         if loader.prefetch is not None:  # an older iteration's thread: it must not read the workers any more
             loader.prefetch.close()
         loader.owner = token = object()
