@@ -18,11 +18,17 @@ Batches alternate between the paths, in a rotating order; each round gives each 
 images. Prints images per CPU-second (robust to other processes sharing the machine; wall-clock images/s
 beside it) for each round, the medians, and the median per-round ratios to the old path (target: at
 least 2x per core). Also prints decoding alone (torchvision against PIL) and how many training crops
-would allow a half-size (DCT-scaled) decode without losing resolution. With CUDA: the GPU-decode path's
-images/s (``--workers`` processes reading files) and ResNet-18 training images/s (bf16 autocast,
-channels-last) fed by it.
+would allow a half-size (DCT-scaled) decode without losing resolution.
+
+Then the decode choices of a trial's ``decode`` setting (``--decode cpu|gpu|both``), each a split with
+``--workers`` loader processes, measured in alternating rounds: ``cpu`` (libjpeg-turbo in the workers)
+and ``gpu`` (the workers read bytes, nvJPEG decodes on the device, the next batch prepared on a
+background thread); wall-clock images/s of the loader alone and, with CUDA, of ResNet-18 training
+(bf16 autocast, channels-last) fed by it, and the gpu/cpu ratio. Without CUDA the ``gpu`` choice is not
+measured (one line says so) and batches land on the CPU.
 
     python bench/imagenet_data.py [--images 2000] [--tree DIR] [--rounds 6] [--per-round 256] [--threads 1]
+                                  [--decode both] [--workers 8] [--feed-batch-size 256] [--feed-images 20000]
 
 ``--threads 1`` compares like with like on a shared machine; ``--tree DIR`` keeps the tree for later runs.
 """
@@ -42,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shrink.datasets import images  # noqa: E402
+from shrink.datasets import Decode, images  # noqa: E402
 from shrink.datasets.imagefolder import IMAGENET, ImageFolderSplit, _scan  # noqa: E402
 
 CLASSES = 10
@@ -200,41 +206,67 @@ def components(samples, args) -> None:
           f"{lossless} of {len(draws)}")
 
 
-def gpu_figures(samples, args) -> None:
-    """GPU-decode path images/s (workers only read files) and ResNet-18 training images/s fed by it."""
+def decode_figures(samples, args) -> None:
+    """Loader images/s of each decode choice (``--workers`` processes), and with CUDA ResNet-18 training
+    images/s fed by each: ``--rounds`` alternating rounds of ``--feed-images`` / ``--rounds`` images each."""
     from torchvision.models import resnet18
 
-    device = torch.device("cuda")
-    split = ImageFolderSplit(IMAGENET.info, "train", "bench", samples, workers=args.workers)
-    batches = endless(lambda e: split.batches(args.gpu_batch_size, train=True, device=device, seed=e))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    choices = [choice for choice in Decode if args.decode in (choice, "both")]
+    if Decode.GPU in choices and not cuda:
+        print("\ndecode gpu: needs a CUDA device, none here: not measured")
+        choices.remove(Decode.GPU)
+    if not choices:
+        return
+    feeds = {}
+    for choice in choices:
+        split = ImageFolderSplit(IMAGENET.info, "train", "bench", samples, workers=args.workers, decode=choice)
+        feeds[choice] = endless(lambda e, split=split: split.batches(args.feed_batch_size, train=True, device=device,
+                                                                      seed=e))
 
-    def rate_of(step, images: int) -> float:
-        torch.cuda.synchronize()
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def rate_of(batches, step, count: int) -> float:
+        sync()
         start, n = time.perf_counter(), 0
-        while n < images:
+        while n < count:
             x, y = next(batches)
             step(x, y)
             n += len(x)
-        torch.cuda.synchronize()
+        sync()
         return n / (time.perf_counter() - start)
 
-    model = resnet18(num_classes=CLASSES).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    steps = {"loader alone": lambda x, y: None}
+    if cuda:
+        model = resnet18(num_classes=CLASSES).to(device, memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
 
-    def train_step(x, y):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        def train_step(x, y):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
-    rate_of(lambda x, y: None, 4 * args.gpu_batch_size)  # workers start
-    decoding = rate_of(lambda x, y: None, args.gpu_images)
-    print(f"\nGPU decode path ({args.workers} workers reading files, batch {args.gpu_batch_size}): "
-          f"{decoding:,.0f} img/s")
-    rate_of(train_step, 8 * args.gpu_batch_size)  # cuDNN picks its kernels
-    training = rate_of(train_step, args.gpu_images)
-    print(f"ResNet-18 training fed by it (bf16 autocast, channels-last, SGD): {training:,.0f} img/s")
+        steps["ResNet-18 training fed by it (bf16 autocast, channels-last, SGD)"] = train_step
+    per_round = max(args.feed_batch_size, args.feed_images // args.rounds)
+    print(f"\ndecode choices on {device.type}, {args.workers} loader workers each, batch {args.feed_batch_size}, "
+          f"{args.rounds} alternating rounds of {per_round} images, wall-clock images/s (median):")
+    for name, step in steps.items():
+        for choice in choices:  # workers start, cuDNN picks its kernels
+            rate_of(feeds[choice], step, 4 * args.feed_batch_size)
+        rows = []
+        for r in range(args.rounds):
+            order = choices[r % len(choices):] + choices[: r % len(choices)]
+            rows.append({choice: rate_of(feeds[choice], step, per_round) for choice in order})
+        medians = {choice: statistics.median(row[choice] for row in rows) for choice in choices}
+        cells = ", ".join(f"decode {choice} {medians[choice]:,.0f}" for choice in choices)
+        ratio = (f"; gpu/cpu {statistics.median(row[Decode.GPU] / row[Decode.CPU] for row in rows):.2f}x"
+                 if len(choices) == 2 else "")
+        print(f"  {name}: {cells}{ratio}", flush=True)
 
 
 def main() -> None:
@@ -246,9 +278,12 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=256, help="images per side per round (default 256)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
-    parser.add_argument("--workers", type=int, default=8, help="worker processes for the GPU figures (default 8)")
-    parser.add_argument("--gpu-batch-size", type=int, default=256)
-    parser.add_argument("--gpu-images", type=int, default=20_000, help="images per GPU measurement (default 20000)")
+    parser.add_argument("--decode", choices=("cpu", "gpu", "both"), default="both",
+                        help="decode choices to measure (default both; gpu needs CUDA)")
+    parser.add_argument("--workers", type=int, default=8, help="loader processes per decode choice (default 8)")
+    parser.add_argument("--feed-batch-size", type=int, default=256, help="batch of the decode figures (default 256)")
+    parser.add_argument("--feed-images", type=int, default=20_000,
+                        help="images per decode figure, over all rounds (default 20000)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -260,10 +295,7 @@ def main() -> None:
         _, samples = _scan(train)
         components(samples, args)
         cpu_comparison(samples, args)
-        if torch.cuda.is_available():
-            gpu_figures(samples, args)
-        else:
-            print("\nno CUDA device: GPU-decode figures not measured")
+        decode_figures(samples, args)
 
 
 if __name__ == "__main__":

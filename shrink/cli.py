@@ -186,6 +186,11 @@ def pretrain(model, dataset, source, epochs, seed, out, data_root, val_fraction,
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision: bf16 autocast (fp16 with loss scaling on GPUs before compute capability 8.0) "
                    "[default: on for CUDA, off on CPU].")
+@click.option("--decode", metavar="auto|cpu|gpu",
+              help="Where ImageNet's JPEGs are decoded: cpu, libjpeg-turbo in the trial's loader workers (one per "
+                   "--threads CPU); gpu, nvJPEG on the device, the next batch prepared while the current one "
+                   "trains; auto, gpu only where the GPU has a hardware JPEG engine (A100, H100: `shrink "
+                   "doctor` says), else cpu [default: auto]. The run's shrink.decode tag says which.")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else ./mlflow.db].")
 @click.option("--experiment", "experiment_name", default="shrink", show_default=True, help="MLflow experiment.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),

@@ -4,6 +4,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -32,6 +33,34 @@ class DatasetInfo:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"{self.name}: unknown family {self.family!r}; families: {', '.join(FAMILIES)}")
+
+
+class Decode(StrEnum):
+    """Where an image-file split decodes its images: ``cpu``, libjpeg-turbo in its DataLoader workers;
+    ``gpu``, on the device its batches land on (nvJPEG on CUDA), the workers only reading bytes."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+DECODE_CHOICES = ("auto", *Decode)
+"""What a trial's ``decode`` setting may say; ``auto`` is resolved by :func:`resolve_decode`."""
+
+
+def resolve_decode(choice: str, device_type: str, jpeg_engine: bool | None) -> Decode:
+    """The decoding place for the setting ``choice`` (``DECODE_CHOICES``) on a ``device_type`` device
+    (``cpu``, ``cuda``) whose hardware JPEG engine is ``jpeg_engine`` (None: unknown).
+
+    ``auto`` decodes on the GPU only where it has a JPEG engine (A100, H100 class): without one, nvJPEG
+    decodes Huffman on the calling thread, one image at a time, slower than libjpeg-turbo in the trial's
+    CPU workers. ``ValueError`` for another choice, and for ``gpu`` off CUDA."""
+    if choice not in DECODE_CHOICES:
+        raise ValueError(f"decode must be one of {', '.join(DECODE_CHOICES)}, got {choice!r}")
+    if choice == Decode.GPU and device_type != "cuda":
+        raise ValueError(f"decode 'gpu' needs a CUDA device, not {device_type!r}; use 'cpu' or 'auto'")
+    if choice == "auto":
+        return Decode.GPU if device_type == "cuda" and jpeg_engine is True else Decode.CPU
+    return Decode(choice)
 
 
 class UnknownDataset(ValueError):

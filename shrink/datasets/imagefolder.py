@@ -5,15 +5,18 @@ the test split and the train/validation carve-out comes from ``train/``. Classes
 sorted order; a split's ``info.num_classes`` is the number of class folders found, so a subset of
 ImageNet works too, and a class folder may be empty (its class index stays). Training: ``RandomResizedCrop(224)`` (scale 0.08-1, ratio 3/4-4/3) and a horizontal
 flip with probability 1/2; evaluation: ``Resize(256)`` then ``CenterCrop(224)``. Decoding and augmentation
-live in ``shrink.datasets.images`` (libjpeg-turbo in the workers on the CPU, nvJPEG on a CUDA device);
+live in ``shrink.datasets.images`` (``Decode.CPU``: libjpeg-turbo in the workers; ``Decode.GPU``: nvJPEG on
+the CUDA device, each batch prepared by a :class:`Prefetch` thread while the one before it trains);
 torchvision is imported only when a split is opened.
 """
 
 import hashlib
 import math
 import os
+import queue
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -27,6 +30,7 @@ from shrink.datasets.base import (
     WHOLE,
     DatasetFormatError,
     DatasetInfo,
+    Decode,
     Shard,
     Split,
     check_batch_size,
@@ -93,32 +97,136 @@ class _Batches(Sampler):
             yield list(zip(indices[part], draws[part], strict=True))
 
 
+class Prefetch:
+    """``prepare(item)`` of each item of ``source``, in order, each made on a background thread while the
+    consumer works on the one before it; on a CUDA ``device`` the thread works on a side stream, and the
+    consumer's stream waits for each result before it is handed over.
+
+    An exception in the thread (``source``'s or ``prepare``'s, e.g. ``DatasetFormatError`` naming the file) is
+    raised in the consumer at the item where it happened; :meth:`close`, also called when the iterator is
+    exhausted, fails or is dropped (the thread holds no reference to it), stops the thread and waits for it.
+    One item waits ready at most, so a batch's device memory stays bounded.
+
+        >>> list(Prefetch(range(3), lambda i: i * i))
+        [0, 1, 4]
+    """
+
+    def __init__(self, source: Iterable, prepare: Callable[[object], object], device: torch.device | None = None):
+        self._ready: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        cuda = device is not None and device.type == "cuda"
+        self._device = device if cuda else None
+        stream = torch.cuda.Stream(device) if cuda else None
+        self._thread = threading.Thread(target=_prefetch, args=(iter(source), prepare, stream, self._ready, self._stop),
+                                        daemon=True, name="shrink-prefetch")
+        self._thread.start()
+
+    def __iter__(self) -> "Prefetch":
+        return self
+
+    def __next__(self):
+        if self._stop.is_set():
+            raise StopIteration
+        item, event, error = self._ready.get()
+        if error is not None or item is _END:
+            self.close()
+            if error is not None:
+                raise error
+            raise StopIteration
+        if event is not None:  # the side stream's work on it is done before the consumer's stream reads it
+            stream = torch.cuda.current_stream(self._device)
+            stream.wait_event(event)
+            for tensor in _tensors(item):
+                tensor.record_stream(stream)
+        return item
+
+    def close(self) -> None:
+        """Stop the thread (after the item it is preparing) and wait for it to end."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._ready.get(timeout=0.01)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def __del__(self) -> None:
+        if hasattr(self, "_thread"):  # not when __init__ failed before starting it
+            self.close()
+
+
+_END = object()
+"""What the prefetch thread hands over after the last item."""
+
+
+def _prefetch(source: Iterator, prepare: Callable[[object], object], stream, ready: queue.Queue,
+              stop: threading.Event) -> None:
+    """:class:`Prefetch`'s thread: ``(prepared item, CUDA event or None, exception or None)`` into ``ready``
+    for each item, then ``_END``; it returns once ``stop`` is set."""
+
+    def hand_over(item, event=None, error: Exception | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((item, event, error), timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    try:
+        for item in source:
+            if stop.is_set():
+                return
+            if stream is None:
+                handed = hand_over(prepare(item))
+            else:
+                with torch.cuda.stream(stream):
+                    prepared = prepare(item)
+                    event = torch.cuda.Event()
+                    event.record(stream)
+                handed = hand_over(prepared, event)
+            if not handed:
+                return
+        hand_over(_END)
+    except Exception as error:  # noqa: BLE001 -- raised again in the consumer
+        hand_over(None, error=error)
+
+
+def _tensors(item) -> list[Tensor]:
+    """The tensors of a batch: the item itself, or those in a tuple or list."""
+    return [t for t in (item if isinstance(item, tuple | list) else (item,)) if isinstance(t, Tensor)]
+
+
 @dataclass
 class _Loader:
-    """A persistent ``DataLoader`` for one split, mode, batch size, shard and decoding place, and the
-    iteration that owns it (a newer ``batches`` call takes it over)."""
+    """A persistent ``DataLoader`` for one split, mode, batch size, shard and pinning, the iteration that owns
+    it (a newer ``batches`` call takes it over) and that iteration's :class:`Prefetch` (``decode=gpu``)."""
 
     key: tuple[int, bool, Shard, bool]
     order: _Batches
     loader: DataLoader
     owner: object = None
+    prefetch: Prefetch | None = None
 
 
 class ImageFolderSplit(Split):
     """A split given as ``(image path, label)`` pairs, batched by a ``DataLoader`` with ``workers`` processes.
 
-    On the CPU, workers decode, crop and resize, and batches are normalized in the calling process. On a
-    CUDA device, workers only read the files; decoding (nvJPEG), cropping, resizing and normalization run
-    on the device. Each of training and evaluation keeps its workers across epochs: one iteration of
-    ``batches`` per mode at a time (once a newer one starts, an older one raises at its next step).
+    ``decode=Decode.CPU``: workers decode, crop and resize, and batches are normalized where they land.
+    ``Decode.GPU``: workers only read the files; decoding (nvJPEG on CUDA; on the CPU, as tests run it,
+    libjpeg-turbo), cropping, resizing and normalization run on the batches' device, on a :class:`Prefetch`
+    thread one batch ahead. Each of training and evaluation keeps its workers across epochs: one iteration
+    of ``batches`` per mode at a time (once a newer one starts, an older one raises at its next step).
     """
 
     def __init__(
-        self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int
+        self, info: DatasetInfo, split: str, split_hash: str, samples: list[tuple[str, int]], *, workers: int,
+        decode: Decode = Decode.CPU,
     ):
         super().__init__(info, split, split_hash)
         self.samples = samples
         self.workers = workers
+        self.decode = decode
         self._loaders: dict[bool, _Loader] = {}
         self._constants: dict[torch.device, tuple[Tensor, Tensor]] = {}  # mean and std on each device
 
@@ -142,6 +250,8 @@ class ImageFolderSplit(Split):
         if train:
             shard.of_batch(batch_size)  # a global batch the processes cannot share equally: refused now
         device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # the key its tensors' ``.device`` has
+            device = torch.device("cuda", torch.cuda.current_device())
         if seed is None and train:
             seed = int(torch.randint(0, 2**62, ()).item())
         return self._epoch(self._loader(batch_size, train, shard, device.type == "cuda"), device, seed)
@@ -155,16 +265,18 @@ class ImageFolderSplit(Split):
         y = torch.tensor([self.samples[i][1] for i in picked], device=device)
         return self._normalize(x), y
 
-    def _loader(self, batch_size: int, train: bool, shard: Shard, on_device: bool) -> _Loader:
+    def _loader(self, batch_size: int, train: bool, shard: Shard, pin: bool) -> _Loader:
         """The persistent loader for this mode, rebuilt (ending the old workers) when the batch size, the
-        shard or the decoding place changes."""
+        shard or the pinning (batches bound for a CUDA device) changes."""
         from shrink.datasets import images
 
-        key = (batch_size, train, shard, on_device)
+        key = (batch_size, train, shard, pin)
         current = self._loaders.get(train)
         if current is not None and current.key == key:
             return current
-        if on_device:
+        if current is not None and current.prefetch is not None:
+            current.prefetch.close()
+        if self.decode is Decode.GPU:
             prepare, collate = partial(images.load_encoded, train=train), images.collate_encoded
         else:
             prepare, collate = (images.load_train if train else images.load_eval), None
@@ -176,38 +288,59 @@ class ImageFolderSplit(Split):
             num_workers=self.workers,
             persistent_workers=self.workers > 0,
             prefetch_factor=PREFETCH if self.workers > 0 else None,
-            pin_memory=on_device,
+            pin_memory=pin,
         )
         self._loaders[train] = _Loader(key, order, loader)
         return self._loaders[train]
 
     def _epoch(self, loader: _Loader, device: torch.device, seed: int | None) -> Iterator[tuple[Tensor, Tensor]]:
-        from shrink.datasets import images
-
+        if loader.prefetch is not None:  # an older iteration's thread: it must not read the workers any more
+            loader.prefetch.close()
         loader.owner = token = object()
         loader.order.seed = seed or 0
         train = loader.order.train
-        for batch in loader.loader:
-            if isinstance(batch, images.EncodedBatch):
-                x, y = images.device_images(batch, device, train=train), batch.labels.to(device, non_blocking=True)
-            else:
-                x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
-            yield self._normalize(x), y
-            if loader.owner is not token:
-                raise RuntimeError(
-                    f"{self.info.name}/{self.split}: a newer batches(train={train}) call took over this "
-                    "split's loader; iterate one at a time"
-                )
+        self._constants_on(device)  # made on the consumer's stream, before any thread reads them
+        if self.decode is Decode.GPU:
+            batches = loader.prefetch = Prefetch(loader.loader, partial(self._on_device, device=device, train=train),
+                                                 device)
+        else:
+            batches = (self._landed(batch, device) for batch in loader.loader)
+        try:
+            for batch in batches:
+                yield batch
+                if loader.owner is not token:
+                    raise RuntimeError(
+                        f"{self.info.name}/{self.split}: a newer batches(train={train}) call took over this "
+                        "split's loader; iterate one at a time"
+                    )
+        finally:
+            if loader.owner is token and loader.prefetch is not None:
+                loader.prefetch.close()
+                loader.prefetch = None
 
-    def _normalize(self, x: Tensor) -> Tensor:
-        """``x`` normalized with the dataset's mean and std, made on its device once (each copy to a GPU
-        would wait for it)."""
+    def _on_device(self, batch, device: torch.device, train: bool) -> tuple[Tensor, Tensor]:
+        """``decode=gpu``: an ``EncodedBatch`` decoded, cropped and normalized on ``device``."""
         from shrink.datasets import images
 
-        if x.device not in self._constants:
-            self._constants[x.device] = tuple(torch.tensor(values, device=x.device).view(-1, 1, 1)
-                                              for values in (self.info.mean, self.info.std))
-        return images.normalize(x, *self._constants[x.device])
+        x = images.device_images(batch, device, train=train)
+        return self._normalize(x), batch.labels.to(device, non_blocking=True)
+
+    def _landed(self, batch: tuple[Tensor, Tensor], device: torch.device) -> tuple[Tensor, Tensor]:
+        """``decode=cpu``: a batch of the workers' uint8 views on ``device``, normalized there."""
+        return self._normalize(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        """``x`` normalized with the dataset's mean and std."""
+        from shrink.datasets import images
+
+        return images.normalize(x, *self._constants_on(x.device))
+
+    def _constants_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The mean and std on ``device``, made there once (each copy to a GPU would wait for it)."""
+        if device not in self._constants:
+            self._constants[device] = tuple(torch.tensor(values, device=device).view(-1, 1, 1)
+                                            for values in (self.info.mean, self.info.std))
+        return self._constants[device]
 
 
 class ImageFolderSource(Source):
@@ -216,7 +349,8 @@ class ImageFolderSource(Source):
     def find(self, directory: Path) -> Path | None:
         return directory if (directory / "train").is_dir() and (directory / "val").is_dir() else None
 
-    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None) -> Split:
+    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None,
+             decode: Decode = Decode.CPU) -> Split:
         classes, train = _scan(path / "train")
         kept, carved = stratified(np.array([label for _, label in train]), val_fraction, split_seed)
         identity = split_hash(self.info.name, split_seed, val_fraction, kept, carved)
@@ -230,7 +364,7 @@ class ImageFolderSource(Source):
         else:
             samples = [train[i] for i in (kept if split == "train" else carved)]
         return ImageFolderSplit(replace(self.info, num_classes=len(classes)), split, identity, samples,
-                                workers=loader_workers(cpus))
+                                workers=loader_workers(cpus), decode=decode)
 
     def fingerprint(self, path: Path) -> str:
         return _tree_fingerprint(path)

@@ -122,18 +122,43 @@ def decode(data: Tensor, path: str) -> Tensor:
 def resized_crop(image: Tensor, crop: Crop) -> Tensor:
     """The ``crop`` of a 3 x H x W uint8 image resized to ``SIZE`` x ``SIZE`` (antialiased bilinear),
     mirrored if ``crop.flip``; on the image's device."""
-    view = image[:, crop.top : crop.top + crop.height, crop.left : crop.left + crop.width]
-    if image.is_cpu:  # torch's uint8 kernel directly: the same pixels as v2's resized_crop, ~1.4x faster
-        out = torch.nn.functional.interpolate(view[None], [SIZE, SIZE], mode="bilinear", antialias=True)[0]
-    else:  # no uint8 antialiasing kernel on GPUs: v2 resizes in float and rounds back
-        out = F.resize(view, [SIZE, SIZE], antialias=True)
+    out = _to_size(_cropped(image, crop)[None])[0]
     return out.flip(-1) if crop.flip else out
 
 
+def _cropped(image: Tensor, crop: Crop) -> Tensor:
+    return image[:, crop.top : crop.top + crop.height, crop.left : crop.left + crop.width]
+
+
+def _to_size(views: Tensor) -> Tensor:
+    """N x 3 x h x w uint8 views resized to ``SIZE`` x ``SIZE`` (antialiased bilinear), on their device."""
+    if views.is_cpu:  # torch's uint8 kernel directly: the same pixels as v2's resized_crop, ~1.4x faster
+        return torch.nn.functional.interpolate(views, [SIZE, SIZE], mode="bilinear", antialias=True)
+    return F.resize(views, [SIZE, SIZE], antialias=True)  # no uint8 antialiasing kernel on GPUs: float, rounded
+
+
 def center(image: Tensor) -> Tensor:
-    """The evaluation view of a 3 x H x W uint8 image: shorter side resized to ``EVAL_RESIZE``
-    (antialiased bilinear), then the central ``SIZE`` x ``SIZE`` crop; on the image's device."""
+    """The evaluation view of uint8 images, 3 x H x W or N x 3 x H x W: shorter side resized to
+    ``EVAL_RESIZE`` (antialiased bilinear), then the central ``SIZE`` x ``SIZE`` crop; on their device."""
     return F.center_crop(F.resize(image, [EVAL_RESIZE], antialias=True), [SIZE, SIZE])
+
+
+def by_shape(views: list[Tensor], transform: Callable[[Tensor], Tensor]) -> list[Tensor]:
+    """``transform`` (of an N x C x H x W batch) applied to each of ``views`` (C x H x W), in order: views of one
+    shape go through it as one batch (stacked channels-last, the decoders' layout), a view alone as itself.
+    Per image the result is the same; a batch's kernels launch once per shape rather than once per image."""
+    groups: dict[torch.Size, list[int]] = {}
+    for i, view in enumerate(views):
+        groups.setdefault(view.shape, []).append(i)
+    out: list[Tensor | None] = [None] * len(views)
+    for members in groups.values():
+        if len(members) == 1:
+            stacked = views[members[0]][None]
+        else:
+            stacked = torch.stack([views[i].permute(1, 2, 0) for i in members]).permute(0, 3, 1, 2)
+        for i, result in zip(members, transform(stacked), strict=True):
+            out[i] = result
+    return out
 
 
 def load_train(path: str, draws: Sequence[float]) -> Tensor:
@@ -231,15 +256,17 @@ def collate_encoded(examples: list[tuple[Encoded, int]]) -> EncodedBatch:
 
 def device_images(batch: EncodedBatch, device: torch.device, *, train: bool) -> Tensor:
     """The batch's training (``train``) or evaluation views, as uint8 ``(N, 3, SIZE, SIZE)`` on the CUDA
-    ``device``: nvJPEG decodes the files' bytes (:func:`decode_batch`), then each image is cropped and
-    resized there."""
+    ``device``: nvJPEG decodes the files' bytes (:func:`decode_batch`), then the images are cropped and
+    resized there, those of one shape (training: of one crop size) together (:func:`by_shape`)."""
     files = batch.jpegs.split([size for size in batch.sizes if size])
     names = [path for path, size in zip(batch.paths, batch.sizes, strict=True) if size]
     on_device = iter(_nvjpeg(list(files), names, device) if files else [])
     from_worker = iter(batch.decoded)
     images = [next(on_device) if size else next(from_worker).to(device, non_blocking=True) for size in batch.sizes]
-    views = [resized_crop(im, crop) if train else center(im) for im, crop in zip(images, batch.crops, strict=True)]
-    return torch.stack(views)
+    if not train:
+        return torch.stack(by_shape(images, center))
+    resized = by_shape([_cropped(im, crop) for im, crop in zip(images, batch.crops, strict=True)], _to_size)
+    return torch.stack([v.flip(-1) if crop.flip else v for v, crop in zip(resized, batch.crops, strict=True)])
 
 
 def decode_batch(files: list[Tensor], paths: list[str], decoder: Callable[[list[Tensor]], list[Tensor]],

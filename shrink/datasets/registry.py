@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from shrink.datasets import cifar, digits, idx, imagefolder
-from shrink.datasets.base import SPLITS, DatasetInfo, DatasetNotFound, Split, UnknownDataset, search_dirs
+from shrink.datasets.base import SPLITS, DatasetInfo, DatasetNotFound, Decode, Split, UnknownDataset, search_dirs
 from shrink.cache import cache_root
 from shrink.datasets.carve import check_fraction, check_seed
 from shrink.datasets.download import DownloadFailed, download, downloads_disabled
@@ -67,9 +67,11 @@ def load(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     cpus: int | None = None,
+    decode: Decode = Decode.CPU,
 ) -> Split:
     """Split ``split`` (``train``, ``val`` or ``test``) of dataset ``name``, its batches prepared by processes
-    that keep at most ``cpus`` CPUs busy (the reader's share, e.g. a trial's; default this machine's).
+    that keep at most ``cpus`` CPUs busy (the reader's share, e.g. a trial's; default this machine's), image
+    files decoded where ``decode`` says (in-memory datasets decode nothing).
 
     ``train`` and ``val`` are the stratified carve-out of the official training set (``val_fraction`` of
     each class, chosen with ``split_seed``); ``test`` is the official test set. Files are found or
@@ -80,7 +82,8 @@ def load(
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     check_fraction(val_fraction)
     check_seed(split_seed)
-    return source.open(fetch(name, root), split, val_fraction=val_fraction, split_seed=split_seed, cpus=cpus)
+    return source.open(fetch(name, root), split, val_fraction=val_fraction, split_seed=split_seed, cpus=cpus,
+                       decode=decode)
 
 
 def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:

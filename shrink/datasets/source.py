@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shrink.datasets.base import DatasetFormatError, DatasetInfo, Split
+from shrink.datasets.base import DatasetFormatError, DatasetInfo, Decode, Split
 from shrink.datasets.carve import split_hash, stratified
 from shrink.datasets.download import Download
 from shrink.datasets.tensor_split import TensorSplit
@@ -51,9 +51,10 @@ class Source(ABC):
         """The directory holding this dataset's files if ``directory`` (or its canonical sub-folder) has them."""
 
     @abstractmethod
-    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None) -> Split:
+    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None,
+             decode: Decode = Decode.CPU) -> Split:
         """Split ``split`` of the files at ``path`` (as returned by ``find``), read by processes that keep at most
-        ``cpus`` CPUs busy (default: this machine's)."""
+        ``cpus`` CPUs busy (default: this machine's), image files decoded where ``decode`` says."""
 
     @abstractmethod
     def fingerprint(self, path: Path) -> str:
@@ -75,7 +76,8 @@ class ArraySource(Source):
     def read(self, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(train_images, train_labels, test_images, test_labels)``; images uint8 N x C x H x W."""
 
-    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None) -> Split:
+    def open(self, path: Path, split: str, *, val_fraction: float, split_seed: int, cpus: int | None = None,
+             decode: Decode = Decode.CPU) -> Split:
         train_x, train_y, test_x, test_y = _read_checked(self, path)
         kept, carved = stratified(train_y, val_fraction, split_seed)
         identity = split_hash(self.info.name, split_seed, val_fraction, kept, carved)

@@ -33,7 +33,7 @@ import torch
 
 from shrink.atomic import atomic_write
 from shrink.cache import cache_root
-from shrink.experiment.config import TrialConfig, check_carve, check_names
+from shrink.experiment.config import TrialConfig, check_carve, check_names, decode_for
 from shrink.experiment.data import load_splits
 from shrink.experiment.errors import CheckpointMismatch, ConfigError
 from shrink.experiment.loop import Compute, RateSchedule, evaluate_split, make_optimizer, run_epochs
@@ -422,7 +422,8 @@ def _pretrain(request: BaseRequest, entry: Path, device: str | None, threads: in
     recipe = request.recipe()
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed, threads)
+    splits = load_splits(dataset, request.data_root, request.val_fraction, request.split_seed, threads,
+                         decode_for("auto", device, family))
     if recipe.batch_size > len(splits.train):
         raise ConfigError(f"the {family} recipe's batch size {recipe.batch_size} exceeds the {len(splits.train)} "
                           f"training examples of {dataset}")
@@ -461,7 +462,8 @@ def _adopt(request: BaseRequest, entry: Path, weights: bytes, device: str | None
     source = request.origin.label(request.model)
     device = device or default_device()
     configure_torch(device, threads, deterministic=False)
-    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed, threads)
+    splits = load_splits(request.dataset, request.data_root, request.val_fraction, request.split_seed, threads,
+                         decode_for("auto", device, datasets.info(request.dataset).family))
     started_at = time.time()
     start = time.perf_counter()
     info = splits.train.info

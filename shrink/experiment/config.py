@@ -10,6 +10,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from shrink.datasets.base import DECODE_CHOICES
 from shrink.experiment.errors import ConfigError
 from shrink.experiment.finetuning import FINETUNES
 from shrink.experiment.sources import BaseSource
@@ -103,6 +104,7 @@ class TrialConfig:
     workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.ranks)
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # mixed precision (bf16; fp16 before compute capability 8.0); default on CUDA only
+    decode: str = "auto"  # where image files decode: cpu (workers), gpu (nvJPEG), auto (gpu with a JPEG engine)
     measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
     latency_dir: str | None = None  # a sweep's: save the pair there for its exclusive timing phase, not time it now
     tracking_uri: str | None = None  # default: resolve_tracking_uri()
@@ -123,6 +125,7 @@ class TrialConfig:
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
             (self.device is None or re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None,
              f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"),
+            (self.decode in DECODE_CHOICES, f"decode must be one of {', '.join(DECODE_CHOICES)}, got {self.decode!r}"),
             (self.base_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", self.base_sha256) is not None,
              f"base_sha256 must be 64 lowercase hex digits, got {self.base_sha256!r}"),
             (self.base_sha256 is None or self.base_path is not None, "base_sha256 is set but base_path is not"),
@@ -191,7 +194,22 @@ class TrialConfig:
             device=device,
             threads=self.threads or torch.get_num_threads(),
             amp=device.startswith("cuda") if self.amp is None else self.amp,
+            decode=str(decode_for(self.decode, device, family)),
         )
+
+
+def decode_for(choice: str, device: str, family: str):
+    """The ``shrink.datasets.Decode`` of the setting ``choice`` for ``device`` on this node (``shrink.datasets.resolve_decode``); ``auto`` asks NVML for the
+    device's JPEG engine only where the dataset is decoded from image files (the ImageNet family)."""
+    from shrink.datasets import resolve_decode
+    from shrink.experiment.node import jpeg_engine
+
+    device_type = device.split(":")[0]
+    engine = jpeg_engine(device) if choice == "auto" and device_type == "cuda" and family == "imagenet" else None
+    try:
+        return resolve_decode(choice, device_type, engine)
+    except ValueError as error:
+        raise ConfigError(str(error), key="decode") from None
 
 
 class UnknownName(ConfigError):

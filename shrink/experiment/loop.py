@@ -17,8 +17,11 @@ from shrink.experiment.recipes import Recipe
 from shrink.experiment.runtime import AmpMode, device_amp
 from shrink.metrics import Scores
 
-# Evaluation batches hold about this many input values (large batches, bounded memory).
+# Evaluation batches hold about this many input values (large batches, bounded memory), and at least
+# EVAL_MIN_BATCH examples: ImageNet's would be 55, too few to keep a GPU busy (its ResNet-18 step would be
+# launch-bound) and a batch of 256 224 px images is 154 MB of float32 input.
 EVAL_BATCH_VALUES = 2**23
+EVAL_MIN_BATCH = 256
 # On GPU, check the running loss for NaN/inf every this many steps (each check synchronizes).
 DIVERGENCE_CHECK_STEPS = 25
 
@@ -228,8 +231,8 @@ def evaluate_split(model: nn.Module, split, compute: Compute, ranks: Ranks = ONE
 
 
 def eval_batch_size(input_shape: tuple[int, ...]) -> int:
-    """A large evaluation batch whose inputs hold about ``EVAL_BATCH_VALUES`` floats (32 to 4096)."""
-    return max(32, min(4096, EVAL_BATCH_VALUES // math.prod(input_shape)))
+    """A large evaluation batch whose inputs hold about ``EVAL_BATCH_VALUES`` floats (``EVAL_MIN_BATCH`` to 4096)."""
+    return max(EVAL_MIN_BATCH, min(4096, EVAL_BATCH_VALUES // math.prod(input_shape)))
 
 
 def _prepared(batches: Iterable, compute: Compute) -> Iterator:

@@ -82,7 +82,7 @@ def probe_node(*, name: str | None = None, ray_gpus: float | None = None) -> Nod
     cuda_error = next((str(w.message) for w in caught if "CUDA" in str(w.message)), None)
     vision, vision_error = _torchvision()
     props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())] if available else []
-    uuids = [f"GPU-{p.uuid}" if getattr(p, "uuid", None) else "" for p in props]
+    uuids = [_uuid(p) for p in props]
     driver, nvml_gpus, jpeg = _nvml(uuids)
     gpus = []
     for index, (p, uuid) in enumerate(zip(props, uuids)):
@@ -100,6 +100,17 @@ def probe_node(*, name: str | None = None, ray_gpus: float | None = None) -> Nod
         mps=bool(mps and mps.is_available()), cpus=len(os.sched_getaffinity(0)),
         memory_available_bytes=_memory_available(), gpus=tuple(gpus), ray_gpus=ray_gpus,
     )
+
+
+def jpeg_engine(device: str) -> bool | None:
+    """Whether the CUDA ``device`` (``cuda``, ``cuda:N``) has a hardware JPEG engine, per NVML as
+    :func:`probe_node` reads it; None where that is unknown (no NVML, an old driver) or ``device`` is no
+    available CUDA device."""
+    where = torch.device(device)
+    if where.type != "cuda" or not torch.cuda.is_available():
+        return None
+    uuid = _uuid(torch.cuda.get_device_properties(where.index if where.index is not None else 0))
+    return _nvml([uuid])[2].get(uuid)
 
 
 def smoke(device: str) -> tuple[str | None, str | None]:
@@ -216,12 +227,14 @@ def _facts(report: NodeReport) -> list[str]:
     else:
         lines.append("  CUDA not available" + (f": {report.cuda_error}" if report.cuda_error else "")
                      + ("; CPU only" if not report.nvml_gpus and not report.ray_gpus else ""))
+    from shrink.datasets.base import resolve_decode
+
     for gpu in report.gpus:
         jpeg = {True: "yes", False: "no", None: "unknown"}[gpu.jpeg_decoder]
         checks = "ok" if gpu.conv_error is None and gpu.decode_error is None else "FAILED"
         lines.append(f"  GPU {gpu.index}: {gpu.name}, {gpu.arch}, bf16 {'yes' if gpu.bf16 else 'emulated'}, "
-                     f"hardware JPEG decoder {jpeg}, {_gib(gpu.free_bytes)} free of {_gib(gpu.total_bytes)}, "
-                     f"bf16 conv + decode_jpeg {checks}")
+                     f"hardware JPEG decoder {jpeg} (decode auto: {resolve_decode('auto', 'cuda', gpu.jpeg_decoder)}), "
+                     f"{_gib(gpu.free_bytes)} free of {_gib(gpu.total_bytes)}, bf16 conv + decode_jpeg {checks}")
     return lines
 
 
@@ -256,6 +269,11 @@ def _attempt(check, device: str) -> str | None:
         lines = [line for line in str(error).splitlines() if line.strip()]
         return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return None
+
+
+def _uuid(props) -> str:
+    """NVML's name of a device (``GPU-<uuid>``) from torch's properties; empty where torch has no UUID."""
+    return f"GPU-{props.uuid}" if getattr(props, "uuid", None) else ""
 
 
 def _torchvision() -> tuple[str | None, str | None]:

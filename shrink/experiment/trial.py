@@ -199,7 +199,8 @@ def _check_before_work(config: TrialConfig, ranks: Ranks) -> Splits:
     if ranks.size != config.workers:
         raise ConfigError(f"the trial is configured for {config.workers} workers but runs in {ranks.size} "
                           "processes", key="workers")
-    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed, config.threads)
+    splits = load_splits(config.dataset, config.data_root, config.val_fraction, config.split_seed, config.threads,
+                         config.decode)
     preflight(config, splits)
     return splits
 
@@ -259,7 +260,7 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
         base_source=trial.base.source,
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
         device=config.device, hardware=hardware(config.device), amp=str(trial.compute.amp),
-        channels_last=int(trial.compute.channels_last), workers=config.workers)
+        channels_last=int(trial.compute.channels_last), workers=config.workers, decode=config.decode)
     inputs = tuple(recording.DataInput(config.dataset, split.split, split.split_hash, len(split))
                    for split in (trial.splits.train, trial.splits.val, trial.splits.test))
     name = recording.trial_run_name(model=config.model, strategy=config.strategy, compression=config.compression,

@@ -4,6 +4,7 @@ with PIL (photo-like JPEGs, grayscale, CMYK, a PNG named .JPEG, truncated and co
 import math
 import multiprocessing
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from helpers import photo_like, position_coded_image
 from PIL import Image
 
 from shrink import datasets
-from shrink.datasets import Shard, images
-from shrink.datasets.imagefolder import IMAGENET, ImageFolderSplit
+from shrink.datasets import Decode, Shard, images
+from shrink.datasets.imagefolder import IMAGENET, ImageFolderSplit, Prefetch
 
 INFO = IMAGENET.info
 MEAN = torch.tensor(INFO.mean).view(3, 1, 1)
@@ -52,9 +53,9 @@ def box_features(boxes: np.ndarray, height: int, width: int) -> dict[str, np.nda
     }
 
 
-def split_of(paths, workers=0) -> ImageFolderSplit:
+def split_of(paths, workers=0, decode=Decode.CPU) -> ImageFolderSplit:
     samples = [(str(p), i % 2) for i, p in enumerate(paths)]
-    return ImageFolderSplit(INFO, "train", "test-split", samples, workers=workers)
+    return ImageFolderSplit(INFO, "train", "test-split", samples, workers=workers, decode=decode)
 
 
 @pytest.fixture
@@ -261,6 +262,70 @@ def test_cuda_path_logic_with_the_cpu_as_device_gives_the_cpu_path_exactly(odd_f
         assert got.dtype == torch.uint8 and torch.equal(got, want)
 
 
+def prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "shrink-prefetch"]
+
+
+def test_decode_gpu_prefetched_on_the_cpu_gives_the_cpu_decode_batches_in_order(tmp_path, odd_files):
+    """``decode=gpu`` with the CPU as device (nvJPEG's place taken by libjpeg-turbo): each batch prepared on
+    the prefetch thread, the same batches in the same order as ``decode=cpu``; the thread ends after a
+    ``break``, on a newer iteration and at a broken file, whose error reaches the consumer naming it."""
+    paths = [*odd_files, odd_files[0], odd_files[3]]  # two pairs of one shape: batched resizes
+    cpu, gpu = split_of(paths), split_of(paths, decode=Decode.GPU)
+    for train in (True, False):
+        want, got = list(cpu.batches(4, train=train, seed=3)), list(gpu.batches(4, train=train, seed=3))
+        assert len(got) == 2 and all(torch.equal(a, b) for w, g in zip(want, got, strict=True)
+                                     for a, b in zip(w, g, strict=True))
+    assert prefetch_threads() == []
+    for _ in gpu.batches(2, train=True, seed=0):
+        assert len(prefetch_threads()) == 1
+        break
+    assert prefetch_threads() == []
+    older = gpu.batches(2, train=True, seed=0)
+    next(older)
+    assert len(list(gpu.batches(2, train=True, seed=1))) == 4 and prefetch_threads() == []
+    with pytest.raises(RuntimeError, match="a newer batches\\(train=True\\) call took over"):
+        next(older)
+    broken = tmp_path / "truncated.JPEG"
+    broken.write_bytes(odd_files[0].read_bytes()[: -3000])
+    with pytest.raises(datasets.DatasetFormatError, match=re.escape(str(broken)) + ": cannot decode"):
+        list(split_of([*odd_files, broken], decode=Decode.GPU).batches(7, train=False))
+    assert prefetch_threads() == []
+
+
+def test_prefetch_keeps_order_raises_the_threads_error_and_ends_its_thread():
+    assert list(Prefetch(iter(range(5)), lambda i: i * i)) == [0, 1, 4, 9, 16]
+
+    def prepare(i):
+        if i == 2:
+            raise datasets.DatasetFormatError(f"file{i}.JPEG: cannot decode the image")
+        return i
+
+    got = Prefetch(range(5), prepare)
+    assert [next(got), next(got)] == [0, 1]
+    with pytest.raises(datasets.DatasetFormatError, match="^file2.JPEG: cannot decode the image$"):
+        next(got)
+    assert prefetch_threads() == [] and list(got) == []
+    abandoned = Prefetch(range(10**6), lambda i: i)
+    assert next(abandoned) == 0
+    del abandoned  # dropped mid-way: its thread stops
+    assert prefetch_threads() == []
+
+
+def test_views_of_one_shape_are_transformed_as_one_batch_with_the_same_result(odd_files):
+    decoded = [images.decode(images.read_bytes(str(p)), str(p)) for p in odd_files]
+    views = [decoded[0], decoded[3], decoded[0][:, :300], decoded[5], decoded[1]]  # gray and PNG: one shape
+    calls = []
+
+    def center(batch):
+        calls.append(len(batch))
+        return images.center(batch)
+
+    got = images.by_shape(views, center)
+    assert sorted(calls) == [1, 1, 1, 2]
+    assert all(torch.equal(g, images.center(v)) for g, v in zip(got, views, strict=True))
+
+
 def test_cuda_path_names_the_file_that_fails_to_decode(tmp_path, odd_files):
     truncated = tmp_path / "truncated.JPEG"
     truncated.write_bytes(odd_files[0].read_bytes()[:-3000])
@@ -306,10 +371,10 @@ def test_cuda_path_matches_the_cpu_path(tmp_path, odd_files):
     decoder."""
     progressive = tmp_path / "progressive.JPEG"
     photo_like(480, 360, seed=9).save(progressive, quality=90, progressive=True)
-    split = split_of([*odd_files, progressive], workers=2)
+    split, on_gpu = split_of([*odd_files, progressive], workers=2), split_of([*odd_files, progressive], 2, Decode.GPU)
     for train in (True, False):
         cpu = list(split.batches(3, train=train, seed=4))
-        gpu = list(split.batches(3, train=train, device="cuda", seed=4))
+        gpu = list(on_gpu.batches(3, train=train, device="cuda", seed=4))
         assert len(cpu) == len(gpu) > 0
         for (x, y), (xg, yg) in zip(cpu, gpu, strict=True):
             assert xg.device.type == "cuda" and xg.dtype == torch.float32 and torch.equal(y, yg.cpu())
@@ -318,4 +383,4 @@ def test_cuda_path_matches_the_cpu_path(tmp_path, odd_files):
     broken = tmp_path / "truncated.JPEG"
     broken.write_bytes(odd_files[0].read_bytes()[:-5000])
     with pytest.raises(datasets.DatasetFormatError, match=re.escape(str(broken))):
-        list(split_of([*odd_files, broken], workers=2).batches(7, train=True, device="cuda", seed=0))
+        list(split_of([*odd_files, broken], 2, Decode.GPU).batches(7, train=True, device="cuda", seed=0))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from shrink import models
-from shrink.experiment.loop import Compute, make_optimizer, train_epoch
+from shrink.experiment.loop import Compute, eval_batch_size, make_optimizer, train_epoch
 from shrink.experiment.recipes import RECIPES
 from shrink.experiment.runtime import AmpMode, amp_mode, configure_torch, prepare_cublas
 
@@ -79,3 +79,8 @@ def test_torch_settings_per_device(monkeypatch):
     configure_torch("cpu", 1, deterministic=False)
     assert (torch.get_num_threads(), torch.backends.cudnn.benchmark) == (1, False)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_evaluation_batches_are_large_and_at_least_256_for_imagenet():
+    assert [eval_batch_size(shape) for shape in ((3, 224, 224), (3, 32, 32), (1, 28, 28), (1, 8, 8))] == [
+        256, 2730, 4096, 4096]

@@ -2,6 +2,7 @@
 
 import pytest
 
+from shrink.datasets import Decode, resolve_decode
 from shrink.experiment import FINETUNE_PRESETS, ConfigError, FinetuneConfig, TrialConfig
 
 BASE = {"model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4}
@@ -26,8 +27,8 @@ def test_from_dict_round_trips_and_flattens_with_dots():
     flat = config.flat()
     assert flat["finetune.lr"] == 0.5 and flat["finetune.epochs"] == 3 and flat["seed"] == 7
     assert "finetune" not in flat
-    assert len(flat) == 30 + 10  # 30 top-level fields besides finetune (base, base_name, workers, measure_latency,
-    # latency_dir, reference_run, control_for included), 10 finetune fields
+    assert len(flat) == 31 + 10  # 31 top-level fields besides finetune (base, base_name, workers, decode,
+    # measure_latency, latency_dir, reference_run, control_for included), 10 finetune fields
     assert flat["base"] == "pretrain"
     assert (flat["schedule"], flat["schedule_rounds"], flat["schedule_every"], flat["finetune.variant"]) == (
         "one-shot", 1, 0, None)
@@ -54,6 +55,7 @@ def test_finetune_may_name_the_variant_alone():
     ({**BASE, "compression": "4"}, "TrialConfig.compression must be float, got '4'"),
     ({**BASE, "seed": True}, "TrialConfig.seed must be int, got True"),
     ({**BASE, "device": "gpu"}, "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ({**BASE, "decode": "nvjpeg"}, "decode must be one of auto, cpu, gpu, got 'nvjpeg'"),
     ({**BASE, "val_fraction": 1.0}, "val_fraction must be a number strictly between 0 and 1, got 1.0"),
     ({**BASE, "base_sha256": "ab"}, "base_sha256 must be 64 lowercase hex digits"),
     ({**BASE, "finetune": {"optimizer": "rmsprop"}}, "finetune.optimizer must be one of adam, sgd"),
@@ -74,3 +76,28 @@ def test_bad_values_fail_with_one_line_that_names_the_field(values, message):
 def test_momentum_with_adam_is_rejected_when_resolved():
     with pytest.raises(ConfigError, match="apply to optimizer 'sgd' only"):
         FinetuneConfig(momentum=0.9).resolved("cifar")
+
+
+@pytest.mark.parametrize("choice, device_type, engine, decode", [
+    ("auto", "cuda", True, Decode.GPU),  # A100, H100: the hardware JPEG engine decodes
+    ("auto", "cuda", False, Decode.CPU),  # A10G, L4...: nvJPEG would decode Huffman on one thread
+    ("auto", "cuda", None, Decode.CPU),  # unknown (no NVML, an old driver): the CPU workers
+    ("auto", "cpu", None, Decode.CPU),
+    ("cpu", "cuda", True, Decode.CPU),
+    ("cpu", "cpu", None, Decode.CPU),
+    ("gpu", "cuda", False, Decode.GPU),  # asked for: nvJPEG without the engine
+    ("gpu", "cuda", None, Decode.GPU),
+])
+def test_auto_decodes_on_the_gpu_only_where_it_has_a_jpeg_engine(choice, device_type, engine, decode):
+    assert resolve_decode(choice, device_type, engine) is decode
+
+
+def test_decode_gpu_off_cuda_and_unknown_choices_are_one_line_errors():
+    with pytest.raises(ValueError, match="^decode 'gpu' needs a CUDA device, not 'cpu'; use 'cpu' or 'auto'$"):
+        resolve_decode("gpu", "cpu", None)
+    with pytest.raises(ValueError, match="^decode must be one of auto, cpu, gpu, got 'GPU'$"):
+        resolve_decode("GPU", "cuda", True)
+    assert TrialConfig.from_dict(BASE).resolved().decode == "cpu"  # what a CPU trial records (shrink.decode)
+    with pytest.raises(ConfigError, match="^decode 'gpu' needs a CUDA device") as caught:
+        TrialConfig.from_dict({**BASE, "decode": "gpu", "device": "cpu"}).resolved()
+    assert caught.value.key == "decode"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from shrink.experiment.node import GpuReport, NodeCheck, NodeReport, node_problems, probe_node, runs_on, smoke
+from shrink.experiment.node import (GpuReport, NodeCheck, NodeReport, jpeg_engine, node_problems, probe_node, runs_on,
+                                    smoke)
 
 ROOT = Path(__file__).resolve().parents[2]
 H100 = GpuReport(0, "NVIDIA H100 80GB HBM3", (9, 0), 80 * 2**30, 79 * 2**30, jpeg_decoder=True)
@@ -84,8 +85,8 @@ def test_a_gpu_node_reads_as_one_block_and_as_json():
         "  NVIDIA driver 580.65.06; GPUs: 1 per NVML, 1 per Ray\n"
         "  16 CPUs, 100.0 GiB memory available, MPS no\n"
         "  CUDA available, arch list sm_75 sm_80 sm_86 sm_90 sm_100 sm_120 compute_120\n"
-        "  GPU 0: NVIDIA H100 80GB HBM3, sm_90, bf16 yes, hardware JPEG decoder yes, 79.0 GiB free of 80.0 GiB, "
-        "bf16 conv + decode_jpeg ok\n"
+        "  GPU 0: NVIDIA H100 80GB HBM3, sm_90, bf16 yes, hardware JPEG decoder yes (decode auto: gpu), 79.0 GiB "
+        "free of 80.0 GiB, bf16 conv + decode_jpeg ok\n"
         "  ok")
     as_json = json.loads(json.dumps(check.to_json()))
     assert as_json["problems"] == [] and as_json["report"]["gpus"][0]["capability"] == [9, 0]
@@ -100,6 +101,7 @@ def test_the_probe_on_this_cpu_machine_and_the_smoke_test_on_cpu():
     assert report.cpus == len(os.sched_getaffinity(0)) and report.cuda_build == torch.version.cuda
     assert smoke("cpu") == (None, None)
     assert smoke("meta")[0] == "RuntimeError: User specified an unsupported autocast device_type 'meta'"
+    assert jpeg_engine("cpu") is jpeg_engine("cuda") is None  # no CUDA device here: unknown, so auto decodes on CPU
 
 
 def test_doctor_here_runs_without_ray_mlflow_or_yaml_and_says_cpu_only():

@@ -56,9 +56,9 @@ def test_a_trial_records_every_field_of_the_schema(digits_trial, digits_base, ml
 
     tags = run.data.tags
     assert {k: tags[k] for k in ("shrink.kind", "shrink.status", "shrink.sweep", "mlflow.parentRunId",
-                                 "shrink.base_sha256", "shrink.device", "shrink.amp")} == {
+                                 "shrink.base_sha256", "shrink.device", "shrink.amp", "shrink.decode")} == {
         "shrink.kind": "trial", "shrink.status": "finished", "shrink.sweep": "demo", "mlflow.parentRunId": parent,
-        "shrink.base_sha256": digits_base.sha256, "shrink.device": "cpu", "shrink.amp": "off"}
+        "shrink.base_sha256": digits_base.sha256, "shrink.device": "cpu", "shrink.amp": "off", "shrink.decode": "cpu"}
     assert "shrink.failure" not in tags
     assert tags["shrink.split_hash"] == datasets.load("digits", "train").split_hash
     assert tags.get("shrink.git_commit") == git_commit()  # None (no tag) outside a git checkout

@@ -41,6 +41,11 @@ def test_cluster_file_is_valid_for_rays_launcher_on_aws_and_on_prem():
     assert aws["available_node_types"]["head"]["resources"] == {"CPU": 0, "GPU": 0}
     assert aws["head_start_ray_commands"][-1] == "bash ~/shrink/cluster/start-tracking.sh"  # PostgreSQL + MLflow
     assert any("pip install" in command and "$HOME/shrink[cluster]" in command for command in aws["setup_commands"])
+    # The workers start CUDA's MPS daemon before Ray (its trials inherit it); where there is none, a no-op.
+    start = aws["worker_start_ray_commands"]
+    mps = [i for i, command in enumerate(start) if "nvidia-cuda-mps-control -d" in command]
+    assert len(mps) == 1 and start[mps[0] + 1].endswith("ray start --address=$RAY_HEAD_IP:6379")
+    assert subprocess.run(["bash", "-c", start[mps[0]]], capture_output=True, timeout=10).returncode == 0
 
     # The on-prem recipe in the file's header: a local provider, no node types.
     on_prem = {**aws, "provider": {"type": "local", "head_ip": "10.0.0.10", "worker_ips": ["10.0.0.11", "10.0.0.12"]},

@@ -153,6 +153,7 @@ def test_default_name_is_the_file_name(tmp_path):
         (("finetune: {epochs: 2, lr: 0.001}", "finetune: {epoch: 2}"), "unknown trial config key 'finetune.epoch'"),
         (("name: tiny", "name: tiny\nmodel: small-mlp"), "model: is swept: list the values under 'models'"),
         (("name: tiny", "name: tiny\ndevice: cuda"), "device: is set by the sweep for every trial"),
+        (("name: tiny", "name: tiny\ndecode: nvjpeg"), "tiny.yaml: decode must be one of auto, cpu, gpu, got 'nvjpeg'"),
         (("name: tiny", "name: tiny\nworker: 3"), "worker: unknown key; known keys: "),
         (("name: tiny", "name: tiny\nworkers: 3"), "workers: is set under resources: resources: {workers: 3, cpus: C, gpus: G}"),
         (("name: tiny", "name: tiny\nresources: {cpus: 0}"), "resources.cpus: 0 is not a number of CPUs > 0"),
