@@ -59,10 +59,11 @@ class TrialTask:
         if self.reference is None:
             return self.trial
         trial = self.trial
-        client = MlflowClient(tracking_uri=trial.tracking_uri)
-        experiment = client.get_experiment_by_name(trial.experiment_name)
-        run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id,
-                                          {**trial.flat(), "strategy": self.reference})
+        with recording.failing(trial.tracking_uri, f"finding the {self.reference} trial's run"):
+            client = MlflowClient(tracking_uri=trial.tracking_uri)
+            experiment = client.get_experiment_by_name(trial.experiment_name)
+            run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id,
+                                              {**trial.flat(), "strategy": self.reference})
         if run is None:
             raise ConfigError(f"{trial.strategy} at {trial.compression:g}x, seed {trial.seed}: the {self.reference} "
                               "trial it follows has not finished in this sweep", key="reference_run")
@@ -146,7 +147,8 @@ def finished_run_metrics(trial: TrialConfig) -> dict | None:
     """
     if trial.parent_run_id is None:
         return None
-    client = MlflowClient(tracking_uri=trial.tracking_uri)
-    experiment = client.get_experiment_by_name(trial.experiment_name)
-    run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id, trial.flat())
+    with recording.failing(trial.tracking_uri, "looking for the trial's finished run"):
+        client = MlflowClient(tracking_uri=trial.tracking_uri)
+        experiment = client.get_experiment_by_name(trial.experiment_name)
+        run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id, trial.flat())
     return dict(run.data.metrics) if run is not None else None
