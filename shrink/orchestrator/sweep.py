@@ -370,9 +370,11 @@ def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> s
 
 def _close_interrupted_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
     """Mark the trial runs that a stopped driver left RUNNING as killed; a trial resumed from its
-    checkpoint reopens its run, one that starts over supersedes it."""
+    checkpoint reopens its run, one that starts over supersedes it. A run tagged finished whose end was not
+    recorded is left to its trial, which ends it (``trainable.finished_run_metrics``)."""
     for run in recording.child_runs(client, experiment_id, parent, "attributes.status = 'RUNNING'"):
-        recording.mark_interrupted(client, run.info.run_id)
+        if not recording.is_finished(run):
+            recording.mark_interrupted(client, run.info.run_id)
 
 
 def _delete_superseded_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:

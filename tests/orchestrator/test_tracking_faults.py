@@ -119,7 +119,7 @@ def test_a_server_down_for_longer_than_the_retry_window_stops_the_sweep_and_resu
         postgres = servers.enter_context(postgres_server())
         first = servers.enter_context(mlflow_server(postgres.uri, artifacts))
         path = digits_sweep(tmp_path, "outage", seeds="[0]", finetune=f"{{epochs: {EPOCHS}, patience: {EPOCHS}}}",
-                            retries="0", tracking_uri=first.url)
+                            retries="0", measure_latency="false", tracking_uri=first.url)
         faults: dict[str, float] = {}
 
         def keep_the_server_down_until_the_driver_stops(sweep_ended):
