@@ -153,7 +153,8 @@ def test_a_server_down_for_longer_than_the_retry_window_stops_the_sweep_and_resu
         assert {(run.info.status, trial_status(run)) for run in runs} == {("FINISHED", (Status.FINISHED, None))}
         written, found, twice, every = _points(first.url, runs, outcome.parent_run_id)
         with capsys.disabled():
-            print(f"\nmlflow server down {faults['driver stopped'] - faults['mlflow server killed']:.1f} s (retry window "
-                  f"{WINDOW_S} s): the driver stopped with 4 of 4 trials errored; after --resume {len(runs)}/"
+            down = faults["driver stopped"] - faults["mlflow server killed"]
+            print(f"\nmlflow server down {down:.1f} s (retry window {WINDOW_S} s): the driver stopped with 4 of 4 "
+                  f"trials errored; after --resume {len(runs)}/"
                   f"{outcome.total} runs found ({every} in the store); per-epoch metric points written {written}, "
                   f"found {found}, duplicated {twice}")
