@@ -13,6 +13,7 @@ Either way, at the end every trial has one run and every per-epoch metric point 
 import contextlib
 import re
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -20,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from helpers import digits_sweep
 from shrink.experiment import RecordingError
 from shrink.experiment.recording import Status, trial_status, trials_filter
-from shrink.orchestrator import load_spec, run_sweep
+from shrink.orchestrator import SweepOutcome, load_spec, run_sweep
 from sweep_testing import identity, local_cluster, sweep_beside, trial_runs
 from tracking_servers import kill_mlflow_server, mlflow_server, postgres_server, restart_postgres
 
@@ -158,3 +159,17 @@ def test_a_server_down_for_longer_than_the_retry_window_stops_the_sweep_and_resu
                   f"trials errored; after --resume {len(runs)}/"
                   f"{outcome.total} runs found ({every} in the store); per-epoch metric points written {written}, "
                   f"found {found}, duplicated {twice}")
+
+
+def test_the_summary_names_each_errored_trial_and_why():
+    reason = "RecordingError: MLflow at http://127.0.0.1:5000: logging train_loss (run r1) failed: MlflowException: down"
+    outcome = SweepOutcome(name="outage", parent_run_id="p1", storage=Path("/s/outage"), total=4, finished=3, failed=0,
+                           errored=1, nodes=2, ray_start_s=1.0, pretrain_s=2.0, tune_s=3.0, latency_s=0.0,
+                           errors=(f"small-mlp/random/x2/s0: {reason}",))
+    assert outcome.summary().splitlines() == [
+        "sweep outage: 4 trials, 3 finished, 0 diverged, 1 errored, 0 unfinished; on 2 nodes",
+        "wall time: Ray start 1.0 s, bases 2.0 s, trials 3.0 s, timing 0.0 s",
+        "MLflow parent run p1; Ray Tune state /s/outage",
+        f"errored: small-mlp/random/x2/s0: {reason}",
+        "to run the rest: shrink sweep ... --resume (errored trials restart from their checkpoints)",
+    ]
