@@ -162,7 +162,7 @@ def test_a_server_down_for_longer_than_the_retry_window_stops_the_sweep_and_resu
 
 
 def test_the_summary_names_each_errored_trial_and_why():
-    reason = "RecordingError: MLflow at http://127.0.0.1:5000: logging train_loss (run r1) failed: MlflowException: down"
+    reason = "RecordingError: MLflow at http://127.0.0.1:5000: logging train_loss (run r1) failed: OSError: down"
     outcome = SweepOutcome(name="outage", parent_run_id="p1", storage=Path("/s/outage"), total=4, finished=3, failed=0,
                            errored=1, nodes=2, ray_start_s=1.0, pretrain_s=2.0, tune_s=3.0, latency_s=0.0,
                            errors=(f"small-mlp/random/x2/s0: {reason}",))
