@@ -348,7 +348,7 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
     SPEC_FILE is a YAML sweep file (see shrink/orchestrator/spec.py). Trials are recorded in MLflow
     under one parent run per sweep; `shrink report` summarises them.
     """
-    from shrink import orchestrator
+    from shrink import experiment, orchestrator
 
     request = orchestrator.SweepRequest(spec_file=spec_file, preset=preset, dry_run=dry_run, resume=resume,
                                         address=address, cluster_file=cluster_file, tracking_uri=tracking_uri,
@@ -357,7 +357,7 @@ def sweep(spec_file, preset, dry_run, resume, address, cluster_file, tracking_ur
         status = orchestrator.launch_sweep(request, echo=click.echo)
     except orchestrator.SpecError as error:
         raise _bad_input(error) from None
-    except orchestrator.ClusterError as error:
+    except (orchestrator.ClusterError, experiment.RecordingError) as error:  # a store lost mid-sweep: one line
         raise click.ClickException(str(error)) from None
     if status:
         raise SystemExit(status)

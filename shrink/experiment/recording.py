@@ -7,9 +7,16 @@ interrupted. The orchestrator and ``shrink report`` use these; none spells a tag
 A trial's run is written through an explicit ``MlflowClient`` (no global MLflow state, so trials sharing
 a process never collide), in few batched writes. Any logging failure raises :class:`RecordingError`
 naming the tracking URI and the cause.
+
+Every write may be repeated (an HTTP retry whose first try arrived, a trial retried from its checkpoint)
+and then changes nothing: a metric point is stamped once, before its first write (:class:`EpochPoints`;
+MLflow's SQL store keeps one of identical points: key, step, timestamp, value), params and tags are
+written with the same values, dataset inputs are kept once per run by the store, and a run whose
+creation was repeated leaves an orphan without params that the sweep deletes (:func:`is_orphan`).
 """
 
 import contextlib
+import dataclasses
 import json
 import tempfile
 import time
@@ -206,19 +213,39 @@ def record_latency(uri: str, run_id: str, metrics: dict, params: dict, window: t
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
-    with _failing(uri, f"logging the measured speedup (run {run_id})"):
+    with failing(uri, f"logging the measured speedup (run {run_id})"):
         _client(uri).log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                                params=[Param(k, v) for k, v in params.items()],
                                tags=[RunTag(Tag.LATENCY_WINDOW, f"{window[0]:.3f} {window[1]:.3f}")])
 
 
+def _trial_key_filter(params: dict) -> str:
+    """The filter for the runs of the trial with these (flat) ``params`` (told apart by :data:`SWEEP_TRIAL_KEY`)."""
+    return " and ".join(f"params.`{name}` = '{params[name]}'" for name in SWEEP_TRIAL_KEY)
+
+
 def find_finished_run(client, experiment_id: str, parent_run_id: str, params: dict):
     """The finished run of the trial with these (flat) ``params`` in the sweep under ``parent_run_id``,
-    or None: trials are told apart by :data:`SWEEP_TRIAL_KEY`."""
-    key = " and ".join([f"tags.`{Tag.STATUS}` = '{Status.FINISHED}'"]
-                       + [f"params.`{name}` = '{params[name]}'" for name in SWEEP_TRIAL_KEY])
+    or None."""
+    key = f"tags.`{Tag.STATUS}` = '{Status.FINISHED}' and {_trial_key_filter(params)}"
     runs = client.search_runs([experiment_id], trials_filter(parent_run_id, key), max_results=1)
     return runs[0] if runs else None
+
+
+def mark_errored(client, experiment_id: str, parent_run_id: str, params: dict, reason: str) -> int:
+    """Mark the runs that the trial with these (flat) ``params`` left running failed with ``reason`` (a trial
+    whose retries ran out, maybe because it could not write its failure itself); how many there were."""
+    running = child_runs(client, experiment_id, parent_run_id,
+                         f"attributes.status = 'RUNNING' and {_trial_key_filter(params)}")
+    for run in running:
+        mark_failed(client, run.info.run_id, reason)
+    return len(running)
+
+
+def is_orphan(run) -> bool:
+    """A trial run without the params that tell it apart: a repeated ``create_run`` (its first response was
+    lost) or a trial that stopped before writing its params. The trial goes on, or starts over, in another run."""
+    return not is_finished(run) and all(key not in run.data.params for key in SWEEP_TRIAL_KEY)
 
 
 def reference_rounds(uri: str | None, run_id: str, expected: dict) -> list:
@@ -261,6 +288,27 @@ def mark_interrupted(client, run_id: str) -> None:
     mark_failed(client, run_id, INTERRUPTED, status="KILLED")
 
 
+@dataclass(frozen=True)
+class EpochPoints:
+    """One epoch's metric points, stamped when they are made: written again (after a retry), they are the
+    same points, which the store keeps once. A trial's checkpoint holds its last epoch's points."""
+
+    step: int
+    metrics: dict[str, float]
+    timestamp_ms: int
+
+    @classmethod
+    def stamped(cls, step: int, metrics: dict) -> "EpochPoints":
+        return cls(step, {k: float(v) for k, v in metrics.items()}, int(time.time() * 1000))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EpochPoints":
+        return cls(**values)
+
+
 class TrialRecorder:
     """One trial's MLflow run. Open it with :meth:`create` or :meth:`reopen`."""
 
@@ -276,7 +324,7 @@ class TrialRecorder:
         from mlflow.entities import Param
 
         uri = resolve_tracking_uri(uri)
-        with _failing(uri, "creating the trial's run"):
+        with failing(uri, "creating the trial's run"):
             client = _client(uri)
             experiment_id = ensure_experiment(uri, experiment_name)
             run = client.create_run(experiment_id, run_name=run_name, tags=_strings(tags))
@@ -289,7 +337,7 @@ class TrialRecorder:
     def reopen(cls, uri: str | None, run_id: str) -> "TrialRecorder":
         """Continue an existing run (a resumed trial): mark it running again, drop an old outcome."""
         uri = resolve_tracking_uri(uri)
-        with _failing(uri, f"reopening run {run_id}"):
+        with failing(uri, f"reopening run {run_id}"):
             client = _client(uri)
             run = client.get_run(run_id)
             for tag in (Tag.STATUS, Tag.FAILURE):  # running again: neither failed nor finished
@@ -299,14 +347,17 @@ class TrialRecorder:
         return cls(client, uri, run_id)
 
     def log_metrics(self, metrics: dict, *, step: int = 0, tags: dict | None = None) -> None:
-        """Write ``metrics`` at ``step`` (and ``tags``) in one batch."""
+        """Write ``metrics`` at ``step`` (and ``tags``) in one batch, stamped now."""
+        self.log_points(EpochPoints.stamped(step, metrics), tags=tags)
+
+    def log_points(self, points: EpochPoints, *, tags: dict | None = None) -> None:
+        """Write ``points`` (and ``tags``) in one batch; again, it changes nothing."""
         from mlflow.entities import Metric, RunTag
 
-        now = int(time.time() * 1000)
-        with self._failing(f"logging {', '.join(sorted(metrics)) or 'tags'}"):
+        with self._failing(f"logging {', '.join(sorted(points.metrics)) or 'tags'}"):
             self.client.log_batch(
                 self.run_id,
-                metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+                metrics=[Metric(k, v, points.timestamp_ms, points.step) for k, v in points.metrics.items()],
                 tags=[RunTag(k, v) for k, v in _strings(tags or {}).items()],
             )
 
@@ -339,7 +390,7 @@ class TrialRecorder:
             mark_failed(self.client, self.run_id, reason)
 
     def _failing(self, what: str):
-        return _failing(self.uri, f"{what} (run {self.run_id})")
+        return failing(self.uri, f"{what} (run {self.run_id})")
 
 
 def _client(uri: str):
@@ -349,7 +400,7 @@ def _client(uri: str):
 
 
 @contextlib.contextmanager
-def _failing(uri: str, what: str) -> Iterator[None]:
+def failing(uri: str, what: str) -> Iterator[None]:
     """Turn any error from MLflow into one RecordingError that says where and what."""
     try:
         yield

@@ -54,10 +54,12 @@ PROBE_TIMEOUT_S = 5
 _DATABASES = {"postgresql": "connect_timeout", "mysql": "connect_timeout", "mssql": None}
 
 
-def probe_tracking(uri: str, experiment: str = DEFAULT_EXPERIMENT, *, timeout_s: int = PROBE_TIMEOUT_S) -> None:
+def probe_tracking(uri: str, experiment: str = DEFAULT_EXPERIMENT, *, timeout_s: int = PROBE_TIMEOUT_S,
+                   write: bool = True) -> None:
     """Fail fast (``ConfigError``, one line naming the address and the reason, key ``tracking_uri``) unless the
     store at ``uri`` answers (a local one: can be written), and the local artifact folder the experiment's runs
     will write to can be written. Writes nothing to the store; each network wait is bounded by ``timeout_s``.
+    Without ``write`` (a command that reads runs), only whether a server or database answers.
 
     An HTTP store must answer an MLflow request (no retries); a SQL database must accept one connection;
     a SQLite file's folder (or the nearest one that exists: MLflow makes the rest) must be writable. The
@@ -67,15 +69,17 @@ def probe_tracking(uri: str, experiment: str = DEFAULT_EXPERIMENT, *, timeout_s:
     scheme = urlsplit(uri).scheme
     if scheme in ("http", "https"):
         location = _probe_server(uri, experiment, timeout_s)
-    elif scheme == "sqlite":
-        location = _probe_sqlite(uri, experiment)
     elif _database(uri) in _DATABASES:
         location = _probe_database(uri, experiment, timeout_s)
+    elif not write:  # a local file or folder: reading it makes no network wait
+        return
+    elif scheme == "sqlite":
+        location = _probe_sqlite(uri, experiment)
     elif scheme in ("", "file"):
         location = _probe_folder(uri)
     else:  # Databricks, a plug-in store: MLflow's to check
         return
-    if location is not None and urlsplit(location).scheme in ("", "file"):
+    if write and location is not None and urlsplit(location).scheme in ("", "file"):
         folder = Path(url2pathname(urlsplit(location).path))
         problem = _unwritable(folder)
         if problem:

@@ -139,28 +139,33 @@ class SavedTrial:
     optimizer: dict
     rng: dict
     finetuning: Finetuning
+    points: recording.EpochPoints | None = None  # the epoch's metric points (None in checkpoints saved before)
 
     def to_state(self, elapsed_s: float) -> dict:
         """The tensors and plain values a ``Checkpointer`` saves (they load with ``weights_only=True``)."""
         return {"run_id": self.run_id, "identity": self.resume_values, "masks": self.finetuning.masks,
                 "summary": self.summary.metrics(), "model": self.model, "optimizer": self.optimizer,
-                "rng": self.rng, "progress": self.finetuning.progress(elapsed_s)}
+                "rng": self.rng, "progress": self.finetuning.progress(elapsed_s),
+                "points": None if self.points is None else self.points.to_dict()}
 
     @classmethod
     def from_state(cls, state: dict, finetune) -> "SavedTrial":
+        points = state.get("points")
         return cls(state["run_id"], state["identity"], PruneSummary(**state["summary"]), state["model"],
                    state["optimizer"], state["rng"],
-                   Finetuning.from_progress(state["progress"], state["masks"], finetune))
+                   Finetuning.from_progress(state["progress"], state["masks"], finetune),
+                   None if points is None else recording.EpochPoints.from_dict(points))
 
 
 def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
               reporter: Reporter | None = None, ranks: Ranks = ONE_PROCESS) -> dict:
     """Run one trial and return its final metrics (the MLflow schema's) plus ``run_id``.
 
-    After every fine-tuning epoch the epoch's metrics are logged, the state is saved through
-    ``checkpointer`` and then ``reporter(epoch, metrics)`` is called, in that order. With a saved
-    state, the trial resumes after its last epoch in the same MLflow run. Raises
-    :class:`TrialDiverged` on a NaN/inf loss, after recording the run as failed.
+    After every fine-tuning epoch the state is saved through ``checkpointer`` with the epoch's metric
+    points, ``reporter(epoch, metrics)`` is called, and then the points are logged, in that order. With a
+    saved state, the trial resumes after its last epoch in the same MLflow run, first logging that epoch's
+    saved points again (they are there once either way: a retried trial writes every point exactly once).
+    Raises :class:`TrialDiverged` on a NaN/inf loss, after recording the run as failed.
 
     A data-parallel trial calls this in each of its ``config.workers`` processes with their
     ``ranks`` (``shrink.experiment.ranks``): rank 0 alone records and saves; ``reporter`` is called on
@@ -178,7 +183,10 @@ def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
     recorder = _open_run(trial, saved)
     try:
         optimizer = make_optimizer(trial.model, trial.finetune if _rates(trial) is None else trial.base.recipe)
-        summary, state = _prune(trial, prune_to, recorder) if saved is None else _resume(trial, saved, optimizer)
+        if saved is None:
+            summary, state = _prune(trial, prune_to, recorder)
+        else:
+            summary, state = _resume(trial, saved, optimizer, recorder)
         _finetune(trial, prune_to, state, optimizer, recorder, summary, checkpointer, reporter, started)
         final = _final_evaluation(trial, state, summary, started, recorder)
         if ranks.primary:  # rank 0 measures and records; every rank returns what it returns
@@ -295,10 +303,13 @@ def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummar
     return summary, Finetuning(masks, stopping, rounds=rounds)
 
 
-def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, Finetuning]:
-    """Restore the model, the optimizer and the random state saved after the trial's last epoch."""
+def _resume(trial: Trial, saved: SavedTrial, optimizer, recorder: TrialRecorder) -> tuple[PruneSummary, Finetuning]:
+    """Log the points of the trial's last epoch (which may not have arrived), restore the model, the optimizer
+    and the random state saved after it."""
     from shrink import pruning
 
+    if saved.points is not None:
+        recorder.log_points(saved.points)
     pruning.load_pruned(trial.model, saved.model)
     optimizer.load_state_dict(saved.optimizer)
     restore_rng(saved.rng, trial.config.device)
@@ -308,8 +319,9 @@ def _resume(trial: Trial, saved: SavedTrial, optimizer) -> tuple[PruneSummary, F
 def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: TrialRecorder,
               summary: PruneSummary, checkpointer: Checkpointer | None, reporter: Reporter | None,
               started: float) -> None:
-    """Fine-tune from the epoch after ``state.epoch``: each epoch is logged, becomes the best one or counts
-    towards early stopping (only at the final compression), is saved, then reported."""
+    """Fine-tune from the epoch after ``state.epoch``: each epoch becomes the best one or counts towards early
+    stopping (only at the final compression), is saved with its metric points, reported, then logged (a trial
+    stopped before its points arrived logs them when it resumes from that checkpoint)."""
     from shrink import pruning
 
     config, model = trial.config, trial.model
@@ -333,13 +345,14 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
             state.best_model = _cpu_copy(model.state_dict())
         state.epoch, state.masks = epoch.number, scheduled.masks
         metrics = recording.epoch_metrics(epoch)
-        recorder.log_metrics(metrics, step=epoch.number)
+        points = recording.EpochPoints.stamped(epoch.number, metrics)
         if checkpointer is not None and trial.ranks.primary:
             saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
-                               optimizer.state_dict(), rng_state(config.device), state)
+                               optimizer.state_dict(), rng_state(config.device), state, points)
             checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
         if reporter is not None:
             reporter(epoch.number, metrics)
+        recorder.log_points(points)
 
 
 def _final_evaluation(trial: Trial, state: Finetuning, summary: PruneSummary, started: float,
@@ -515,6 +528,9 @@ class _Silent:
     run_id = None
 
     def log_metrics(self, *args, **kwargs) -> None:
+        pass
+
+    def log_points(self, *args, **kwargs) -> None:
         pass
 
     def log_artifacts(self, *args, **kwargs) -> None:

@@ -6,6 +6,7 @@ sweep's parent run with the spec as ``sweep.yaml``, has every missing base made 
 run written by ``run_trial`` in a Ray worker.
 """
 
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -18,8 +19,8 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from shrink.experiment import recording
-from shrink.experiment.errors import ConfigError
+from shrink.experiment import TrialConfig, recording
+from shrink.experiment.errors import ConfigError, RecordingError
 from shrink.experiment.recording import TrialEnd
 from shrink.experiment.tracking import ensure_experiment, probe_tracking, resolve_tracking_uri, shown_uri
 from shrink.orchestrator.base_tasks import make_bases
@@ -56,6 +57,7 @@ class SweepOutcome:
     pretrain_s: float
     tune_s: float
     latency_s: float  # the timing phase (shrink.orchestrator.timing)
+    errors: tuple[str, ...] = ()  # "<trial>: <why it errored>", one per errored trial
 
     @property
     def unfinished(self) -> int:
@@ -75,6 +77,7 @@ class SweepOutcome:
             f"wall time: Ray start {self.ray_start_s:.1f} s, bases {self.pretrain_s:.1f} s, "
             f"trials {self.tune_s:.1f} s, timing {self.latency_s:.1f} s",
             f"MLflow parent run {self.parent_run_id}; Ray Tune state {self.storage}",
+            *(f"errored: {error}" for error in self.errors),
         ]
         if self.unfinished or self.errored:
             lines.append("to run the rest: shrink sweep ... --resume (errored trials restart from their checkpoints)")
@@ -225,7 +228,6 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         client.log_param(parent, "trials", spec.size)
     _say(f"mlflow: {shown_uri(plan.tracking_uri)}, experiment {spec.experiment!r}, parent run {parent}")
 
-    status = RunStatus.FAILED
     try:
         started = time.monotonic()
         bases = None
@@ -245,20 +247,49 @@ def _run(plan: Plan, *, resume: bool, ray_start_s: float) -> SweepOutcome:
         started = time.monotonic()
         time_saved_pairs(plan.storage, spec.resources, _say)
         latency_s = time.monotonic() - started
-        _delete_superseded_runs(client, experiment_id, parent)
-        ended = [r.metrics.get(STATUS) for r in results if r.error is None]
-        outcome = SweepOutcome(
-            name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
-            finished=ended.count(TrialEnd.FINISHED), failed=ended.count(TrialEnd.DIVERGED),
-            errored=sum(1 for r in results if r.error is not None),
-            nodes=len({r.metrics[NODE] for r in results if NODE in r.metrics}),
-            ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s, latency_s=latency_s,
-        )
-        if outcome.ok:
-            status = RunStatus.FINISHED
-        return outcome
-    finally:
-        client.set_terminated(parent, status=RunStatus.to_string(status))
+    except BaseException:
+        with contextlib.suppress(Exception):  # the store may be what failed: the sweep's own error is the one to see
+            client.set_terminated(parent, status=RunStatus.to_string(RunStatus.FAILED))
+        raise
+    ended = [r.metrics.get(STATUS) for r in results if r.error is None]
+    errored = [(TrialTask.from_tune(r.config).trial, _error_line(r.error)) for r in results if r.error is not None]
+    outcome = SweepOutcome(
+        name=spec.name, parent_run_id=parent, storage=plan.storage, total=len(results),
+        finished=ended.count(TrialEnd.FINISHED), failed=ended.count(TrialEnd.DIVERGED), errored=len(errored),
+        nodes=len({r.metrics[NODE] for r in results if NODE in r.metrics}),
+        ray_start_s=ray_start_s, pretrain_s=pretrain_s, tune_s=tune_s, latency_s=latency_s,
+        errors=tuple(f"{trial_label(trial)}: {reason}" for trial, reason in errored),
+    )
+    _close_sweep(plan, client, experiment_id, parent, outcome, errored)
+    return outcome
+
+
+def _close_sweep(plan: Plan, client: MlflowClient, experiment_id: str, parent: str, outcome: SweepOutcome,
+                 errored: list[tuple[TrialConfig, str]]) -> None:
+    """Mark the runs that errored trials left running failed, with why they errored (a trial that could not
+    write cannot mark its own run), delete superseded and orphan runs, and end the parent run. A store that
+    does not answer fails the driver with one line (``RecordingError``): the trials' state is in Tune's
+    folder, and ``--resume`` records the rest once the store is back."""
+    try:
+        with recording.failing(plan.tracking_uri, f"closing sweep {outcome.name!r} (parent run {parent})"):
+            for trial, reason in errored:
+                recording.mark_errored(client, experiment_id, parent, trial.flat(), reason)
+            _delete_superseded_runs(client, experiment_id, parent)
+            status = RunStatus.FINISHED if outcome.ok else RunStatus.FAILED
+            client.set_terminated(parent, status=RunStatus.to_string(status))
+    except RecordingError as error:
+        raise RecordingError(
+            f"{error}; {outcome.finished} of {outcome.total} trials finished, {outcome.errored} errored, their state "
+            f"in {plan.storage}: once the store answers, `shrink sweep ... --resume` records the rest"
+        ) from error
+
+
+def _error_line(error: BaseException) -> str:
+    """What made a trial error, in one line: its own exception, not Ray's wrapping of it."""
+    while isinstance(getattr(error, "cause", None), BaseException):
+        error = error.cause
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no reason given'}"
 
 
 def _say(line: str) -> None:
@@ -339,16 +370,19 @@ def _latest_parent_run(client: MlflowClient, experiment_id: str, name: str) -> s
 
 def _close_interrupted_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
     """Mark the trial runs that a stopped driver left RUNNING as killed; a trial resumed from its
-    checkpoint reopens its run, one that starts over supersedes it."""
+    checkpoint reopens its run, one that starts over supersedes it. A run tagged finished whose end was not
+    recorded is left to its trial, which ends it (``trainable.finished_run_metrics``)."""
     for run in recording.child_runs(client, experiment_id, parent, "attributes.status = 'RUNNING'"):
-        recording.mark_interrupted(client, run.info.run_id)
+        if not recording.is_finished(run):
+            recording.mark_interrupted(client, run.info.run_id)
 
 
 def _delete_superseded_runs(client: MlflowClient, experiment_id: str, parent: str) -> None:
-    """Delete the runs of trials that started over (their worker or the driver died before a
-    checkpoint) and then finished in a new run: each trial keeps one run."""
+    """Delete the runs of trials that started over (their worker or the driver died, or the store did not
+    answer, before a checkpoint) and then finished in a new run, and the orphans of a repeated run creation
+    (``recording.is_orphan``): each trial keeps one run."""
     runs = recording.child_runs(client, experiment_id, parent)
     finished = {recording.sweep_trial_key(run) for run in runs if recording.is_finished(run)}
     for run in runs:
-        if not recording.is_finished(run) and recording.sweep_trial_key(run) in finished:
+        if recording.is_orphan(run) or (not recording.is_finished(run) and recording.sweep_trial_key(run) in finished):
             client.delete_run(run.info.run_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from shrink.experiment.errors import RecordingError
 from shrink.orchestrator.spec import Resources
 
 LATENCY = "latency"  # in the sweep's storage folder: one folder of saved pairs per host
@@ -34,7 +35,11 @@ def time_saved_pairs(storage: Path, resources: Resources, say: Callable[[str], N
     task = ray.remote(_time_host)
     refs = [task.options(name="shrink-latency", num_cpus=resources.cpus, num_gpus=resources.gpus,
                          scheduling_strategy=_on(nodes.get(host))).remote(str(root / host)) for host in hosts]
-    return sum(ray.get(refs))
+    try:
+        return sum(ray.get(refs))
+    except RecordingError as error:  # Ray's error from the task, a RecordingError too, carries the task's traceback
+        raise RecordingError(f"{error.cause}; once the store answers, `shrink sweep ... --resume` times the trials "
+                             "left") from None
 
 
 def _node_of_each_host() -> dict[str, str]:

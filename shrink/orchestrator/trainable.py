@@ -59,10 +59,11 @@ class TrialTask:
         if self.reference is None:
             return self.trial
         trial = self.trial
-        client = MlflowClient(tracking_uri=trial.tracking_uri)
-        experiment = client.get_experiment_by_name(trial.experiment_name)
-        run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id,
-                                          {**trial.flat(), "strategy": self.reference})
+        with recording.failing(trial.tracking_uri, f"finding the {self.reference} trial's run"):
+            client = MlflowClient(tracking_uri=trial.tracking_uri)
+            experiment = client.get_experiment_by_name(trial.experiment_name)
+            run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id,
+                                              {**trial.flat(), "strategy": self.reference})
         if run is None:
             raise ConfigError(f"{trial.strategy} at {trial.compression:g}x, seed {trial.seed}: the {self.reference} "
                               "trial it follows has not finished in this sweep", key="reference_run")
@@ -112,7 +113,7 @@ def train(config: dict) -> None:
     """
     task = TrialTask.from_tune(config)
     checkpointer = ReportingCheckpointer()
-    finished = finished_run_metrics(task.trial) if tune.get_checkpoint() is None else None
+    finished = finished_run_metrics(task.trial)
     if finished is not None:
         result = final_result(finished)
     else:
@@ -142,11 +143,16 @@ def finished_run_metrics(trial: TrialConfig) -> dict | None:
     """Final metrics of this trial's finished MLflow run in the same sweep, if one exists.
 
     Tune saves its experiment state every few seconds, so after the driver is killed a trial that
-    finished after the last save restarts from scratch; this finds its run instead of training again.
+    finished after the last save restarts from scratch; this finds its run instead of training again. A
+    trial retried after its final metrics arrived but its run's end did not (the store went away between
+    the two writes) finds it too, and ends it: it would write its final metrics a second time.
     """
     if trial.parent_run_id is None:
         return None
-    client = MlflowClient(tracking_uri=trial.tracking_uri)
-    experiment = client.get_experiment_by_name(trial.experiment_name)
-    run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id, trial.flat())
+    with recording.failing(trial.tracking_uri, "looking for the trial's finished run"):
+        client = MlflowClient(tracking_uri=trial.tracking_uri)
+        experiment = client.get_experiment_by_name(trial.experiment_name)
+        run = recording.find_finished_run(client, experiment.experiment_id, trial.parent_run_id, trial.flat())
+        if run is not None and run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="FINISHED")
     return dict(run.data.metrics) if run is not None else None

@@ -14,6 +14,8 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from shrink.experiment import recording
+from shrink.experiment.errors import ConfigError
+from shrink.experiment.tracking import probe_tracking
 from shrink.report.control import CONTROL_DELTAS, with_control_deltas
 
 # A row's trial, in the report's sort order (a sweep's trials differ in recording.SWEEP_TRIAL_KEY).
@@ -32,7 +34,8 @@ PAGE_SIZE = 1000  # runs per search request (MLflow allows up to 50,000; larger 
 
 
 class SweepNotFound(LookupError):
-    """The sweep asked for cannot be read: no store, no such sweep, or no trial runs yet."""
+    """The sweep asked for cannot be read: no store (or one that does not answer), no such sweep, or no trial
+    runs yet."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,18 @@ class Sweep:
 
 
 def _client(tracking_uri: str):
-    """An MLflow client for an existing store; a missing sqlite file is an error, not a new store."""
+    """An MLflow client for an existing store that answers: a missing sqlite file is an error, not a new store,
+    and so is a server or database that does not answer within seconds (MLflow's client retries for minutes)."""
     if tracking_uri.startswith("sqlite:///"):
         path = Path(tracking_uri.removeprefix("sqlite:///"))
         if not path.is_file():
             raise SweepNotFound(
                 f"no MLflow store at {path}: run `shrink sweep` first, or pass --tracking-uri"
             )
+    try:
+        probe_tracking(tracking_uri, write=False)
+    except ConfigError as error:
+        raise SweepNotFound(str(error)) from None
     return MlflowClient(tracking_uri=tracking_uri)
 
 

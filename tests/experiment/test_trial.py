@@ -186,8 +186,9 @@ def test_a_resumed_trial_continues_after_its_last_epoch_in_the_same_run(digits_t
     with pytest.raises(_Stop):
         run_trial(config, checkpointer=checkpointer, reporter=stop_after_first)
     run_id = checkpointer.load()["run_id"]
-    run, _ = read_run(run_id)
+    run, history = read_run(run_id)
     assert (run.info.status, run.data.tags["shrink.failure"]) == ("FAILED", "_Stop: interrupted after epoch 1")
+    assert "val_top1" not in history  # stopped after epoch 1's checkpoint, before its points were logged
 
     seen = []
     resumed = run_trial(config, checkpointer=checkpointer, reporter=lambda epoch, metrics: seen.append(epoch))

@@ -1,6 +1,7 @@
 """`shrink report` end to end on hand-written sweeps: tables, figures, report.md, artifacts."""
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import free_port
 from mlflow import MlflowClient
 from PIL import Image
 from report_sweeps import BASE, FAILURE, trial, write_sweep
@@ -135,6 +137,25 @@ def test_cli_report_unknown_sweep_is_a_one_line_error(store):
     result = CliRunner().invoke(main, ["report", "nope", "--tracking-uri", store])
     assert result.exit_code == 1
     assert result.output == f"Error: unknown sweep 'nope' in {store}; available: small, old\n"
+
+
+@pytest.mark.parametrize(("command", "store", "reason"), [
+    ("report", "http://127.0.0.1:{port}", "no MLflow server answers (Connection refused); start it, or give the "
+                                          "address of one"),
+    ("check", "http://127.0.0.1:{port}", "no MLflow server answers (Connection refused); start it, or give the "
+                                         "address of one"),
+    ("ui", "postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow",
+     'the database refuses the connection (connection failed: connection to server at "127.0.0.1", port {port} '
+     "failed: Connection refused)"),
+], ids=["report-server", "check-server", "ui-database"])
+def test_a_store_that_does_not_answer_is_a_one_line_error_within_seconds(command, store, reason):
+    port = free_port()
+    uri = store.format(port=port)
+    started = time.monotonic()
+    result = CliRunner().invoke(main, [command, "--tracking-uri", uri])
+    assert time.monotonic() - started < 10  # MLflow's own client would retry for minutes
+    assert result.exit_code == 1
+    assert result.output == f"Error: tracking store {uri}: {reason.format(port=port)}\n"
 
 
 def test_literature_without_matching_papers_says_so(store, tmp_path):
