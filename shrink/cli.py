@@ -186,6 +186,10 @@ def pretrain(model, dataset, source, epochs, seed, out, data_root, val_fraction,
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision: bf16 autocast (fp16 with loss scaling on GPUs before compute capability 8.0) "
                    "[default: on for CUDA, off on CPU].")
+@click.option("--compile/--no-compile", default=None,
+              help="torch.compile the model's training and evaluation steps, with CUDA graphs on a GPU; the "
+                   "first epoch pays the compilation (seconds to a minute; less with inductor's cache warm) "
+                   "[default: on for CUDA, off on CPU].")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else ./mlflow.db].")
 @click.option("--experiment", "experiment_name", default="shrink", show_default=True, help="MLflow experiment.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),

@@ -103,6 +103,7 @@ class TrialConfig:
     workers: int = 1  # data-parallel processes fine-tuning the trial (shrink.experiment.ranks)
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # mixed precision (bf16; fp16 before compute capability 8.0); default on CUDA only
+    compile: bool | None = None  # torch.compile the model's steps (CUDA graphs on CUDA); default on CUDA only
     measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
     latency_dir: str | None = None  # a sweep's: save the pair there for its exclusive timing phase, not time it now
     tracking_uri: str | None = None  # default: resolve_tracking_uri()
@@ -178,6 +179,7 @@ class TrialConfig:
         import torch
 
         from shrink import datasets
+        from shrink.experiment.runtime import compile_default
 
         strategy = check_names(dataset=self.dataset, model=self.model, strategy=self.strategy)
         family = datasets.info(self.dataset).family
@@ -191,6 +193,7 @@ class TrialConfig:
             device=device,
             threads=self.threads or torch.get_num_threads(),
             amp=device.startswith("cuda") if self.amp is None else self.amp,
+            compile=compile_default(device) if self.compile is None else self.compile,
         )
 
 
