@@ -56,13 +56,13 @@ def watch(monkeypatch):
     return epochs
 
 
-def run(base, tracking, tmp_path, **overrides):
+def run(base, tracking, tmp_path, reporter=None, **overrides):
     finetune = {"epochs": 2, **overrides.pop("finetune", {})}
     config = TrialConfig.from_dict({
         "model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4.0,
         "base_path": str(base.path), "tracking_uri": tracking, "threads": 1, "finetune": finetune, **overrides})
     checkpointer = DirectoryCheckpointer(tmp_path / "state")
-    result = run_trial(config, checkpointer=checkpointer)
+    result = run_trial(config, checkpointer=checkpointer, reporter=reporter)
     return result, checkpointer.load()["masks"]
 
 
@@ -128,7 +128,11 @@ def test_every_schedule_ends_exactly_at_the_target(schedule, fc1_after_each_epoc
     assert result["best_epoch"] in best_epochs and result["epochs_run"] == 2
 
 
-def test_compiled_steps_prune_gradually_alike_in_every_run(base, tracking, tmp_path, watch):
+class Interrupted(Exception):
+    pass
+
+
+def test_compiled_steps_prune_gradually_alike_in_every_run_resumed_or_not(base, tracking, tmp_path, watch):
     from mlflow import MlflowClient
 
     from shrink import pruning
@@ -136,6 +140,12 @@ def test_compiled_steps_prune_gradually_alike_in_every_run(base, tracking, tmp_p
     schedule = {"schedule": "gradual", "schedule_rounds": 3, "schedule_every": 9, "compile": True,
                 "measure_latency": False}
     first, masks = run(base, tracking, tmp_path / "first", **schedule)
+
+    def interrupt(epoch, metrics):
+        raise Interrupted(f"after epoch {epoch}")
+
+    with pytest.raises(Interrupted):  # the second run stops after epoch 1, then resumes from its checkpoint
+        run(base, tracking, tmp_path / "second", reporter=interrupt, **schedule)
     second, _ = run(base, tracking, tmp_path / "second", **schedule)
     # The masks change within epoch 1 (steps 0, 9, 18), between compiled steps: pruned weights stay zero.
     assert [(epoch["compiled"], epoch["fc1_nonzero"]) for epoch in watch] == [(True, 768)] * 4
