@@ -39,9 +39,9 @@ class Compute:
         """The defaults: mixed precision on CUDA in the device's mode (``runtime.amp_mode``; ``amp``
         overrides whether; on CPU it is opt-in, since it changes the numbers), channels-last memory for
         convolutional nets (measured on this project's 2-core CPU, eager: 1.25x for resnet20 and 1.45x for
-        small-cnn per training step) but compiled on a CPU (there inductor's code for NCHW was faster:
-        resnet20 1.19x eager channels-last's step against 1.00x compiled channels-last), compiled steps where
-        ``runtime.compile_default`` says (``compile`` overrides it)."""
+        small-cnn per training step) but compiled on a CPU (there inductor's NCHW code was the faster: a
+        resnet20 step compiled NCHW was 1.02-1.19x eager channels-last's, compiled channels-last 1.00x),
+        compiled steps where ``runtime.compile_default`` says (``compile`` overrides it)."""
         compiled = compile_default(device) if compile is None else compile
         convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
         mixed = device.startswith("cuda") if amp is None else amp
@@ -74,9 +74,9 @@ class Compute:
         """What computes ``model``'s forward pass (and so its backward): ``model`` itself, or when ``compile``
         a ``torch.compile`` wrapper around it. The wrapper shares the model's parameters and buffers, which
         are its graph's inputs: weights zeroed in place (pruning) are read as they are, with no recompile.
-        Compiled graphs are cached per process by architecture, mode (training, evaluation) and batch shape:
-        a new wrapper, or a new model of the same architecture, reuses them (measured), and the model itself
-        stays plain for hooks, ``copy.deepcopy`` and saving."""
+        Compiled graphs are cached per process and architecture (its ``forward``), by grad mode and batch
+        shape (dynamic from the second shape on): a new wrapper, or a new model of the same architecture,
+        reuses them (measured), and the model itself stays plain for hooks, ``copy.deepcopy`` and saving."""
         if not self.compile:
             return model
         return torch.compile(model, mode=compile_mode(torch.device(self.device).type))
