@@ -66,7 +66,7 @@ def run(folder: Path, epochs: int) -> None:
     serial = spec("serial", 1)
     uri = f"sqlite:///{folder}/mlflow.db"
     ensure_experiment(uri, serial.experiment)
-    base = pretrain("small-mlp", "digits", epochs=serial.pretrain_epochs, progress=None)
+    base = pretrain("small-mlp", "digits", epochs=serial.base_settings[0].epochs, progress=None)
     configs = serial.trial_configs({BaseKey("small-mlp", 0): base}, tracking_uri=uri, parent_run_id=None)
     print(f"{len(configs)} trials of small-mlp on digits ({epochs} fine-tuning epochs each), {cpus} CPUs")
 

@@ -19,7 +19,15 @@ lr 3e-4, batch 64) and random-crop + flip augmentation:
 The two run interleaved, ``--block`` batches at a time, so load from other processes on a shared
 machine hits both alike. Prints images/s of each loop and their ratio (target on CPU: at least 1.5x).
 
+Then, per model, shrink's training step compiled (``compile=true``: ``torch.compile`` of the forward
+pass and so the backward, NCHW on a CPU, CUDA graphs on CUDA) against the same step eager (the
+trial's defaults otherwise), both on the same pruned weights and random batches, interleaved
+``--block`` steps at a time after each side's first two steps (the compiled side's compilation,
+printed apart): lenet-5 at batch 128 on 1x28x28 inputs and resnet20 at batch 64 on 3x32x32, one
+line ``ratio compiled/eager <model>: N.NNx`` each (targets on the 2-core CPU: 1.3x and 1.15x).
+
     python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--threads N] [--amp]
+                          [--only plain|compiled] [--rounds 8]
 
 On a busy machine two torch threads can be many times slower than one; ``--threads 1`` compares like
 with like (each DataLoader worker uses one thread).
@@ -30,6 +38,7 @@ import itertools
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -70,10 +79,72 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice)")
     parser.add_argument("--amp", action="store_true", help="shrink loop with bf16 autocast (a trial's amp=true)")
     parser.add_argument("--block", type=int, default=10, help="batches per turn of each loop")
+    parser.add_argument("--only", choices=("plain", "compiled"), help="run one comparison (default: both)")
+    parser.add_argument("--rounds", type=int, default=8, help="turns of each side in the compiled comparison")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.only != "compiled":
+        against_plain(args)
+    if args.only != "plain":
+        for model, batch, shape in COMPILED_CASES:
+            compiled_ratio(model, batch, shape, args)
 
+
+# The compiled-step comparison's models, batch sizes and input shapes.
+COMPILED_CASES = (("lenet-5", 128, (1, 28, 28)), ("resnet20", 64, (3, 32, 32)))
+
+
+@dataclass
+class Side:
+    """One side of the compiled comparison: its model, optimizer and compute, and what it has timed."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    compute: object  # shrink.experiment.loop.Compute
+    first_s: float  # its first two steps (the compiled side compiles in them)
+    seconds: float = 0.0
+    images: int = 0
+
+
+def compiled_ratio(name: str, batch: int, shape: tuple[int, ...], args) -> None:
+    """Print the compiled step's images/s over the eager step's, for ``name`` pruned 4x (global magnitude)."""
+    from shrink import models, pruning
+    from shrink.experiment import FINETUNE_PRESETS
+    from shrink.experiment.loop import Compute, make_optimizer, train_epoch
+
+    torch.manual_seed(0)
+    dense = models.create(name, num_classes=10, input_shape=shape).state_dict()
+    batches = [(torch.randn(batch, *shape, device=args.device), torch.randint(0, 10, (batch,), device=args.device))
+               for _ in range(4)]
+    sides = []
+    for compiled in (False, True):
+        model = models.create(name, num_classes=10, input_shape=shape)
+        model.load_state_dict(dense)
+        compute = Compute.for_model(model, args.device, amp=args.amp or None, compile=compiled)
+        model = compute.prepare(model)
+        pruning.prune(model, "global-magnitude", 4.0)
+        optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])
+        pruning.keep_masked(model, optimizer)
+        start = time.perf_counter()
+        train_epoch(model, optimizer, batches[:2], compute)
+        sides.append(Side(model, optimizer, compute, time.perf_counter() - start))
+    for _ in range(args.rounds):
+        for side in sides:
+            steps = (batches[i % len(batches)] for i in range(args.block))
+            start = time.perf_counter()
+            side.images += train_epoch(side.model, side.optimizer, steps, side.compute).n
+            side.seconds += time.perf_counter() - start
+    eager, compiled = sides
+    print(f"{name}, batch {batch}, {args.rounds * args.block} steps a side on {args.device}: eager "
+          f"{eager.images / eager.seconds:.1f} images/s (channels_last={eager.compute.channels_last}), compiled "
+          f"{compiled.images / compiled.seconds:.1f} images/s (channels_last={compiled.compute.channels_last}); "
+          f"first two steps {eager.first_s:.1f} s eager, {compiled.first_s:.1f} s compiled")
+    print(f"ratio compiled/eager {name}: {eager.seconds / compiled.seconds:.2f}x")
+
+
+def against_plain(args) -> None:
+    """Print shrink's loop against the plain loop, images/s of each and their ratio."""
     import torchvision.transforms as T
 
     from shrink import datasets, models, pruning

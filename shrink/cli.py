@@ -191,6 +191,10 @@ def pretrain(model, dataset, source, epochs, seed, out, data_root, val_fraction,
                    "--threads CPU); gpu, nvJPEG on the device, the next batch prepared while the current one "
                    "trains; auto, gpu only where the GPU has a hardware JPEG engine (A100, H100: `shrink "
                    "doctor` says), else cpu [default: auto]. The run's shrink.decode tag says which.")
+@click.option("--compile/--no-compile", default=None,
+              help="torch.compile the model's training and evaluation steps, with CUDA graphs on a GPU; the "
+                   "first epoch pays the compilation (seconds to a minute; less with inductor's cache warm) "
+                   "[default: on for CUDA, off on CPU].")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else ./mlflow.db].")
 @click.option("--experiment", "experiment_name", default="shrink", show_default=True, help="MLflow experiment.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),

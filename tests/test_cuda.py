@@ -20,11 +20,13 @@ def test_a_trial_step_autocasts_to_bf16_in_channels_last_and_keeps_the_masks():
     from shrink import models, pruning
     from shrink.experiment import FINETUNE_PRESETS
     from shrink.experiment.loop import Compute, make_optimizer, train_epoch
+    from shrink.experiment.runtime import AmpMode, amp_mode
 
     torch.manual_seed(0)
     model = models.create("resnet20", num_classes=10)
     compute = Compute.for_model(model, "cuda")
-    assert (compute.amp, compute.channels_last) == (True, True)
+    expected = amp_mode("cuda", torch.cuda.get_device_capability())  # bf16 from compute capability 8.0 on
+    assert (compute.amp, compute.channels_last) == (expected, True) and expected is not AmpMode.OFF
     model = compute.prepare(model)
     masks = pruning.prune(model, "global-magnitude", 4.0)
     optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])

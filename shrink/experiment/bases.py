@@ -72,6 +72,7 @@ class RunRecord:
     hardware: str
     amp: str  # the AmpMode: "bf16", "fp16" or "off"
     channels_last: bool
+    compile: bool  # whether its steps ran compiled (Compute.compile)
     versions: dict  # library versions, as runtime.versions() reads them
     git_commit: str | None
     started_at: float
@@ -79,16 +80,18 @@ class RunRecord:
 
     @classmethod
     def from_record(cls, record: dict) -> "RunRecord":
-        """The sidecar's fields (its ``amp`` true/false, as written before fp16 existed, read as bf16/off)."""
+        """The sidecar's fields (its ``amp`` true/false, as written before fp16 existed, read as bf16/off;
+        ``compile`` False where written before it existed)."""
         values = {f.name: record.get(f.name) for f in dataclasses.fields(cls)}
         if isinstance(values["amp"], bool):
             values["amp"] = "bf16" if values["amp"] else "off"
+        values["compile"] = bool(values["compile"])
         return cls(**values)
 
     @classmethod
     def now(cls, device: str, compute: Compute, started_at: float) -> "RunRecord":
-        return cls(device, hardware(device), str(compute.amp), compute.channels_last, json.loads(versions()),
-                   git_commit(), started_at, time.time())
+        return cls(device, hardware(device), str(compute.amp), compute.channels_last, compute.compile,
+                   json.loads(versions()), git_commit(), started_at, time.time())
 
 
 @dataclass(frozen=True)

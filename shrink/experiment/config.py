@@ -105,6 +105,7 @@ class TrialConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms for the trial
     amp: bool | None = None  # mixed precision (bf16; fp16 before compute capability 8.0); default on CUDA only
     decode: str = "auto"  # where image files decode: cpu (workers), gpu (nvJPEG), auto (gpu with a JPEG engine)
+    compile: bool | None = None  # torch.compile the model's steps (CUDA graphs on CUDA); default on CUDA only
     measure_latency: bool = True  # time dense vs pruned forward passes (measured_speedup); off: no such metrics
     latency_dir: str | None = None  # a sweep's: save the pair there for its exclusive timing phase, not time it now
     tracking_uri: str | None = None  # default: resolve_tracking_uri()
@@ -181,6 +182,7 @@ class TrialConfig:
         import torch
 
         from shrink import datasets
+        from shrink.experiment.runtime import compile_default
 
         strategy = check_names(dataset=self.dataset, model=self.model, strategy=self.strategy)
         family = datasets.info(self.dataset).family
@@ -195,6 +197,7 @@ class TrialConfig:
             threads=self.threads or torch.get_num_threads(),
             amp=device.startswith("cuda") if self.amp is None else self.amp,
             decode=str(decode_for(self.decode, device, family)),
+            compile=compile_default(device) if self.compile is None else self.compile,
         )
 
 

@@ -72,7 +72,7 @@ SCORE_FIELDS = ("top1", "top5", "loss", "n")
 
 # What a trial ran with, each as tag ``shrink.<name>`` (the report's columns of the same names).
 TRIAL_TAGS = ("base_sha256", "base_source", "split_hash", "git_commit", "versions", "device", "hardware", "amp",
-              "channels_last", "workers", "decode")
+              "channels_last", "compile", "workers", "decode")
 # The params that tell a sweep's trials apart (the sweep fixes every other field for all of its trials).
 SWEEP_TRIAL_KEY = ("model", "strategy", "compression", "seed", "base_name")
 # The param of a sweep's shared dense control: the strategies whose compression-1 trial it is (JSON list).

@@ -74,6 +74,20 @@ def device_amp(device: str) -> AmpMode:
     return amp_mode(kind, torch.cuda.get_device_capability(torch.device(device)) if kind == "cuda" else None)
 
 
+def compile_default(device: str) -> bool:
+    """Whether a run on ``device`` compiles its steps (``torch.compile``) when its config leaves it unset: on
+    CUDA, where a small net's step is bound by kernel launches; not on a CPU, where compiling a new model
+    costs more than a short trial saves (figures in the README, section "Compiled steps")."""
+    return torch.device(device).type == "cuda"
+
+
+def compile_mode(device_type: str) -> str:
+    """``torch.compile``'s mode for a run's steps on a ``device_type`` device: CUDA graphs on CUDA
+    (``reduce-overhead``: a step replays as one graph launch; the step is sync-free), inductor's default
+    elsewhere."""
+    return "reduce-overhead" if device_type == "cuda" else "default"
+
+
 def default_device() -> str:
     """``cuda`` when a GPU is present, else ``cpu``."""
     return "cuda" if torch.cuda.is_available() else "cpu"

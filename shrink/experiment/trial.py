@@ -252,7 +252,7 @@ def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks, reference: list[
     model = models.create(config.model, num_classes=info.num_classes, input_shape=info.input_shape)
     model.load_state_dict(base.load())
     _check_base(config, model, splits.train, base)
-    compute = Compute.for_model(model, config.device, config.amp)
+    compute = Compute.for_model(model, config.device, config.amp, config.compile)
     return Trial(config, base, splits, compute.prepare(model), compute, ranks, reference)
 
 
@@ -268,7 +268,8 @@ def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
         base_source=trial.base.source,
         split_hash=trial.splits.train.split_hash, git_commit=git_commit(), versions=versions(),
         device=config.device, hardware=hardware(config.device), amp=str(trial.compute.amp),
-        channels_last=int(trial.compute.channels_last), workers=config.workers, decode=config.decode)
+        channels_last=int(trial.compute.channels_last), compile=int(trial.compute.compile), workers=config.workers,
+        decode=config.decode)
     inputs = tuple(recording.DataInput(config.dataset, split.split, split.split_hash, len(split))
                    for split in (trial.splits.train, trial.splits.val, trial.splits.test))
     name = recording.trial_run_name(model=config.model, strategy=config.strategy, compression=config.compression,

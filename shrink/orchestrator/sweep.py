@@ -174,6 +174,19 @@ def check_address(address: str) -> None:
         ) from None
 
 
+# The folder under a sweep's storage path (shared by the nodes of a cluster) holding inductor's compile cache.
+INDUCTOR_CACHE = "inductor-cache"
+
+
+def cluster_trial_env(spec) -> dict[str, str]:
+    """The environment variables of a cluster sweep's tasks and trials (Ray merges them into the job's):
+    inductor's compile cache on the sweep's shared storage, so that a trial with ``compile`` on loads what
+    a trial on any node compiled before instead of compiling again. A local sweep's trials share the
+    machine's default inductor cache."""
+    return {"TORCHINDUCTOR_CACHE_DIR": str(spec.resolved_storage_path() / INDUCTOR_CACHE),
+            "TORCHINDUCTOR_FX_GRAPH_CACHE": "1"}
+
+
 def quiet() -> dict:
     """``ray.init``'s arguments that keep Ray's own logging to warnings."""
     return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
@@ -198,7 +211,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
         ray.init(address="local", num_cpus=int(available["CPU"]), num_gpus=int(available["GPU"]),
                  include_dashboard=False, **quiet())
     else:
-        ray.init(address=address, **quiet())
+        ray.init(address=address, runtime_env={"env_vars": cluster_trial_env(spec)}, **quiet())
     ray_start_s = time.monotonic() - started
     try:
         if address is not None:

@@ -1,6 +1,7 @@
 """How a run computes: the mixed precision chosen per device, fp16's loss scaling in the training step, and torch's
 settings per device."""
 
+import dataclasses
 import os
 
 import pytest
@@ -9,7 +10,9 @@ import torch
 from shrink import models
 from shrink.experiment.loop import Compute, eval_batch_size, make_optimizer, train_epoch
 from shrink.experiment.recipes import RECIPES
-from shrink.experiment.runtime import AmpMode, amp_mode, configure_torch, prepare_cublas
+from shrink.experiment import TrialConfig
+from shrink.experiment.runtime import (AmpMode, amp_mode, compile_default, compile_mode, configure_torch,
+                                       prepare_cublas)
 
 
 @pytest.mark.parametrize("device_type, capability, mode", [
@@ -22,6 +25,16 @@ from shrink.experiment.runtime import AmpMode, amp_mode, configure_torch, prepar
 ])
 def test_amp_is_bf16_on_cpus_and_from_compute_capability_8_else_fp16(device_type, capability, mode):
     assert amp_mode(device_type, capability) == mode
+
+
+def test_steps_compile_by_default_on_cuda_only_with_cuda_graphs_there_and_nchw_convolutions_on_a_cpu():
+    assert [compile_default(device) for device in ("cpu", "cuda", "cuda:1")] == [False, True, True]
+    assert [compile_mode(kind) for kind in ("cpu", "cuda")] == ["default", "reduce-overhead"]
+    cnn = models.create("small-cnn", num_classes=10, input_shape=(1, 8, 8))
+    computes = Compute.for_model(cnn, "cpu"), Compute.for_model(cnn, "cpu", compile=True)
+    assert [(c.compile, c.channels_last) for c in computes] == [(False, True), (True, False)]
+    config = TrialConfig(model="small-mlp", dataset="digits", strategy="random", compression=2, device="cpu")
+    assert [c.resolved().compile for c in (config, dataclasses.replace(config, compile=True))] == [False, True]
 
 
 def test_fp16_skips_a_step_whose_scaled_gradients_overflow_and_lowers_the_scale():

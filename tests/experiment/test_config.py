@@ -27,7 +27,7 @@ def test_from_dict_round_trips_and_flattens_with_dots():
     flat = config.flat()
     assert flat["finetune.lr"] == 0.5 and flat["finetune.epochs"] == 3 and flat["seed"] == 7
     assert "finetune" not in flat
-    assert len(flat) == 31 + 10  # 31 top-level fields besides finetune (base, base_name, workers, decode,
+    assert len(flat) == 32 + 10  # 32 top-level fields besides finetune (base, base_name, workers, decode, compile,
     # measure_latency, latency_dir, reference_run, control_for included), 10 finetune fields
     assert flat["base"] == "pretrain"
     assert (flat["schedule"], flat["schedule_rounds"], flat["schedule_every"], flat["finetune.variant"]) == (

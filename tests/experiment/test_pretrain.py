@@ -30,6 +30,9 @@ def test_pretrain_writes_a_hash_named_checkpoint_and_sidecar_then_reuses_it(tmp_
     assert 0.5 < sidecar["val"]["top1"] <= 1 and 0.5 < sidecar["test"]["top1"] <= 1
     assert (sidecar["val"]["n"], sidecar["test"]["n"]) == (145, 359)  # digits' carve-out at val_fraction 0.1
     assert sidecar["versions"]["torch"] == metadata.version("torch")
+    assert (sidecar["amp"], sidecar["channels_last"], sidecar["compile"]) == ("off", True, False)  # CPU defaults
+    older = json.dumps({k: v for k, v in sidecar.items() if k != "compile"})  # written before compile existed
+    assert Sidecar.from_json(older).run.compile is False
     assert [line.split(" loss")[0] for line in lines[:2]] == [
         "pretrain small-cnn on digits: epoch 1/2", "pretrain small-cnn on digits: epoch 2/2"]
 

@@ -48,7 +48,7 @@ def watch(monkeypatch):
         start = {k: v.detach().clone() for k, v in model.named_parameters()}
         stats = train_epoch(model, optimizer, batches, compute, *distributed)
         epochs.append({"start": start, "lr": optimizer.param_groups[0]["lr"], "optimizer": type(optimizer).__name__,
-                       "fc1_nonzero": int(model.fc1.weight.count_nonzero())})
+                       "fc1_nonzero": int(model.fc1.weight.count_nonzero()), "compiled": compute.compile})
         return stats
 
     train_epoch = loop.train_epoch
@@ -56,13 +56,13 @@ def watch(monkeypatch):
     return epochs
 
 
-def run(base, tracking, tmp_path, **overrides):
+def run(base, tracking, tmp_path, reporter=None, **overrides):
     finetune = {"epochs": 2, **overrides.pop("finetune", {})}
     config = TrialConfig.from_dict({
         "model": "small-mlp", "dataset": "digits", "strategy": "global-magnitude", "compression": 4.0,
         "base_path": str(base.path), "tracking_uri": tracking, "threads": 1, "finetune": finetune, **overrides})
     checkpointer = DirectoryCheckpointer(tmp_path / "state")
-    result = run_trial(config, checkpointer=checkpointer)
+    result = run_trial(config, checkpointer=checkpointer, reporter=reporter)
     return result, checkpointer.load()["masks"]
 
 
@@ -126,6 +126,43 @@ def test_every_schedule_ends_exactly_at_the_target(schedule, fc1_after_each_epoc
     assert (result["nonzero_size"], result["compression_ratio"]) == (1878, TOTAL / 1878)
     assert int(masks["fc1.weight"].sum()) == 768
     assert result["best_epoch"] in best_epochs and result["epochs_run"] == 2
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_compiled_steps_prune_gradually_alike_in_every_run_resumed_or_not(base, tracking, tmp_path, watch):
+    from mlflow import MlflowClient
+
+    from shrink import pruning
+
+    schedule = {"schedule": "gradual", "schedule_rounds": 3, "schedule_every": 9, "compile": True,
+                "measure_latency": False}
+    first, masks = run(base, tracking, tmp_path / "first", **schedule)
+
+    def interrupt(epoch, metrics):
+        raise Interrupted(f"after epoch {epoch}")
+
+    with pytest.raises(Interrupted):  # the second run stops after epoch 1, then resumes from its checkpoint
+        run(base, tracking, tmp_path / "second", reporter=interrupt, **schedule)
+    second, _ = run(base, tracking, tmp_path / "second", **schedule)
+    # The masks change within epoch 1 (steps 0, 9, 18), between compiled steps: pruned weights stay zero.
+    assert [(epoch["compiled"], epoch["fc1_nonzero"]) for epoch in watch] == [(True, 768)] * 4
+    assert (first["nonzero_size"], int(masks["fc1.weight"].sum())) == (1878, 768)
+    timings = {"run_id", "wall_time_s"}
+    assert {k: v for k, v in first.items() if k not in timings} == {k: v for k, v in second.items() if k not in timings}
+    assert first["test_top1"] > first["dense_test_top1"] - 0.05
+    recorded = MlflowClient(tracking).get_run(first["run_id"]).data
+    assert (recorded.params["compile"], recorded.tags["shrink.compile"]) == ("True", "1")
+
+    # A compiled forward pass reads weights zeroed in place as they are now, not as they were compiled.
+    model = models.create("small-mlp", num_classes=10, input_shape=(1, 8, 8)).eval()
+    compiled, x = loop.Compute(compile=True).compiled(model), torch.randn(50, 1, 8, 8)
+    with torch.no_grad():
+        dense = compiled(x)
+        pruning.apply_masks(model, {"fc1.weight": torch.rand(model.fc1.weight.shape) > 0.5})
+        assert torch.allclose(compiled(x), model(x), atol=1e-6) and not torch.allclose(compiled(x), dense, atol=1e-2)
 
 
 def test_a_channel_trial_records_the_speedup_of_the_physically_smaller_model(tracking, tmp_path):
