@@ -56,25 +56,40 @@ def _epochs_logged(client: MlflowClient, experiment_id: str) -> int:
     return max((len(client.get_metric_history(run.info.run_id, "val_top1")) for run in runs), default=0)
 
 
-def test_a_restarted_mlflow_server_and_postgres_lose_no_run_and_write_no_point_twice(cluster, tmp_path, capsys):
+def _kill_after_the_first_epoch(server, sweep_ended) -> float:
+    """Wait until some trial of the store has logged an epoch, then SIGKILL the server; when it was killed."""
+    client = MlflowClient(server.url)
+    while not sweep_ended.is_set() and not client.search_experiments(filter_string="name = 'shrink'"):
+        time.sleep(0.1)
+    experiment_id = client.get_experiment_by_name("shrink").experiment_id
+    while not sweep_ended.is_set() and _epochs_logged(client, experiment_id) < 1:
+        time.sleep(0.05)
+    kill_mlflow_server(server)
+    return time.time()
+
+
+@contextlib.contextmanager
+def _tracked_sweep(tmp_path, name: str, **options: str):
+    """A PostgreSQL, an MLflow server on it and the file of a 4-trial sweep recording there, as
+    ``(restart, postgres, server, path)``: ``restart()`` starts the server again at its address (it runs until the
+    block ends)."""
     artifacts = tmp_path / "artifacts"
     with contextlib.ExitStack() as servers:
         postgres = servers.enter_context(postgres_server())
-        first = servers.enter_context(mlflow_server(postgres.uri, artifacts))
-        path = digits_sweep(tmp_path, "restarts", seeds="[0]", finetune=f"{{epochs: {EPOCHS}, patience: {EPOCHS}}}",
-                            retries="3", tracking_uri=first.url)
+        server = servers.enter_context(mlflow_server(postgres.uri, artifacts))
+        path = digits_sweep(tmp_path, name, seeds="[0]", finetune=f"{{epochs: {EPOCHS}, patience: {EPOCHS}}}",
+                            tracking_uri=server.url, **options)
+        port = int(server.url.rsplit(":", 1)[1])
+        yield (lambda: servers.enter_context(mlflow_server(postgres.uri, artifacts, port=port))), postgres, server, path
+
+
+def test_a_restarted_mlflow_server_and_postgres_lose_no_run_and_write_no_point_twice(cluster, tmp_path, capsys):
+    with _tracked_sweep(tmp_path, "restarts", retries="3") as (restart, postgres, first, path):
         faults: dict[str, float] = {}
 
         def restart_the_server_then_postgres(sweep_ended):
-            client = MlflowClient(first.url)
-            while not sweep_ended.is_set() and not client.search_experiments(filter_string="name = 'shrink'"):
-                time.sleep(0.1)
-            experiment_id = client.get_experiment_by_name("shrink").experiment_id
-            while not sweep_ended.is_set() and _epochs_logged(client, experiment_id) < 1:
-                time.sleep(0.05)
-            faults["mlflow server killed"] = time.time()
-            kill_mlflow_server(first)
-            servers.enter_context(mlflow_server(postgres.uri, artifacts, port=int(first.url.rsplit(":", 1)[1])))
+            faults["mlflow server killed"] = _kill_after_the_first_epoch(first, sweep_ended)
+            restart()
             faults["mlflow server back"] = time.time()
             restart_postgres(postgres)
             faults["postgres restarted"] = time.time()
@@ -115,26 +130,14 @@ def _points(url: str, runs: list, parent_run_id: str) -> tuple[int, int, int, in
 
 def test_a_server_down_for_longer_than_the_retry_window_stops_the_sweep_and_resume_loses_nothing(
         short_retries_cluster, tmp_path, capsys):
-    artifacts = tmp_path / "artifacts"
-    with contextlib.ExitStack() as servers:
-        postgres = servers.enter_context(postgres_server())
-        first = servers.enter_context(mlflow_server(postgres.uri, artifacts))
-        path = digits_sweep(tmp_path, "outage", seeds="[0]", finetune=f"{{epochs: {EPOCHS}, patience: {EPOCHS}}}",
-                            retries="0", measure_latency="false", tracking_uri=first.url)
+    with _tracked_sweep(tmp_path, "outage", retries="0", measure_latency="false") as (restart, _, first, path):
         faults: dict[str, float] = {}
 
         def keep_the_server_down_until_the_driver_stops(sweep_ended):
-            client = MlflowClient(first.url)
-            while not sweep_ended.is_set() and not client.search_experiments(filter_string="name = 'shrink'"):
-                time.sleep(0.1)
-            experiment_id = client.get_experiment_by_name("shrink").experiment_id
-            while not sweep_ended.is_set() and _epochs_logged(client, experiment_id) < 1:
-                time.sleep(0.05)
-            faults["mlflow server killed"] = time.time()
-            kill_mlflow_server(first)
+            faults["mlflow server killed"] = _kill_after_the_first_epoch(first, sweep_ended)
             sweep_ended.wait()
             faults["driver stopped"] = time.time()
-            servers.enter_context(mlflow_server(postgres.uri, artifacts, port=int(first.url.rsplit(":", 1)[1])))
+            restart()
 
         with pytest.raises(RecordingError) as stopped:
             sweep_beside(keep_the_server_down_until_the_driver_stops, path, short_retries_cluster.address)
