@@ -330,7 +330,7 @@ class TrialRecorder:
             run = client.create_run(experiment_id, run_name=run_name, tags=_strings(tags))
             client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
             if inputs:
-                client.log_inputs(run.info.run_id, datasets=[data.to_mlflow() for data in inputs])
+                _log_inputs(client, run.info.run_id, [data.to_mlflow() for data in inputs])
         return cls(client, uri, run.info.run_id)
 
     @classmethod
@@ -391,6 +391,23 @@ class TrialRecorder:
 
     def _failing(self, what: str):
         return failing(self.uri, f"{what} (run {self.run_id})")
+
+
+# What SQLite and PostgreSQL say when a row with the same unique key was inserted meanwhile.
+_UNIQUE_VIOLATIONS = ("UNIQUE constraint failed", "duplicate key value violates unique constraint")
+
+
+def _log_inputs(client, run_id: str, datasets: list) -> None:
+    """``log_inputs``, once more when a concurrent trial inserted the same dataset (experiment, name, digest)
+    between the store's lookup and its insert: the second call finds that row and links it to this run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.log_inputs(run_id, datasets=datasets)
+    except MlflowException as error:
+        if not any(violation in str(error) for violation in _UNIQUE_VIOLATIONS):
+            raise
+        client.log_inputs(run_id, datasets=datasets)
 
 
 def _client(uri: str):
