@@ -24,9 +24,11 @@ LATENCY = "latency"  # in the sweep's storage folder: one folder of saved pairs 
 
 def time_saved_pairs(storage: Path, resources: Resources, say: Callable[[str], None]) -> int:
     """Time every pair saved under ``storage``/latency, one at a time per host; the number timed."""
+    from shrink.experiment import latency
+
     root = storage / LATENCY
-    hosts = {folder.name: len(list(folder.glob("*.pt"))) for folder in sorted(root.iterdir())} if root.is_dir() else {}
-    hosts = {host: count for host, count in hosts.items() if count}
+    counts = {folder.name: len(latency.saved_pairs(folder)) for folder in sorted(root.iterdir())} if root.is_dir() else {}
+    hosts = {host: count for host, count in counts.items() if count}
     if not hosts:
         return 0
     say(f"latency: timing {sum(hosts.values())} trials' dense and pruned models now that no trial runs, "
