@@ -156,19 +156,23 @@ class Epoch:
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train, val, compute: Compute, *,
                epochs: range, batch_size: int, seed: int, rates: RateSchedule | None = None,
                batches: Callable[[Iterable, int], Iterable] | None = None,
-               stop: Callable[[], bool] | None = None, ranks: Ranks = ONE_PROCESS) -> Iterator[Epoch]:
+               stop: Callable[[], bool] | None = None, ranks: Ranks = ONE_PROCESS,
+               scaler: torch.amp.GradScaler | None = None) -> Iterator[Epoch]:
     """Train over ``epochs`` (1-based numbers) and yield each :class:`Epoch` after evaluating on ``val``.
 
     Each epoch first asks ``stop()`` (when given) whether to end, sets its rate from ``rates`` (else the
     optimizer's stays), then trains on ``train`` shuffled with :func:`epoch_seed`; ``batches(batches,
-    epoch)`` may wrap the batches (scheduled pruning). Raises :class:`TrialDiverged` naming the epoch.
+    epoch)`` may wrap the batches (scheduled pruning); the loss is scaled by ``scaler`` (the run's, which a
+    resumed run restores; default a new ``compute.grad_scaler()``). Raises :class:`TrialDiverged` naming
+    the epoch.
 
     In a data-parallel group (``ranks``) the model trains under DDP on this rank's shard of each
     global batch of ``batch_size``; after each epoch rank 0's buffers (BatchNorm statistics) are copied to
     every rank, the ranks check that they hold the same weights and masks, and rank 0's validation scores
     are every rank's, so decisions taken on them are the same everywhere.
     """
-    trained, scaler = ranks.wrap(model), compute.grad_scaler()
+    trained = ranks.wrap(model)
+    scaler = compute.grad_scaler() if scaler is None else scaler
     for number in epochs:
         if stop is not None and stop():
             return

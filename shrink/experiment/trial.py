@@ -61,6 +61,7 @@ class Trial:
     compute: Compute
     ranks: Ranks = ONE_PROCESS  # this process's place in a data-parallel trial
     reference: list[PruningRound] | None = None  # a matched trial's: the rounds its reference trial recorded
+    scaler: torch.amp.GradScaler | None = None  # fine-tuning's loss scaler (compute.grad_scaler()), saved with it
 
     @property
     def finetune(self):
@@ -140,13 +141,14 @@ class SavedTrial:
     rng: dict
     finetuning: Finetuning
     points: recording.EpochPoints | None = None  # the epoch's metric points (None in checkpoints saved before)
+    scaler: dict | None = None  # the loss scaler's state (None in checkpoints saved before; {} when it is off)
 
     def to_state(self, elapsed_s: float) -> dict:
         """The tensors and plain values a ``Checkpointer`` saves (they load with ``weights_only=True``)."""
         return {"run_id": self.run_id, "identity": self.resume_values, "masks": self.finetuning.masks,
                 "summary": self.summary.metrics(), "model": self.model, "optimizer": self.optimizer,
                 "rng": self.rng, "progress": self.finetuning.progress(elapsed_s),
-                "points": None if self.points is None else self.points.to_dict()}
+                "points": None if self.points is None else self.points.to_dict(), "scaler": self.scaler}
 
     @classmethod
     def from_state(cls, state: dict, finetune) -> "SavedTrial":
@@ -154,7 +156,7 @@ class SavedTrial:
         return cls(state["run_id"], state["identity"], PruneSummary(**state["summary"]), state["model"],
                    state["optimizer"], state["rng"],
                    Finetuning.from_progress(state["progress"], state["masks"], finetune),
-                   None if points is None else recording.EpochPoints.from_dict(points))
+                   None if points is None else recording.EpochPoints.from_dict(points), state.get("scaler"))
 
 
 def run_trial(config: TrialConfig, *, checkpointer: Checkpointer | None = None,
@@ -253,7 +255,7 @@ def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks, reference: list[
     model.load_state_dict(base.load())
     _check_base(config, model, splits.train, base)
     compute = Compute.for_model(model, config.device, config.amp, config.compile)
-    return Trial(config, base, splits, compute.prepare(model), compute, ranks, reference)
+    return Trial(config, base, splits, compute.prepare(model), compute, ranks, reference, compute.grad_scaler())
 
 
 def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
@@ -305,14 +307,17 @@ def _prune(trial: Trial, prune_to, recorder: TrialRecorder) -> tuple[PruneSummar
 
 
 def _resume(trial: Trial, saved: SavedTrial, optimizer, recorder: TrialRecorder) -> tuple[PruneSummary, Finetuning]:
-    """Log the points of the trial's last epoch (which may not have arrived), restore the model, the optimizer
-    and the random state saved after it."""
+    """Log the points of the trial's last epoch (which may not have arrived), restore the model, the optimizer,
+    the loss scaler (fp16's scale and its count of steps since the last overflow) and the random state saved
+    after it."""
     from shrink import pruning
 
     if saved.points is not None:
         recorder.log_points(saved.points)
     pruning.load_pruned(trial.model, saved.model)
     optimizer.load_state_dict(saved.optimizer)
+    if saved.scaler:  # empty when the saving run's was off (a scaler that is off ignores a saved state)
+        trial.scaler.load_state_dict(saved.scaler)
     restore_rng(saved.rng, trial.config.device)
     return saved.summary, saved.finetuning
 
@@ -338,7 +343,8 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
     epochs = run_epochs(model, optimizer, trial.splits.train, trial.splits.val, trial.compute,
                         epochs=range(state.epoch + 1, config.finetune.epochs + 1),
                         batch_size=config.finetune.batch_size, seed=config.seed, rates=_rates(trial),
-                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted, ranks=trial.ranks)
+                        batches=scheduled.batches, stop=lambda: state.stopping.exhausted, ranks=trial.ranks,
+                        scaler=trial.scaler)
     for epoch in epochs:
         if not math.isfinite(epoch.val.loss):
             raise TrialDiverged(f"epoch {epoch.number}: validation loss became {epoch.val.loss}")
@@ -349,7 +355,8 @@ def _finetune(trial: Trial, prune_to, state: Finetuning, optimizer, recorder: Tr
         points = recording.EpochPoints.stamped(epoch.number, metrics)
         if checkpointer is not None and trial.ranks.primary:
             saved = SavedTrial(recorder.run_id, _resume_values(config), summary, _cpu_copy(model.state_dict()),
-                               optimizer.state_dict(), rng_state(config.device), state, points)
+                               optimizer.state_dict(), rng_state(config.device), state, points,
+                               trial.scaler.state_dict())
             checkpointer.save(saved.to_state(state.elapsed_s + time.perf_counter() - started))
         if reporter is not None:
             reporter(epoch.number, metrics)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from shrink import datasets
-from shrink.experiment.runtime import git_commit
+from shrink.experiment import loop
+from shrink.experiment.runtime import AmpMode, git_commit
 from shrink.experiment import (CheckpointMismatch, ConfigError, DirectoryCheckpointer, TrialConfig, TrialDiverged,
                                pretrain, run_trial)
 
@@ -204,6 +205,28 @@ def test_a_resumed_trial_continues_after_its_last_epoch_in_the_same_run(digits_t
     assert history["val_top1"] == straight_history["val_top1"]
     assert history["train_loss"] == straight_history["train_loss"]
     assert (resumed["test_top1"], resumed["best_epoch"]) == (straight["test_top1"], straight["best_epoch"])
+
+
+def test_an_fp16_trial_resumes_with_the_loss_scalers_state(digits_trial, read_run, tmp_path, monkeypatch):
+    # fp16 with loss scaling is what a V100 or T4 computes in (runtime.amp_mode); it runs on this CPU too.
+    monkeypatch.setattr(loop, "device_amp", lambda device: AmpMode.FP16)
+    config = digits_trial(amp=True, finetune={"epochs": 3, "patience": 3})
+    interrupted, straight = DirectoryCheckpointer(tmp_path / "resumed"), DirectoryCheckpointer(tmp_path / "straight")
+
+    def stop_after_first(epoch, metrics):
+        raise _Stop(f"interrupted after epoch {epoch}")
+
+    with pytest.raises(_Stop):
+        run_trial(config, checkpointer=interrupted, reporter=stop_after_first)
+    assert interrupted.load()["scaler"]["_growth_tracker"] == 20  # steps without an overflow in epoch 1
+    resumed = run_trial(config, checkpointer=interrupted)
+    uninterrupted = run_trial(config, checkpointer=straight)
+    assert read_run(resumed["run_id"])[0].data.tags["shrink.amp"] == "fp16"
+    # digits: 1,797 images, 359 for test, 145 (10% of the rest) for validation: 1,293 training images, 20 full
+    # batches of 64 an epoch, none overflowing at the initial scale 2**16: the count goes on from 20, not from 0.
+    assert [interrupted.load()["scaler"][k] for k in ("scale", "_growth_tracker")] == [2.0**16, 60]
+    assert interrupted.load()["scaler"] == straight.load()["scaler"]
+    assert read_run(resumed["run_id"])[1]["train_loss"] == read_run(uninterrupted["run_id"])[1]["train_loss"]
 
 
 def test_a_saved_state_of_another_trial_is_refused(digits_trial, tmp_path):
