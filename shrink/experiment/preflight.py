@@ -29,6 +29,8 @@ def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
     finetune = config.finetune.resolved(datasets.info(config.dataset).family)
     if config.base_path is None:
         _base(config, finetune)
+    if config.compile is None:
+        _compile_override()
     if config.workers > 1 and config.device is not None and config.device.startswith("cuda:"):
         raise ConfigError(f"device {config.device!r} names one GPU, but each of the {config.workers} workers gets its "
                           "own GPU from Ray Train: give device 'cuda' (and choose the GPUs with CUDA_VISIBLE_DEVICES)",
@@ -46,6 +48,15 @@ def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
                           "needs finetune.epochs >= 1", key="finetune.epochs")
     if splits is not None:
         _fits(config, strategy, finetune, len(splits.train))
+
+
+def _compile_override() -> None:
+    from shrink.experiment.runtime import forced_compile
+
+    try:
+        forced_compile()
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def needs_recipe(variant: str, source: str) -> ConfigError:

@@ -74,11 +74,28 @@ def device_amp(device: str) -> AmpMode:
     return amp_mode(kind, torch.cuda.get_device_capability(torch.device(device)) if kind == "cuda" else None)
 
 
+# Overrides :func:`compile_default` in this process and the processes it starts: ``1`` compiles every run whose
+# config leaves ``compile`` unset, ``0`` none (the test suite's compiled pass: ``SHRINK_COMPILE=1 pytest``).
+COMPILE_ENV = "SHRINK_COMPILE"
+
+
+def forced_compile() -> bool | None:
+    """``$SHRINK_COMPILE`` read: True for ``1``, False for ``0``, None when unset or empty. Raises ValueError
+    naming any other value."""
+    forced = os.environ.get(COMPILE_ENV, "")
+    if forced not in ("", "0", "1"):
+        raise ValueError(f"{COMPILE_ENV} must be 1 (compile), 0 (do not) or unset (the device's default), "
+                         f"not {forced!r}")
+    return forced == "1" if forced else None
+
+
 def compile_default(device: str) -> bool:
-    """Whether a run on ``device`` compiles its steps (``torch.compile``) when its config leaves it unset: on
-    CUDA, where a small net's step is bound by kernel launches; not on a CPU, where compiling a new model
-    costs more than a short trial saves (figures in the README, section "Compiled steps")."""
-    return torch.device(device).type == "cuda"
+    """Whether a run on ``device`` compiles its steps (``torch.compile``) when its config leaves it unset:
+    :func:`forced_compile` when set, else on CUDA, where a small net's step is bound by kernel launches, and
+    not on a CPU, where compiling a new model costs more than a short trial saves (figures in the README,
+    section "Compiled steps")."""
+    forced = forced_compile()
+    return torch.device(device).type == "cuda" if forced is None else forced
 
 
 def compile_mode(device_type: str) -> str:

@@ -11,7 +11,9 @@ from shrink import models
 from shrink.experiment.loop import Compute, eval_batch_size, make_optimizer, train_epoch
 from shrink.experiment.recipes import RECIPES
 from shrink.experiment import TrialConfig
-from shrink.experiment.runtime import (AmpMode, amp_mode, compile_default, compile_mode, configure_torch,
+from shrink.experiment.errors import ConfigError
+from shrink.experiment.preflight import preflight
+from shrink.experiment.runtime import (COMPILE_ENV, AmpMode, amp_mode, compile_default, compile_mode, configure_torch,
                                        prepare_cublas)
 
 
@@ -27,7 +29,8 @@ def test_amp_is_bf16_on_cpus_and_from_compute_capability_8_else_fp16(device_type
     assert amp_mode(device_type, capability) == mode
 
 
-def test_steps_compile_by_default_on_cuda_only_with_cuda_graphs_there_and_nchw_convolutions_on_a_cpu():
+def test_steps_compile_by_default_on_cuda_only_with_cuda_graphs_there_and_nchw_convolutions_on_a_cpu(monkeypatch):
+    monkeypatch.delenv(COMPILE_ENV, raising=False)  # the rule itself, also in the suite's compiled pass
     assert [compile_default(device) for device in ("cpu", "cuda", "cuda:1")] == [False, True, True]
     assert [compile_mode(kind) for kind in ("cpu", "cuda")] == ["default", "reduce-overhead"]
     cnn = models.create("small-cnn", num_classes=10, input_shape=(1, 8, 8))
@@ -35,6 +38,24 @@ def test_steps_compile_by_default_on_cuda_only_with_cuda_graphs_there_and_nchw_c
     assert [(c.compile, c.channels_last) for c in computes] == [(False, True), (True, False)]
     config = TrialConfig(model="small-mlp", dataset="digits", strategy="random", compression=2, device="cpu")
     assert [c.resolved().compile for c in (config, dataclasses.replace(config, compile=True))] == [False, True]
+
+
+def test_shrink_compile_overrides_the_default_rule_but_not_a_config_and_a_bad_value_stops_the_preflight(monkeypatch):
+    config = TrialConfig(model="small-mlp", dataset="digits", strategy="random", compression=2, device="cpu")
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    assert [compile_default(device) for device in ("cpu", "cuda")] == [True, True]
+    assert [c.resolved().compile for c in (config, dataclasses.replace(config, compile=False))] == [True, False]
+    monkeypatch.setenv(COMPILE_ENV, "0")
+    assert [compile_default(device) for device in ("cpu", "cuda")] == [False, False]
+    monkeypatch.setenv(COMPILE_ENV, "")
+    assert [compile_default(device) for device in ("cpu", "cuda")] == [False, True]
+    monkeypatch.setenv(COMPILE_ENV, "yes")
+    message = "SHRINK_COMPILE must be 1 (compile), 0 (do not) or unset (the device's default), not 'yes'"
+    for check in (lambda: preflight(config), config.resolved):
+        with pytest.raises(ConfigError) as error:
+            check()
+        assert str(error.value) == message
+    preflight(dataclasses.replace(config, compile=True))  # a config's own setting does not read the variable
 
 
 def test_fp16_skips_a_step_whose_scaled_gradients_overflow_and_lowers_the_scale():

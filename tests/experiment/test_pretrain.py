@@ -8,10 +8,12 @@ from importlib import metadata
 import pytest
 
 from shrink.experiment.bases import Sidecar
+from shrink.experiment.runtime import COMPILE_ENV
 from shrink.experiment import CheckpointMismatch, ConfigError, bases_dir, load_base, pretrain
 
 
 def test_pretrain_writes_a_hash_named_checkpoint_and_sidecar_then_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(COMPILE_ENV, raising=False)  # the CPU defaults, also in the suite's compiled pass
     lines = []
     base = pretrain("small-cnn", "digits", epochs=2, seed=3, threads=1, progress=lines.append)
 

@@ -28,7 +28,8 @@ def test_a_state_dict_file_is_the_base_of_two_workers_whose_checkpoint_one_proce
     torch.save(base.state_dict(), weights)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["--model", "resnet20", "--dataset", "digits", "--compression", "4", "--epochs", "2", "--base",
-            str(weights), "--checkpoint-dir", str(tmp_path / "ckpt"), "--tracking-uri", uri]
+            str(weights), "--checkpoint-dir", str(tmp_path / "ckpt"), "--tracking-uri", uri,
+            "--no-compile"]  # eager, so channels-last (a compiled CPU step is NCHW), also in the suite's compiled pass
 
     pair = shrink_trial(*args, "--workers", "2")
 
