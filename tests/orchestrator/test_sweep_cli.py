@@ -86,6 +86,14 @@ def test_bad_sweep_files_exit_2_with_one_line_before_anything_starts(tmp_path, e
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+def test_a_bad_shrink_compile_exits_2_with_one_line_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHRINK_COMPILE", "true")
+    result = _sweep(str(digits_sweep(tmp_path)))
+    assert (result.exit_code, result.output) == (2, "Error: tiny.yaml: SHRINK_COMPILE must be 1 "
+                                                    "(compile), 0 (do not) or unset (the device's default), not 'true'\n")
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
 def test_missing_dataset_files_exit_2(monkeypatch):
     monkeypatch.delenv("SHRINK_DATA", raising=False)
     result = _sweep("--preset", "cifar10-resnet56", "--dry-run")
