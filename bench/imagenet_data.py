@@ -29,6 +29,10 @@ measured (one line says so) and batches land on the CPU.
 
     python bench/imagenet_data.py [--images 2000] [--tree DIR] [--rounds 6] [--per-round 256] [--threads 1]
                                   [--decode both] [--workers 8] [--feed-batch-size 256] [--feed-images 20000]
+                                  [--skip-cpu]
+
+``--skip-cpu`` measures only the decode choices (``bench/gpu.sh``: ResNet-18 224 px bf16 fed by the JPEG
+path, target at least 5,000 images/s on an A100/H100-class GPU).
 
 ``--threads 1`` compares like with like on a shared machine; ``--tree DIR`` keeps the tree for later runs.
 """
@@ -284,6 +288,8 @@ def main() -> None:
     parser.add_argument("--feed-batch-size", type=int, default=256, help="batch of the decode figures (default 256)")
     parser.add_argument("--feed-images", type=int, default=20_000,
                         help="images per decode figure, over all rounds (default 20000)")
+    parser.add_argument("--skip-cpu", action="store_true",
+                        help="skip the per-core comparison with the PIL path: only the decode choices")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -293,8 +299,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train = write_tree(args.tree or Path(tmp), args.images)
         _, samples = _scan(train)
-        components(samples, args)
-        cpu_comparison(samples, args)
+        if not args.skip_cpu:
+            components(samples, args)
+            cpu_comparison(samples, args)
         decode_figures(samples, args)
 
 

@@ -20,14 +20,20 @@ The two run interleaved, ``--block`` batches at a time, so load from other proce
 machine hits both alike. Prints images/s of each loop and their ratio (target on CPU: at least 1.5x).
 
 Then, per model, shrink's training step compiled (``compile=true``: ``torch.compile`` of the forward
-pass and so the backward, NCHW on a CPU, CUDA graphs on CUDA) against the same step eager (the
-trial's defaults otherwise), both on the same pruned weights and random batches, interleaved
-``--block`` steps at a time after each side's first two steps (the compiled side's compilation,
-printed apart): lenet-5 at batch 128 on 1x28x28 inputs and resnet20 at batch 64 on 3x32x32, one
-line ``ratio compiled/eager <model>: N.NNx`` each (targets on the 2-core CPU: 1.3x and 1.15x).
+pass and so the backward, NCHW on a CPU, CUDA graphs on CUDA) against the same step eager twice: in the
+compiled step's memory format (NCHW on a CPU: what compiling alone changes) and with the trial's eager
+defaults (channels-last convolutions: what a trial would otherwise run). All three run on the same pruned
+weights and random batches, interleaved ``--block`` steps at a time after each side's first two steps
+(the compiled side's compilation, printed apart): lenet-5 at batch 128 on 1x28x28 inputs and resnet20
+at batch 64 on 3x32x32, two lines each, ``ratio compiled/eager <model>: N.NNx`` (same memory format;
+targets on the 2-core CPU: 1.3x and 1.15x) and ``ratio compiled/eager-default <model>: N.NNx`` (where the
+two eager sides differ: not on CUDA, whose compiled step keeps channels-last).
 
     python bench/trial.py [--images 10000] [--model resnet20] [--device cpu] [--threads N] [--amp]
-                          [--only plain|compiled] [--rounds 8]
+                          [--only plain|compiled] [--rounds 8] [--case resnet56:64:3x32x32 ...]
+
+``--case MODEL:BATCH:CxHxW`` (repeatable) replaces the compiled comparison's two models (``bench/gpu.sh``
+gives ResNet-56 at batch 64 on CUDA, whose target is 3x).
 
 On a busy machine two torch threads can be many times slower than one; ``--threads 1`` compares like
 with like (each DataLoader worker uses one thread).
@@ -81,13 +87,16 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=10, help="batches per turn of each loop")
     parser.add_argument("--only", choices=("plain", "compiled"), help="run one comparison (default: both)")
     parser.add_argument("--rounds", type=int, default=8, help="turns of each side in the compiled comparison")
+    parser.add_argument("--case", type=compiled_case, action="append",
+                        help="MODEL:BATCH:CxHxW of the compiled comparison, repeatable "
+                             "(default: lenet-5:128:1x28x28 and resnet20:64:3x32x32)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.only != "compiled":
         against_plain(args)
     if args.only != "plain":
-        for model, batch, shape in COMPILED_CASES:
+        for model, batch, shape in args.case or COMPILED_CASES:
             compiled_ratio(model, batch, shape, args)
 
 
@@ -95,10 +104,20 @@ def main() -> None:
 COMPILED_CASES = (("lenet-5", 128, (1, 28, 28)), ("resnet20", 64, (3, 32, 32)))
 
 
+def compiled_case(text: str) -> tuple[str, int, tuple[int, ...]]:
+    """``MODEL:BATCH:CxHxW`` as (model, batch, input shape)."""
+    try:
+        model, batch, shape = text.split(":")
+        return model, int(batch), tuple(int(n) for n in shape.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MODEL:BATCH:CxHxW (e.g. resnet56:64:3x32x32)") from None
+
+
 @dataclass
 class Side:
     """One side of the compiled comparison: its model, optimizer and compute, and what it has timed."""
 
+    label: str
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     compute: object  # shrink.experiment.loop.Compute
@@ -106,9 +125,16 @@ class Side:
     seconds: float = 0.0
     images: int = 0
 
+    def describe(self) -> str:
+        return (f"{self.label} {self.images / self.seconds:.1f} images/s "
+                f"(channels_last={self.compute.channels_last}, first two steps {self.first_s:.1f} s)")
+
 
 def compiled_ratio(name: str, batch: int, shape: tuple[int, ...], args) -> None:
-    """Print the compiled step's images/s over the eager step's, for ``name`` pruned 4x (global magnitude)."""
+    """Print the compiled step's images/s over the eager step's in the same memory format and with the
+    trial's eager defaults, for ``name`` pruned 4x (global magnitude)."""
+    import dataclasses
+
     from shrink import models, pruning
     from shrink.experiment import FINETUNE_PRESETS
     from shrink.experiment.loop import Compute, make_optimizer, train_epoch
@@ -117,30 +143,35 @@ def compiled_ratio(name: str, batch: int, shape: tuple[int, ...], args) -> None:
     dense = models.create(name, num_classes=10, input_shape=shape).state_dict()
     batches = [(torch.randn(batch, *shape, device=args.device), torch.randint(0, 10, (batch,), device=args.device))
                for _ in range(4)]
+    probe = models.create(name, num_classes=10, input_shape=shape)
+    compiled_compute = Compute.for_model(probe, args.device, amp=args.amp or None, compile=True)
+    computes = {"eager": dataclasses.replace(compiled_compute, compile=False),
+                "eager-default": Compute.for_model(probe, args.device, amp=args.amp or None, compile=False),
+                "compiled": compiled_compute}
+    if computes["eager"] == computes["eager-default"]:  # on CUDA a compiled step keeps channels-last
+        del computes["eager-default"]
     sides = []
-    for compiled in (False, True):
+    for label, compute in computes.items():
         model = models.create(name, num_classes=10, input_shape=shape)
         model.load_state_dict(dense)
-        compute = Compute.for_model(model, args.device, amp=args.amp or None, compile=compiled)
         model = compute.prepare(model)
         pruning.prune(model, "global-magnitude", 4.0)
         optimizer = make_optimizer(model, FINETUNE_PRESETS["cifar"])
         pruning.keep_masked(model, optimizer)
         start = time.perf_counter()
         train_epoch(model, optimizer, batches[:2], compute)
-        sides.append(Side(model, optimizer, compute, time.perf_counter() - start))
+        sides.append(Side(label, model, optimizer, compute, time.perf_counter() - start))
     for _ in range(args.rounds):
         for side in sides:
             steps = (batches[i % len(batches)] for i in range(args.block))
             start = time.perf_counter()
             side.images += train_epoch(side.model, side.optimizer, steps, side.compute).n
             side.seconds += time.perf_counter() - start
-    eager, compiled = sides
-    print(f"{name}, batch {batch}, {args.rounds * args.block} steps a side on {args.device}: eager "
-          f"{eager.images / eager.seconds:.1f} images/s (channels_last={eager.compute.channels_last}), compiled "
-          f"{compiled.images / compiled.seconds:.1f} images/s (channels_last={compiled.compute.channels_last}); "
-          f"first two steps {eager.first_s:.1f} s eager, {compiled.first_s:.1f} s compiled")
-    print(f"ratio compiled/eager {name}: {eager.seconds / compiled.seconds:.2f}x")
+    *eagers, compiled = sides
+    print(f"{name}, batch {batch}, {args.rounds * args.block} steps a side on {args.device}: "
+          + "; ".join(side.describe() for side in sides))
+    for eager in eagers:
+        print(f"ratio compiled/{eager.label} {name}: {eager.seconds / compiled.seconds:.2f}x")
 
 
 def against_plain(args) -> None:
