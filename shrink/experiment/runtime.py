@@ -89,6 +89,12 @@ def forced_compile() -> bool | None:
     return forced == "1" if forced else None
 
 
+def compile_env() -> dict[str, str]:
+    """``$SHRINK_COMPILE`` as environment variables to hand on to other machines' processes (a cluster
+    sweep's job and trials): the variable when it is set, else none."""
+    return {COMPILE_ENV: os.environ[COMPILE_ENV]} if os.environ.get(COMPILE_ENV) else {}
+
+
 def compile_default(device: str) -> bool:
     """Whether a run on ``device`` compiles its steps (``torch.compile``) when its config leaves it unset:
     :func:`forced_compile` when set, else on CUDA, where a small net's step is bound by kernel launches, and

@@ -66,12 +66,16 @@ def submit_sweep(address: str, args: list[str], *, working_dir: Path, pip: dict 
                  command: str = "sweep") -> int:
     """Submit ``python -m shrink COMMAND ARGS --address auto`` to the job server at ``address``
     (``http://host:port``), uploading ``working_dir`` and installing ``pip`` (a runtime environment's
-    ``pip`` field) for it; stream its logs and return its exit status."""
+    ``pip`` field) for it, with this process's ``$SHRINK_COMPILE`` when set; stream its logs and return its
+    exit status."""
     from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from shrink.experiment.runtime import compile_env
 
     client = JobSubmissionClient(address)
     entrypoint = shlex.join(["python", "-m", "shrink", command, *args, "--address", "auto"])
-    runtime_env = {"working_dir": str(working_dir), "excludes": EXCLUDES, "env_vars": {CLUSTER_JOB_ENV: "1"}}
+    runtime_env = {"working_dir": str(working_dir), "excludes": EXCLUDES,
+                   "env_vars": {CLUSTER_JOB_ENV: "1", **compile_env()}}
     if pip:
         runtime_env["pip"] = pip
     job_id = _submit(client, address, entrypoint=entrypoint, runtime_env=runtime_env)

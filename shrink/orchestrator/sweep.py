@@ -181,10 +181,13 @@ INDUCTOR_CACHE = "inductor-cache"
 def cluster_trial_env(spec) -> dict[str, str]:
     """The environment variables of a cluster sweep's tasks and trials (Ray merges them into the job's):
     inductor's compile cache on the sweep's shared storage, so that a trial with ``compile`` on loads what
-    a trial on any node compiled before instead of compiling again. A local sweep's trials share the
-    machine's default inductor cache."""
+    a trial on any node compiled before instead of compiling again; and the driver's ``$SHRINK_COMPILE``,
+    when set, so that the trials on every node compile as the driver's checks assumed. A local sweep's
+    trials share the machine's default inductor cache and inherit the driver's environment."""
+    from shrink.experiment.runtime import compile_env
+
     return {"TORCHINDUCTOR_CACHE_DIR": str(spec.resolved_storage_path() / INDUCTOR_CACHE),
-            "TORCHINDUCTOR_FX_GRAPH_CACHE": "1"}
+            "TORCHINDUCTOR_FX_GRAPH_CACHE": "1", **compile_env()}
 
 
 def quiet() -> dict:

@@ -189,11 +189,15 @@ def test_pip_packages_become_the_cluster_jobs_pip_runtime_environment():
     assert options.pip.runtime_env() == {"packages": ["my-methods"], "pip_install_options": ["--no-build-isolation"]}
 
 
-def test_compile_is_a_sweep_setting_and_a_cluster_sweep_shares_inductors_cache_on_its_storage():
+def test_compile_is_a_sweep_setting_and_a_cluster_sweep_shares_inductors_cache_on_its_storage(monkeypatch):
     from shrink.orchestrator.sweep import cluster_trial_env
 
-    assert cluster_trial_env(parse_spec(DIGITS + "storage_path: /shared/ray\n")) == {
+    monkeypatch.delenv("SHRINK_COMPILE", raising=False)
+    shared = parse_spec(DIGITS + "storage_path: /shared/ray\n")
+    assert cluster_trial_env(shared) == {
         "TORCHINDUCTOR_CACHE_DIR": "/shared/ray/inductor-cache", "TORCHINDUCTOR_FX_GRAPH_CACHE": "1"}
+    monkeypatch.setenv("SHRINK_COMPILE", "1")  # the driver's override reaches the trials on every node
+    assert cluster_trial_env(shared)["SHRINK_COMPILE"] == "1"
     # compile: is a trial setting of the sweep file's, given once for every trial (None: the default rule).
     assert (parse_spec(DIGITS).template.compile, parse_spec(DIGITS + "compile: true\n").template.compile) == (None, True)
 
