@@ -189,10 +189,6 @@ class TrialConfig:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} was asked for but CUDA is not available here")
-        try:
-            compile = compile_default(device) if self.compile is None else self.compile
-        except ValueError as error:  # a bad $SHRINK_COMPILE
-            raise ConfigError(str(error)) from None
         return dataclasses.replace(
             self,
             strategy=strategy,
@@ -201,7 +197,7 @@ class TrialConfig:
             threads=self.threads or torch.get_num_threads(),
             amp=device.startswith("cuda") if self.amp is None else self.amp,
             decode=str(decode_for(self.decode, device, family)),
-            compile=compile,
+            compile=compile_default(device) if self.compile is None else self.compile,
         )
 
 

@@ -14,6 +14,7 @@ resolved (``shrink.experiment.trial``).
 from shrink.experiment.config import FinetuneConfig, TrialConfig, check_names, check_reachable
 from shrink.experiment.data import Splits
 from shrink.experiment.errors import ConfigError
+from shrink.experiment.runtime import forced_compile
 from shrink.experiment.sources import BaseSource
 from shrink.pruning.names import MatchedName
 from shrink.pruning.schedules import Schedule
@@ -30,7 +31,7 @@ def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
     if config.base_path is None:
         _base(config, finetune)
     if config.compile is None:
-        _compile_override()
+        forced_compile()  # a bad $SHRINK_COMPILE
     if config.workers > 1 and config.device is not None and config.device.startswith("cuda:"):
         raise ConfigError(f"device {config.device!r} names one GPU, but each of the {config.workers} workers gets its "
                           "own GPU from Ray Train: give device 'cuda' (and choose the GPUs with CUDA_VISIBLE_DEVICES)",
@@ -48,15 +49,6 @@ def preflight(config: TrialConfig, splits: Splits | None = None) -> None:
                           "needs finetune.epochs >= 1", key="finetune.epochs")
     if splits is not None:
         _fits(config, strategy, finetune, len(splits.train))
-
-
-def _compile_override() -> None:
-    from shrink.experiment.runtime import forced_compile
-
-    try:
-        forced_compile()
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
 
 
 def needs_recipe(variant: str, source: str) -> ConfigError:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shrink.experiment.errors import ConfigError
+
 LIBRARIES = ("shrink", "torch", "torchvision", "numpy", "mlflow", "ray")
 
 
@@ -80,11 +82,11 @@ COMPILE_ENV = "SHRINK_COMPILE"
 
 
 def forced_compile() -> bool | None:
-    """``$SHRINK_COMPILE`` read: True for ``1``, False for ``0``, None when unset or empty. Raises ValueError
-    naming any other value."""
+    """``$SHRINK_COMPILE`` read: True for ``1``, False for ``0``, None when unset or empty. Raises
+    ``ConfigError`` naming any other value."""
     forced = os.environ.get(COMPILE_ENV, "")
     if forced not in ("", "0", "1"):
-        raise ValueError(f"{COMPILE_ENV} must be 1 (compile), 0 (do not) or unset (the device's default), "
+        raise ConfigError(f"{COMPILE_ENV} must be 1 (compile), 0 (do not) or unset (the device's default), "
                          f"not {forced!r}")
     return forced == "1" if forced else None
 
