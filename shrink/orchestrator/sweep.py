@@ -9,6 +9,7 @@ run written by ``run_trial`` in a Ray worker.
 import contextlib
 import dataclasses
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from shrink.orchestrator.checkpoints import KeepLatestSaved
 from shrink.orchestrator.doctor import check_gpu_nodes
 from shrink.orchestrator.progress import Progress
 from shrink.orchestrator.spec import (
+    CLUSTER_JOB_ENV,
     SpecError,
     SweepSpec,
     absolute_tracking_uri,
@@ -182,12 +184,15 @@ def cluster_trial_env(spec) -> dict[str, str]:
     """The environment variables of a cluster sweep's tasks and trials (Ray merges them into the job's):
     inductor's compile cache on the sweep's shared storage, so that a trial with ``compile`` on loads what
     a trial on any node compiled before instead of compiling again; and the driver's ``$SHRINK_COMPILE``,
-    when set, so that the trials on every node compile as the driver's checks assumed. A local sweep's
-    trials share the machine's default inductor cache and inherit the driver's environment."""
+    when set, so that the trials on every node compile as the driver's checks assumed, unless the driver
+    runs as a cluster job: the job's own environment holds it then (``cluster.submit_sweep``), and Ray
+    refuses a variable that the job and ``ray.init`` both give. A local sweep's trials share the machine's
+    default inductor cache and inherit the driver's environment."""
     from shrink.experiment.runtime import compile_env
 
+    handed = {} if os.environ.get(CLUSTER_JOB_ENV) else compile_env()
     return {"TORCHINDUCTOR_CACHE_DIR": str(spec.resolved_storage_path() / INDUCTOR_CACHE),
-            "TORCHINDUCTOR_FX_GRAPH_CACHE": "1", **compile_env()}
+            "TORCHINDUCTOR_FX_GRAPH_CACHE": "1", **handed}
 
 
 def quiet() -> dict:

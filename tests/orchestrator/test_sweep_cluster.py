@@ -115,6 +115,8 @@ def test_cluster_option_submits_the_sweep_as_a_ray_job_and_streams_it(ray_head, 
         "head_start_ray_commands": [f"ray start --head --dashboard-port={ray_head}"],
     }))
     monkeypatch.chdir(project)
+    # Handed on to the job (whose trials then get it from the job, not a second time from the driver's ray.init).
+    monkeypatch.setenv("SHRINK_COMPILE", os.environ.get("SHRINK_COMPILE") or "0")
 
     result = CliRunner().invoke(main, ["sweep", "remote.yaml", "--cluster", "cluster.yaml"])
 

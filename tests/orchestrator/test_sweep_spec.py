@@ -198,6 +198,8 @@ def test_compile_is_a_sweep_setting_and_a_cluster_sweep_shares_inductors_cache_o
         "TORCHINDUCTOR_CACHE_DIR": "/shared/ray/inductor-cache", "TORCHINDUCTOR_FX_GRAPH_CACHE": "1"}
     monkeypatch.setenv("SHRINK_COMPILE", "1")  # the driver's override reaches the trials on every node
     assert cluster_trial_env(shared)["SHRINK_COMPILE"] == "1"
+    monkeypatch.setenv(CLUSTER_JOB_ENV, "1")  # unless the driver is a cluster job, whose environment holds it
+    assert "SHRINK_COMPILE" not in cluster_trial_env(shared)
     # compile: is a trial setting of the sweep file's, given once for every trial (None: the default rule).
     assert (parse_spec(DIGITS).template.compile, parse_spec(DIGITS + "compile: true\n").template.compile) == (None, True)
 
