@@ -59,9 +59,9 @@ class Trial:
     splits: Splits
     model: nn.Module
     compute: Compute
+    scaler: torch.amp.GradScaler  # fine-tuning's loss scaler (compute.grad_scaler()), saved with its checkpoints
     ranks: Ranks = ONE_PROCESS  # this process's place in a data-parallel trial
     reference: list[PruningRound] | None = None  # a matched trial's: the rounds its reference trial recorded
-    scaler: torch.amp.GradScaler | None = None  # fine-tuning's loss scaler (compute.grad_scaler()), saved with it
 
     @property
     def finetune(self):
@@ -255,7 +255,7 @@ def _prepare(config: TrialConfig, splits: Splits, ranks: Ranks, reference: list[
     model.load_state_dict(base.load())
     _check_base(config, model, splits.train, base)
     compute = Compute.for_model(model, config.device, config.amp, config.compile)
-    return Trial(config, base, splits, compute.prepare(model), compute, ranks, reference, compute.grad_scaler())
+    return Trial(config, base, splits, compute.prepare(model), compute, compute.grad_scaler(), ranks, reference)
 
 
 def _open_run(trial: Trial, saved: SavedTrial | None) -> TrialRecorder:
